@@ -1,0 +1,86 @@
+"""Matplotlib chart code -> RGB pixels, the same pixels on every run.
+
+The code runs as written (plt.show(), plt.savefig('x.png'), fig.savefig(...),
+or nothing at all); instead of rewriting it, we intercept the two ways a script
+hands over a figure (`Figure.savefig`, `pyplot.show`) and otherwise take the
+last open figure. The figure is then drawn once, at a fixed DPI, by us.
+"""
+from __future__ import annotations
+
+import builtins
+import random
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from render.errors import RenderInputError  # noqa: E402
+from render.pycode import run_python  # noqa: E402
+
+DPI = 100
+MAX_PIXELS = 4096 * 4096
+STYLE = {
+    "font.family": "DejaVu Sans",
+    "figure.dpi": DPI,
+    "savefig.dpi": DPI,
+    "svg.hashsalt": "visual-erm",
+    "figure.max_open_warning": 0,
+}
+
+
+def reset_state() -> None:
+    """Matplotlib defaults, our fixed fonts and DPI, seeded RNGs."""
+    plt.close("all")
+    matplotlib.rcdefaults()
+    matplotlib.rcParams.update(STYLE)
+    random.seed(0)
+    np.random.seed(0)
+
+
+def _figure_to_rgb(fig: Figure) -> np.ndarray:
+    width, height = fig.get_size_inches() * DPI
+    if not (np.isfinite(width) and np.isfinite(height)) or width * height > MAX_PIXELS:
+        raise RenderInputError(
+            "too_large", f"figure of {width:.0f}x{height:.0f} px exceeds {MAX_PIXELS} pixels"
+        )
+    if width < 1 or height < 1:
+        raise RenderInputError("bad_input", f"figure of {width:.1f}x{height:.1f} px is empty")
+    fig.set_dpi(DPI)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
+    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
+    rgb = rgba[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+    return np.ascontiguousarray(np.rint(rgb).astype(np.uint8))
+
+
+def render_chart(code: str) -> np.ndarray:
+    """Run `code` and return the figure it made as an HxWx3 uint8 array."""
+    reset_state()
+    handed_over: list[Figure] = []
+    real_savefig = Figure.savefig
+    real_show = plt.show
+
+    def savefig(self, *args, **kwargs):  # the script's own file is never written
+        handed_over.append(self)
+
+    def show(*args, **kwargs):
+        if plt.get_fignums():
+            handed_over.append(plt.gcf())
+
+    Figure.savefig, plt.show = savefig, show
+    try:
+        run_python(code, {"__name__": "__main__", "__builtins__": builtins})
+        if handed_over:
+            fig = handed_over[-1]
+        elif plt.get_fignums():
+            fig = plt.figure(max(plt.get_fignums()))
+        else:
+            raise RenderInputError("no_figure", "the code ran but created no matplotlib figure")
+        return _figure_to_rgb(fig)
+    finally:
+        Figure.savefig, plt.show = real_savefig, real_show

