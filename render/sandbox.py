@@ -6,8 +6,9 @@ and a scrubbed environment; rlimits (CPU seconds, address space, open files,
 file size, processes, no core dumps); Landlock (read only the Python
 installation, fonts and shared libraries; write only its working directory; no
 TCP; no signals or abstract sockets outside its domain); a seccomp filter (no
-new processes, no exec, no ptrace, no namespace or mount games, no sockets but
-AF_UNIX). The zygote itself lives in a network namespace with no interfaces,
+new processes, no exec, no ptrace, no namespace or mount games, no sockets at
+all: a named AF_UNIX socket on the host is reachable through any namespace and
+Landlock ABI < 8 does not guard it). The zygote itself lives in a network namespace with no interfaces,
 and each task is PID 1 of its own PID namespace, so killing it kills every
 process it made.
 """
@@ -19,7 +20,6 @@ import errno
 import math
 import os
 import resource
-import socket
 import sys
 import sysconfig
 
@@ -66,6 +66,12 @@ def unshare(flags: int) -> None:
         raise OSError(err, f"unshare({flags:#x}): {os.strerror(err)}")
 
 
+def setns(fd: int, nstype: int) -> None:
+    if _libc.setns(fd, nstype) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns({nstype:#x}): {os.strerror(err)}")
+
+
 def python_read_paths() -> list[str]:
     """Where the interpreter and its packages live (not the user's project)."""
     paths = {sys.base_prefix, sys.prefix, sys.exec_prefix}
@@ -103,7 +109,12 @@ def seccomp_filter():
     denied = sc.SyscallFilter(defaction=sc.ALLOW)
     denied.add_rule(sc.ERRNO(errno.EPERM), "clone", sc.Arg(0, sc.MASKED_EQ, CLONE_THREAD, 0))
     denied.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")  # glibc falls back to clone for threads
-    denied.add_rule(sc.ERRNO(errno.EACCES), "socket", sc.Arg(0, sc.NE, socket.AF_UNIX))
+    # No sockets at all, not even AF_UNIX: connect()/sendto() to a named Unix socket
+    # (docker.sock, /dev/log, ...) crosses the network namespace and Landlock.
+    denied.add_rule(sc.ERRNO(errno.EACCES), "socket")
+    denied.add_rule(sc.ERRNO(errno.EACCES), "socketpair")
+    # The zygote sets PR_SET_PDEATHSIG (1) so the task dies with it; it may not undo that.
+    denied.add_rule(sc.ERRNO(errno.EPERM), "prctl", sc.Arg(0, sc.EQ, 1))
     for name in _DENIED_SYSCALLS:
         try:
             denied.add_rule(sc.ERRNO(errno.EPERM), name)
@@ -182,7 +193,7 @@ def probe() -> dict[str, dict]:
         "pid_namespace": (_pid_namespace, "each task is PID 1 of its namespace; its death kills all it forked"),
         "landlock": (_landlock, f"Landlock ABI {abi}: read-only Python/fonts/libs, write only the task dir"
                      + (", no TCP" if abi >= 4 else "") + (", signals scoped" if abi >= 6 else "")),
-        "seccomp": (lambda: seccomp_filter().load(), "no fork/exec/ptrace/namespaces; only AF_UNIX sockets"),
+        "seccomp": (lambda: seccomp_filter().load(), "no fork/exec/ptrace/namespaces; no sockets"),
     }
     report = {}
     for name, (action, detail) in checks.items():

@@ -2,9 +2,9 @@
 
 Process tree for one task:
     zygote (network namespace without interfaces; never runs model code)
-      -> keeper (unshares a PID namespace, reports the task's pid, reaps it)
-           -> task (PID 1 of the new namespace; enters the sandbox, renders,
-                    writes one length-prefixed frame to a pipe, exits)
+      -> task (PID 1 of a new PID namespace: unshare before the fork, setns
+               back after it; enters the sandbox, renders, writes one
+               length-prefixed frame to a pipe, exits)
 Killing the task kills every process it could have made. The zygote reads the
 frame with a deadline and a size cap, so a hostile task can only ever produce
 a (harmless) image or an error.
@@ -30,11 +30,6 @@ HEADER = struct.Struct(">II")  # header length, payload length
 MAX_HEADER = 4096
 MAX_PAYLOAD = 4096 * 4096 * 3
 PR_SET_PDEATHSIG = 1
-_WARMUP = {
-    "chart": "import matplotlib.pyplot as plt\nplt.bar([1, 2], [3, 4])\nplt.title('warm')\nplt.show()",
-    "table": "| a | b |\n|---|--:|\n| **1** | 2 |",
-    "svg": '<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><text x="1" y="7">a</text></svg>',
-}
 
 
 def _write_frame(fd: int, header: dict, payload: bytes = b"") -> None:
@@ -115,8 +110,8 @@ def _validate(header: dict, payload: bytes, seconds: float) -> tuple:
 
 def _exit_reason(status: int) -> tuple[str, str]:
     code = os.waitstatus_to_exitcode(status)
-    if code >= 128:
-        signum = code - 128
+    if code < 0:
+        signum = -code
         if signum == signal.SIGXCPU:
             return "timeout", "exceeded its CPU-time limit"
         name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else str(signum)
@@ -131,51 +126,40 @@ def _kill(pidfd: int) -> None:
         pass  # already gone
 
 
-def run_task(request: dict, limits: sandbox.Limits, active: frozenset, base: str) -> tuple:
-    """Fork keeper and task, collect the frame, clean up. Returns a reply tuple."""
+def run_task(request: dict, limits: sandbox.Limits, active: frozenset, base: str, own_pid_ns: int | None) -> tuple:
+    """Fork the task (PID 1 of a fresh PID namespace), collect its frame, clean up."""
     start = time.monotonic()
     deadline = start + request["timeout_s"]
     workdir = tempfile.mkdtemp(dir=base)
     result_r, result_w = os.pipe()
-    pid_r, pid_w = os.pipe()
-    task_fd = None
-    keeper = os.fork()
-    if keeper == 0:
-        try:
-            os.close(result_r)
-            os.close(pid_r)
-            if "pid_namespace" in active:
-                sandbox.unshare(sandbox.CLONE_NEWPID)
-            task = os.fork()
-            if task == 0:
-                os.close(pid_w)
-                _task_main(result_w, request, limits, active, workdir)
-            os.close(result_w)
-            os.write(pid_w, struct.pack(">i", task))
-            os.close(pid_w)
-            _, status = os.waitpid(task, 0)
-            code = os.waitstatus_to_exitcode(status)
-            os._exit(code if code >= 0 else 128 - code)
-        except BaseException:  # noqa: BLE001
-            os._exit(121)
+    if own_pid_ns is not None:
+        sandbox.unshare(sandbox.CLONE_NEWPID)  # the next child is PID 1 of a new namespace
+    task = os.fork()
+    if task == 0:
+        os.close(result_r)
+        # Die with the zygote (seccomp keeps the task from undoing this); if the
+        # zygote is already gone, nobody reads result_r: the pipe reports POLLERR.
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        orphan_check = select.poll()
+        orphan_check.register(result_w, 0)
+        if orphan_check.poll(0):
+            os._exit(1)
+        _task_main(result_w, request, limits, active, workdir)
+    if own_pid_ns is not None:
+        sandbox.setns(own_pid_ns, sandbox.CLONE_NEWPID)  # so the next unshare may start another
     os.close(result_w)
-    os.close(pid_w)
+    task_fd = os.pidfd_open(task)
     try:
-        raw_pid = _read_exact(pid_r, 4, start + 10.0)
-        task_fd = os.pidfd_open(struct.unpack(">i", raw_pid)[0]) if raw_pid else None
         header, payload, timed_out = _read_frame(result_r, deadline)
-        if header is None and task_fd is not None:
-            # No valid frame: give a dying task a moment, then kill its namespace.
-            if not select.select([task_fd], [], [], 0.0 if timed_out else 1.0)[0]:
-                _kill(task_fd)
-        elif task_fd is not None:
-            _kill(task_fd)  # done: nothing it started may linger
-        _, status = os.waitpid(keeper, 0)
+        # Without a valid frame, give a dying task a moment; then (and always once
+        # done) kill it: as PID 1 its death takes every process it made with it.
+        if header is None and not timed_out:
+            select.select([task_fd], [], [], 1.0)
+        _kill(task_fd)
+        _, status = os.waitpid(task, 0)
     finally:
-        for fd in (result_r, pid_r):
-            os.close(fd)
-        if task_fd is not None:
-            os.close(task_fd)
+        os.close(result_r)
+        os.close(task_fd)
         shutil.rmtree(workdir, ignore_errors=True)
     seconds = time.monotonic() - start
     if header is not None:
@@ -194,10 +178,12 @@ def _warm_up() -> None:
             __import__(module)
         except ImportError:
             pass
-    for kind, code in _WARMUP.items():
+    from render.examples import EXAMPLES
+
+    for kind, name, code in EXAMPLES:
         result = render_in_process(kind, code)
         if not result.ok:
-            raise RuntimeError(f"warm-up render of {kind} failed: {result.error}")
+            raise RuntimeError(f"warm-up render of {kind} example {name!r} failed: {result.error}")
 
 
 def main(argv: list[str]) -> None:
@@ -219,6 +205,7 @@ def main(argv: list[str]) -> None:
     _warm_up()
     gc.collect()
     gc.freeze()  # keep the warm heap shared copy-on-write across forks
+    own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY) if "pid_namespace" in active else None
     base = tempfile.mkdtemp(prefix="visual-erm-render-")
     conn.send(("ready", report))
     try:
@@ -230,7 +217,7 @@ def main(argv: list[str]) -> None:
             if message is None:
                 break
             task_id, request = message
-            conn.send((task_id, run_task(request, limits, active, base)))
+            conn.send((task_id, run_task(request, limits, active, base, own_pid_ns)))
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
