@@ -1,0 +1,24 @@
+"""What a task is: ground-truth code of one kind, made reproducibly from a seed.
+
+Generators return the structured `spec` the code was printed from, so error
+injection (`visual_erm.perturb`) can edit structure, never text.
+"""
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import Any, Callable
+
+KINDS = ("chart", "table", "svg")
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    kind: str  # "chart" | "table" | "svg"
+    code: str  # ground-truth code (matplotlib script, Markdown/HTML table, SVG source)
+    source: str  # generator name, e.g. "chart/bar", "svg/icon:bootstrap/alarm.svg"
+    seed: int
+    spec: Any = None  # the structured model `code` was printed from
+
+
+Generator = Callable[[random.Random, int], Task]  # (rng, seed) -> Task
