@@ -1,0 +1,109 @@
+"""Render throughput: the sandboxed pool against two peers on the same charts.
+
+    python bench/render_bench.py [--n 200] [--workers 2] [--fresh 40]
+
+Peers, run in this same script (machines are noisy; compare ratios):
+  * process-per-sample: one fresh `python` per chart (what the published code
+    does), with the same concurrency as the pool;
+  * in-process: unsandboxed rendering in this process, one chart after another.
+Sandbox overhead is the single-worker pool against in-process rendering.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import render  # noqa: E402
+from render.dispatch import render_in_process  # noqa: E402
+
+KINDS = ("bar", "line", "scatter", "pie", "hist", "barh")
+
+
+def chart_code(seed: int) -> str:
+    """A small realistic matplotlib script, as a model would write it."""
+    rng = random.Random(seed)
+    kind = KINDS[seed % len(KINDS)]
+    n = rng.randint(3, 8)
+    values = [round(rng.uniform(1, 100), 1) for _ in range(n)]
+    labels = [f"C{i}" for i in range(n)]
+    body = {
+        "bar": f"ax.bar({labels}, {values}, color='tab:blue')",
+        "barh": f"ax.barh({labels}, {values}, color='tab:green')",
+        "line": f"ax.plot(range({n}), {values}, marker='o')\nax.grid(True)",
+        "scatter": f"ax.scatter(range({n}), {values}, s=40, c='crimson')",
+        "pie": f"ax.pie({values}, labels={labels}, autopct='%1.0f%%')",
+        "hist": f"ax.hist({values * 5}, bins=8, color='gray')",
+    }[kind]
+    return (
+        "import matplotlib.pyplot as plt\n"
+        f"fig, ax = plt.subplots(figsize=({rng.choice([6, 7, 8])}, {rng.choice([4, 5])}))\n"
+        f"{body}\nax.set_title('Chart {seed}: {kind}')\nplt.tight_layout()\nplt.show()\n"
+    )
+
+
+def pool_rate(codes, workers: int) -> tuple[float, float]:
+    start = time.perf_counter()
+    with render.RenderPool(workers=workers, timeout_s=30) as pool:
+        ready = time.perf_counter()
+        results = pool.map("chart", codes)
+        done = time.perf_counter()
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok][:3]
+    return len(codes) / (done - ready), ready - start
+
+
+def in_process_rate(codes) -> float:
+    render_in_process("chart", codes[0])  # warm imports, as the pool's workers are
+    start = time.perf_counter()
+    for code in codes:
+        assert render_in_process("chart", code).ok
+    return len(codes) / (time.perf_counter() - start)
+
+
+def process_per_sample_rate(codes, workers: int) -> float:
+    folder = tempfile.mkdtemp(prefix="render-bench-")
+
+    def run_one(index_code):
+        index, code = index_code
+        path = os.path.join(folder, f"sample_{index}.py")
+        with open(path, "w") as f:
+            f.write("import matplotlib\nmatplotlib.use('Agg')\n" + code.replace("plt.show()", "")
+                    + f"\nplt.savefig({path + '.png'!r})\n")
+        subprocess.run([sys.executable, path], check=True, timeout=60, capture_output=True)
+
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(workers) as executor:
+        list(executor.map(run_one, enumerate(codes)))
+    return len(codes) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--fresh", type=int, default=40, help="charts for the slow process-per-sample peer")
+    args = parser.parse_args()
+    codes = [chart_code(seed) for seed in range(args.n)]
+    pool, startup = pool_rate(codes, args.workers)
+    pool_one, _ = pool_rate(codes, 1)
+    inproc = in_process_rate(codes)
+    fresh = process_per_sample_rate(codes[: args.fresh], args.workers)
+    print(f"charts: {args.n} (process-per-sample peer on the first {args.fresh}); cores: {os.cpu_count()}")
+    print(f"pool ({args.workers} workers)          {pool:7.2f} images/s   (start-up {startup:.1f} s, not counted)")
+    print(f"pool (1 worker)              {pool_one:7.2f} images/s")
+    print(f"process per sample ({args.workers} at once) {fresh:7.2f} images/s")
+    print(f"in-process, unsandboxed      {inproc:7.2f} images/s")
+    print(f"pool / process-per-sample    {pool / fresh:7.2f} x   (target >= 10)")
+    print(f"sandbox overhead (1-worker pool vs in-process) {100 * (inproc / pool_one - 1):5.1f} %   (target <= 25)")
+    print(f"pool ({args.workers} workers) / in-process  {pool / inproc:7.2f} x")
+
+
+if __name__ == "__main__":
+    main()
