@@ -25,6 +25,9 @@ CORE = [
     "scipy>=1.11",
     "scikit-image>=0.22",
     "tqdm>=4",
+    "tensorboardX>=2.6",  # TensorBoard event files without TensorFlow
+    "msgpack>=1",
+    "array-record>=0.5",
 ]
 
 EXTRAS = {

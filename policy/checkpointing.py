@@ -1,0 +1,90 @@
+"""Orbax checkpoints of a whole run: train state, data-iterator state, RNG, step.
+
+Saves are asynchronous and keep the newest N. Restoring walks from the newest
+step back: a checkpoint that fails to restore (truncated file, half-written
+step) is skipped with a warning in favour of the previous good one. Every run
+also writes its resolved config next to its checkpoints.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+log = logging.getLogger(__name__)
+
+
+def abstract_like(tree: Any) -> Any:
+    """ShapeDtypeStructs (with shardings) for restoring into the layout of `tree`."""
+    def leaf(x):
+        if isinstance(x, jax.Array):
+            return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+        return x
+    return jax.tree.map(leaf, tree)
+
+
+def write_config(directory: str, config: Any) -> str:
+    """config.json (resolved ml_collections config) in `directory`; returns its path."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "config.json")
+    text = config.to_json_best_effort(indent=1, sort_keys=True) if hasattr(config, "to_json_best_effort") else json.dumps(config, indent=1, sort_keys=True, default=str)
+    with open(path + ".partial", "w") as f:
+        f.write(text)
+    os.replace(path + ".partial", path)
+    return path
+
+
+class Checkpointer:
+    """`save(step, state, extra)`; `restore(abstract_state) -> (step, state, extra) | None`.
+
+    `extra` is a JSON-able dict: data-iterator state, host RNG, anything small.
+    """
+
+    def __init__(self, directory: str, *, max_to_keep: int = 3, async_save: bool = True):
+        self.directory = os.path.abspath(directory)
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep, enable_async_checkpointing=async_save, cleanup_tmp_directories=True,
+        )
+        self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "extra"))
+
+    def save(self, step: int, state: Any, extra: dict | None = None, *, force: bool = True) -> bool:
+        return self.manager.save(
+            int(step),
+            args=ocp.args.Composite(state=ocp.args.StandardSave(state), extra=ocp.args.JsonSave(extra or {})),
+            force=force,
+        )
+
+    def steps(self) -> list[int]:
+        self.manager.reload()
+        return sorted(self.manager.all_steps())
+
+    def restore(self, abstract_state: Any, step: int | None = None) -> tuple[int, Any, dict] | None:
+        """Newest restorable checkpoint (or `step`); None when there is none."""
+        candidates = [step] if step is not None else self.steps()[::-1]
+        for candidate in candidates:
+            try:
+                restored = self.manager.restore(
+                    candidate,
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardRestore(abstract_state), extra=ocp.args.JsonRestore()
+                    ),
+                )
+            except Exception as exc:  # noqa: BLE001 - orbax/tensorstore raise many types
+                log.warning("checkpoint step %s in %s is unreadable (%s: %s); trying an older one",
+                            candidate, self.directory, type(exc).__name__, str(exc)[:200])
+                if step is not None:
+                    raise
+                continue
+            return candidate, restored.state, dict(restored.extra or {})
+        return None
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()

@@ -1,0 +1,150 @@
+"""Logical axis names, the ONE logical->mesh rules table, mesh construction and sharding helpers.
+
+Why: parameters and activations are annotated with *logical* names (`embed`, `heads`, ...); only
+`RULES` below knows the mesh axes (`data`, `fsdp`, `tensor`). Changing the parallelism layout is a
+one-line edit here. A logical axis whose size does not divide evenly over its mesh axes falls back to
+replication on that dimension, so tiny test models shard on any mesh.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import jax
+import numpy as np
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+MESH_AXES = ("data", "fsdp", "tensor")
+
+# Logical axis -> mesh axis (or tuple of mesh axes, or None = replicated). The only place mesh axes
+# are named.
+RULES: dict[str, Any] = {
+    # activations
+    "batch": ("data", "fsdp"),
+    "length": None,
+    "cache_length": None,
+    "act_embed": None,
+    "act_heads": "tensor",
+    "act_kv_heads": "tensor",
+    "act_mlp": "tensor",
+    "act_vocab": "tensor",
+    "patches": None,
+    # text parameters
+    "vocab": "tensor",
+    "embed": "fsdp",
+    "mlp": "tensor",
+    "heads": "tensor",
+    "kv_heads": "tensor",
+    "head_dim": None,
+    "norm": None,
+    "layers": None,
+    # vision parameters
+    "vision_embed": "fsdp",
+    "vision_mlp": "tensor",
+    "vision_heads": "tensor",
+    "vision_head_dim": None,
+    "vision_patch": None,
+    "vision_pos": None,
+    "vision_merged": "tensor",
+    "qkv": None,
+}
+
+LOGICAL_AXES = tuple(RULES)
+
+
+def make_mesh(shape: Sequence[int] | None = None, axis_names: Sequence[str] = MESH_AXES,
+              devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A device mesh; default puts every device on `fsdp` (shape (1, n, 1))."""
+    devices = list(jax.devices() if devices is None else devices)
+    axis_names = tuple(axis_names)
+    if shape is None:
+        shape = tuple(len(devices) if a == "fsdp" else 1 for a in axis_names)
+        if "fsdp" not in axis_names:
+            shape = (len(devices),) + (1,) * (len(axis_names) - 1)
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != len(axis_names):
+        raise ValueError(f"mesh shape {shape} does not match axis names {axis_names}")
+    if math.prod(shape) != len(devices):
+        raise ValueError(f"mesh shape {shape} needs {math.prod(shape)} devices, have {len(devices)}")
+    return Mesh(np.asarray(devices, dtype=object).reshape(shape), axis_names)
+
+
+def _mesh_axes_of(name: str | None, mesh: Mesh) -> tuple[str, ...]:
+    if name is None:
+        return ()
+    if name not in RULES:
+        raise KeyError(f"logical axis {name!r} has no entry in policy.sharding.RULES")
+    target = RULES[name]
+    if target is None:
+        return ()
+    target = (target,) if isinstance(target, str) else tuple(target)
+    return tuple(a for a in target if a in mesh.axis_names)
+
+
+def logical_to_spec(names: Sequence[str | None], shape: Sequence[int] | None, mesh: Mesh) -> PartitionSpec:
+    """PartitionSpec for an array with the given logical axis names on `mesh`.
+
+    Mesh axes already used by an earlier dimension, or that do not divide the dimension, are dropped.
+    """
+    used: set[str] = set()
+    out = []
+    for i, name in enumerate(names):
+        axes = [a for a in _mesh_axes_of(name, mesh) if a not in used and mesh.shape[a] > 1]
+        if shape is not None:
+            kept = []
+            size = shape[i]
+            for a in axes:
+                if size % (mesh.shape[a] * math.prod(mesh.shape[k] for k in kept)) == 0:
+                    kept.append(a)
+            axes = kept
+        used.update(axes)
+        out.append(None if not axes else axes[0] if len(axes) == 1 else tuple(axes))
+    return PartitionSpec(*out)
+
+
+def named_sharding(names: Sequence[str | None], shape: Sequence[int] | None, mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, logical_to_spec(names, shape, mesh))
+
+
+def _var_names(v: nnx.Variable, ndim: int) -> tuple:
+    names = v.get_metadata().get("logical_axes")
+    if names is None:
+        return (None,) * ndim
+    if len(names) != ndim:
+        raise ValueError(f"logical_axes {names} do not match rank {ndim}")
+    return tuple(names)
+
+
+def state_shardings(state: nnx.State, mesh: Mesh) -> nnx.State:
+    """NamedSharding for every Variable of an (abstract or concrete) NNX state, from `logical_axes`."""
+    def f(v):
+        if isinstance(v, nnx.Variable):
+            shape = v.shape
+            return v.replace(named_sharding(_var_names(v, len(shape)), shape, mesh))
+        return NamedSharding(mesh, PartitionSpec())
+    return jax.tree.map(f, state, is_leaf=lambda x: isinstance(x, nnx.Variable))
+
+
+def shard_model(model: nnx.Module, mesh: Mesh) -> nnx.Module:
+    """Move every parameter of `model` onto its NamedSharding (in place); returns the model."""
+    state = nnx.state(model)
+    shardings = state_shardings(state, mesh)
+    nnx.update(model, jax.device_put(state, shardings))
+    return model
+
+
+def constrain(x: jax.Array, names: Sequence[str | None]) -> jax.Array:
+    """`with_sharding_constraint` by logical names under the ambient mesh; no-op without one."""
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh is None or mesh.empty or not mesh.axis_names:
+        return x
+    spec = logical_to_spec(names, x.shape, mesh)
+    return jax.lax.with_sharding_constraint(x, spec)
+
+
+def data_sharding(mesh: Mesh, ndim: int, batch_axis: int = 0, shape: Sequence[int] | None = None) -> NamedSharding:
+    """Sharding for a host batch: `batch` on `batch_axis`, everything else replicated."""
+    names = [None] * ndim
+    names[batch_axis] = "batch"
+    return named_sharding(names, shape, mesh)

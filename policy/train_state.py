@@ -1,0 +1,99 @@
+"""A sharded, checkpointable train state for any NNX model, and its jitted step.
+
+The model is split once into a static graph, trainable parameters (a pure
+dict: what optax updates and orbax saves) and the rest. Parameters and
+optimizer state live on their NamedShardings; the step is one `jax.jit`.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from policy import sharding as sharding_lib
+
+LossFn = Callable[[nnx.Module, Any, jax.Array], tuple[jax.Array, dict]]  # (model, batch, rng) -> (loss, metrics)
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: Any  # pure dict of arrays (nnx.to_pure_dict of the nnx.Param state)
+    opt_state: Any
+    rng: jax.Array
+
+
+@flax.struct.dataclass
+class ModelParts:
+    """What `nnx.merge` needs besides the parameters; static across steps."""
+
+    graphdef: Any = flax.struct.field(pytree_node=False)
+    rest: Any  # non-Param state (usually empty)
+
+
+def split_model(model: nnx.Module) -> tuple[ModelParts, dict]:
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    return ModelParts(graphdef, rest), nnx.to_pure_dict(params)
+
+
+def merge_model(parts: ModelParts, params: dict) -> nnx.Module:
+    return nnx.merge(parts.graphdef, params, parts.rest)
+
+
+def param_shardings(model: nnx.Module, mesh: Mesh) -> dict:
+    """NamedShardings of the trainable parameters, from their logical axis names."""
+    _, params, _ = nnx.split(model, nnx.Param, ...)
+    return nnx.to_pure_dict(sharding_lib.state_shardings(params, mesh))
+
+
+def init_train_state(model: nnx.Module, tx: optax.GradientTransformation, *, seed: int = 0,
+                     mesh: Mesh | None = None) -> tuple[ModelParts, TrainState]:
+    """Split `model` and build its TrainState (sharded over `mesh` when given)."""
+    parts, params = split_model(model)
+    state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=None, rng=jax.random.key(seed))
+    if mesh is None:
+        return parts, state.replace(opt_state=jax.jit(tx.init)(params))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    shardings = param_shardings(model, mesh)
+    # Optimizer moments follow their parameter's sharding; counters are replicated.
+    opt_shardings = optax.tree_map_params(
+        tx, lambda _, s: s, jax.eval_shape(tx.init, params), shardings,
+        transform_non_params=lambda _: replicated,
+    )
+    params = jax.device_put(params, shardings)
+    state = state.replace(
+        step=jax.device_put(state.step, replicated), params=params,
+        opt_state=jax.jit(tx.init, out_shardings=opt_shardings)(params),
+        rng=jax.device_put(state.rng, replicated),
+    )
+    return parts, state
+
+
+def state_shardings(state: TrainState) -> TrainState:
+    """The shardings the state has now: the train step keeps them fixed."""
+    return jax.tree.map(lambda x: x.sharding, state)
+
+
+def make_train_step(parts: ModelParts, tx: optax.GradientTransformation, loss_fn: LossFn,
+                    shardings: TrainState | None = None, donate: bool = True):
+    """jit(step)(state, batch) -> (state, metrics); metrics include loss, grad_norm, learning step."""
+
+    def step(state: TrainState, batch) -> tuple[TrainState, dict]:
+        rng, step_rng = jax.random.split(state.rng)
+
+        def loss_of(params):
+            return loss_fn(merge_model(parts, params), batch, step_rng)
+
+        (loss, metrics), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads))
+        return TrainState(state.step + 1, params, opt_state, rng), metrics
+
+    out_shardings = (shardings, None) if shardings is not None else None
+    return jax.jit(step, out_shardings=out_shardings, donate_argnums=(0,) if donate else ())
