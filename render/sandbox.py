@@ -7,10 +7,11 @@ file size, processes, no core dumps); Landlock (read only the Python
 installation, fonts and shared libraries; write only its working directory; no
 TCP; no signals or abstract sockets outside its domain); a seccomp filter (no
 new processes, no exec, no ptrace, no namespace or mount games, no sockets at
-all: a named AF_UNIX socket on the host is reachable through any namespace and
-Landlock ABI < 8 does not guard it). The zygote itself lives in a network namespace with no interfaces,
-and each task is PID 1 of its own PID namespace, so killing it kills every
-process it made.
+all: a named AF_UNIX socket on the host is reachable from any network namespace
+and Landlock does not guard connect()/sendto() to it; and the task may not
+clear the parent-death signal that ties it to its zygote). The zygote itself
+lives in a network namespace with no interfaces, and each task is PID 1 of its
+own PID namespace, so killing it kills every process it made.
 """
 from __future__ import annotations
 

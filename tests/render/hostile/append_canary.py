@@ -1,0 +1,3 @@
+# expect: forbidden
+with open("__CANARY_FILE__", "a") as canary:
+    canary.write("tampered")

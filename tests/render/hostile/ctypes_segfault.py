@@ -1,0 +1,3 @@
+# expect: runtime
+import ctypes
+ctypes.string_at(0)

@@ -1,0 +1,3 @@
+# expect: forbidden
+import os
+os.remove("__CANARY_FILE__")

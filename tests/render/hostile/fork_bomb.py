@@ -1,0 +1,4 @@
+# expect: forbidden
+import os
+while True:
+    os.fork()

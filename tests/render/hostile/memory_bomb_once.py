@@ -1,0 +1,2 @@
+# expect: memory
+blob = bytearray(50 * 2**30)

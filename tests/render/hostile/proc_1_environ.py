@@ -1,0 +1,2 @@
+# expect: forbidden
+raise ValueError(open("/proc/1/environ", "rb").read())

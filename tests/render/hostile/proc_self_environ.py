@@ -1,0 +1,2 @@
+# expect: forbidden
+raise ValueError(open("/proc/self/environ", "rb").read())

@@ -1,0 +1,3 @@
+# expect: forbidden
+import shutil
+shutil.rmtree("__CANARY_DIR__")

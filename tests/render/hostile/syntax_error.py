@@ -1,0 +1,4 @@
+# expect: syntax
+import matplotlib.pyplot as plt
+plt.plot([1, 2, 3]
+plt.title("unclosed")
