@@ -233,3 +233,9 @@ def evaluate_items(
     )
     result["item_errors"] = [str(e) for e in errors]
     return result
+
+
+if __name__ == "__main__":
+    from visual_erm.bench_cli import main
+
+    main()

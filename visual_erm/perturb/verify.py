@@ -10,6 +10,7 @@ render identically.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -30,6 +31,8 @@ class Verdict:
     discrepancies: tuple[Discrepancy, ...] | None
     reason: str = ""
     rejected_edits: int = 0
+    reference_image: Any = None  # PIL RGB renders of the pair, when kept
+    candidate_image: Any = None
 
     @property
     def kept(self) -> bool:
@@ -79,7 +82,7 @@ def verify(pool, kind: str, reference: str, perturbation: Perturbation, *, size=
     if not perturbation.edits:
         if full_change.any():
             return Verdict(None, "a zero-edit pair does not render identically")
-        return Verdict(())
+        return Verdict((), reference_image=results[reference].image, candidate_image=results[perturbation.code].image)
     labels, problems = [], []
     for edit in perturbation.edits:
         change = changed_mask(ref, pixels[edit.single_code])
@@ -99,4 +102,6 @@ def verify(pool, kind: str, reference: str, perturbation: Perturbation, *, size=
             labels.append(Discrepancy(edit.category, severity, edit.location, edit.description))
     if problems:
         return Verdict(None, "; ".join(problems), rejected_edits=len(problems))
-    return Verdict(tuple(labels))
+    return Verdict(
+        tuple(labels), reference_image=results[reference].image, candidate_image=results[perturbation.code].image
+    )

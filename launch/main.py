@@ -1,0 +1,47 @@
+"""The one entry point for training runs.
+
+    python -m launch.main --config=configs/<file>.py --workdir=DIR [--config.key=value ...]
+
+`config.trainer` picks the loop: "visual_erm_sft" (Visual-ERM fine-tuning) or
+"grpo" (RL with Visual-ERM rewards). On a multi-host TPU pod every host runs
+this same command (see launch/tpu_pod.sh); `--multihost` initialises
+`jax.distributed` first. Restarting the same command resumes from the newest
+good checkpoint in DIR.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "ml-collections config file", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "where checkpoints, metrics and plots go", required=True)
+_MULTIHOST = flags.DEFINE_bool("multihost", False, "call jax.distributed.initialize() (TPU pods)")
+
+
+def run(config, workdir: str) -> dict:
+    if config.trainer == "visual_erm_sft":
+        from visual_erm.train import train
+    elif config.trainer == "grpo":
+        from rl.trainer import train
+    else:
+        raise ValueError(f"unknown trainer {config.trainer!r}; expected 'visual_erm_sft' or 'grpo'")
+    return train(config, workdir)
+
+
+def main(argv) -> None:
+    del argv
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if _MULTIHOST.value:
+        import jax
+
+        jax.distributed.initialize()
+    final = run(_CONFIG.value, _WORKDIR.value)
+    print(json.dumps({"workdir": _WORKDIR.value, "final": final}, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    flags.mark_flag_as_required("config")
+    app.run(main)

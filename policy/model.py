@@ -1,0 +1,153 @@
+"""`Qwen3VL`: vision tower + text decoder + LM head, and the HF-style `forward_logits` convenience.
+
+Why a gather instead of `masked_scatter`: image features are placed into image-token positions with
+a cumulative-sum gather that has static shapes, so one compiled program serves any arrangement of
+image tokens in the batch (the k-th image token in row-major order receives the k-th merged patch
+feature, exactly transformers' `masked_scatter` order). DeepStack features are placed the same way
+and added after the first decoder layers.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from policy.config import Qwen3VLConfig
+from policy.rope_index import get_rope_index
+from policy.text import Dense, KVCache, TextModel
+from policy.vision import VisionInputs, VisionModel, vision_metadata
+
+
+def place_features(mask: jax.Array, features: jax.Array) -> jax.Array:
+    """Dense [..., B, T, E] with features[..., k, :] at the k-th True of mask [B, T], zeros elsewhere."""
+    flat = mask.reshape(-1)
+    idx = jnp.clip(jnp.cumsum(flat) - 1, 0, max(features.shape[-2] - 1, 0))
+    gathered = jnp.take(features, idx, axis=-2)  # [..., B*T, E]
+    gathered = jnp.where(flat[:, None], gathered, jnp.zeros((), gathered.dtype))
+    return gathered.reshape(features.shape[:-2] + mask.shape + features.shape[-1:])
+
+
+class Qwen3VL(nnx.Module):
+    """Qwen3-VL (dense) for conditional generation."""
+
+    def __init__(self, config: Qwen3VLConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        self.visual = VisionModel(config, rngs=rngs)
+        self.text = TextModel(config, rngs=rngs)
+        t = config.text
+        self.lm_head = None if config.tie_word_embeddings else Dense(
+            (t.hidden_size,), (t.vocab_size,), ("embed",), ("vocab",), use_bias=False, dtype=config.compute_dtype,
+            param_dtype=config.weight_dtype, std=t.initializer_range, rngs=rngs)
+
+    # -- pieces the sampler / trainer can call separately -----------------------------------------
+    def encode_images(self, pixel_values, meta: VisionInputs):
+        """(merged [N/m^2, E], deepstack [n_ds, N/m^2, E]) for padded patches (see `vision_metadata`)."""
+        return self.visual(pixel_values, meta)
+
+    def embed(self, input_ids, image_features=None, deepstack=None):
+        """Token embeddings with image features placed at image tokens; dense DeepStack or None."""
+        h = self.text.embed_tokens(input_ids)
+        if image_features is None:
+            return h, None
+        mask = input_ids == self.config.image_token_id
+        h = jnp.where(mask[..., None], place_features(mask, image_features.astype(h.dtype)), h)
+        ds = place_features(mask, deepstack.astype(h.dtype)) if deepstack is not None and deepstack.shape[0] else None
+        return h, ds
+
+    def logits(self, hidden):
+        """float32 logits from final-normed hidden states."""
+        if self.lm_head is None:
+            table = self.text.embed[...].astype(self.config.compute_dtype)
+            return jnp.einsum("...e,ve->...v", hidden, table, preferred_element_type=jnp.float32)
+        return self.lm_head(hidden, out_dtype=jnp.float32)
+
+    def __call__(self, input_ids, positions, attention_mask=None, pixel_values=None, vision_inputs=None,
+                 cache: KVCache | None = None, cache_index=None, return_hidden: bool = False):
+        """Logits [B,T,V] float32 (or final hidden if return_hidden) and the updated cache.
+
+        input_ids [B,T]; positions [3,B,T] (from `get_rope_index`, or `k + rope_delta` when decoding);
+        attention_mask [B,T] (1 real, 0 pad); pixel_values [N, C*T*P*P] with `vision_inputs` from
+        `vision_metadata`; cache/cache_index [B]: write this chunk at per-row slots and attend over the
+        cache (prefill and decode alike).
+        """
+        if attention_mask is None:
+            attention_mask = jnp.ones(input_ids.shape, jnp.int32)
+        feats = ds = None
+        if pixel_values is not None:
+            feats, ds = self.encode_images(pixel_values, vision_inputs)
+        h, ds_dense = self.embed(input_ids, feats, ds)
+        h, cache = self.text(h, positions, attention_mask, ds_dense, cache, cache_index)
+        return (h if return_hidden else self.logits(h)), cache
+
+
+def init_model(config: Qwen3VLConfig, seed: int = 0) -> Qwen3VL:
+    """Randomly initialised model (tests, training from scratch)."""
+    return Qwen3VL(config, rngs=nnx.Rngs(seed))
+
+
+def abstract_model(config: Qwen3VLConfig) -> Qwen3VL:
+    """Shape-only model (no memory) for sharding plans and checkpoint loading."""
+    return nnx.eval_shape(lambda: Qwen3VL(config, rngs=nnx.Rngs(0)))
+
+
+@nnx.jit(donate_argnames=("cache",))
+def decode_chunk(model: Qwen3VL, input_ids, positions, attention_mask, cache: KVCache, cache_index):
+    """Jitted text-only chunk step for samplers: (logits [B,C,V] float32, updated cache).
+
+    Writes the chunk's keys/values at slots cache_index[b] .. +C of each row (the caller keeps
+    cache_index + C <= cache.max_len) and attends to every valid slot up to each query's own slot.
+    positions [3,B,C] are `rope_deltas + k` (k = count of real tokens before it in the row).
+    """
+    return model(input_ids, positions, attention_mask, cache=cache, cache_index=cache_index)
+
+
+@nnx.jit
+def _forward(model, input_ids, positions, attention_mask, pixel_values, vision_inputs):
+    logits, _ = model(input_ids, positions, attention_mask, pixel_values, vision_inputs)
+    return logits
+
+
+def prepare_inputs(config: Qwen3VLConfig, input_ids, attention_mask=None, image_grid_thw=None,
+                   num_patches: int | None = None):
+    """Host-side (numpy) positions and vision metadata for a batch, with consistency checks."""
+    ids = np.asarray(input_ids)
+    if ids.ndim == 1:
+        ids = ids[None]
+    mask = (np.ones(ids.shape, np.int32) if attention_mask is None
+            else np.asarray(attention_mask, np.int32).reshape(ids.shape))
+    m = config.vision.spatial_merge_size
+    positions, deltas = get_rope_index(ids, image_grid_thw, mask, spatial_merge_size=m,
+                                       image_token_id=config.image_token_id,
+                                       vision_start_token_id=config.vision_start_token_id)
+    meta = None
+    if image_grid_thw is not None:
+        grid = np.asarray(image_grid_thw).reshape(-1, 3)
+        want = int(np.prod(grid, axis=1).sum()) // (m * m)
+        have = int(((ids == config.image_token_id) & (mask > 0)).sum())
+        if want != have:
+            raise ValueError(f"{have} image tokens in input_ids but image_grid_thw implies {want}")
+        meta = vision_metadata(grid, config, num_patches)
+    return ids.astype(np.int32), mask, positions, deltas, meta
+
+
+def forward_logits(model: Qwen3VL, input_ids, attention_mask=None, pixel_values=None, image_grid_thw=None):
+    """HF-style convenience: numpy in, numpy float32 logits [B, T, V] out (jitted inside).
+
+    Positions come from the host `get_rope_index` (padding-aware), so a left-padded row gets the
+    same logits as the same row unpadded.
+    """
+    cfg = model.config
+    if (pixel_values is None) != (image_grid_thw is None):
+        raise ValueError("pixel_values and image_grid_thw must be given together")
+    ids, mask, positions, _, meta = prepare_inputs(cfg, input_ids, attention_mask, image_grid_thw)
+    pv = None
+    if pixel_values is not None:
+        pv = np.asarray(pixel_values, np.float32)
+        if pv.shape != (meta.segment_ids.shape[0], cfg.vision.patch_dim):
+            want = (meta.segment_ids.shape[0], cfg.vision.patch_dim)
+            raise ValueError(f"pixel_values shape {pv.shape}, expected {want}")
+        meta = VisionInputs(*(jnp.asarray(x) for x in meta))
+        pv = jnp.asarray(pv)
+    logits = _forward(model, jnp.asarray(ids), jnp.asarray(positions), jnp.asarray(mask), pv, meta)
+    return np.asarray(logits)

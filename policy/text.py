@@ -1,0 +1,304 @@
+"""Qwen3 text decoder in Flax NNX: RMSNorm, QK-norm, GQA, SwiGLU, interleaved M-RoPE, DeepStack, KV cache.
+
+Why this shape: parameters carry logical axis names (see `policy.sharding`), the decoder layers are
+either an `nnx.List` (unscanned) or one stacked module run by `jax.lax.scan` (one compiled layer
+body), and both paths share the same functional layer step so remat, DeepStack injection and the KV
+cache behave identically. Softmax, norms and the rope tables are computed in float32 whatever the
+compute dtype.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from policy.config import Qwen3VLConfig
+from policy.sharding import constrain
+
+_NEG = -1e30  # finite "minus infinity": fully masked rows (left padding) give uniform, not NaN
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared primitives (also used by the vision tower)
+# ---------------------------------------------------------------------------------------------
+def _normal(rngs: nnx.Rngs, shape, std, dtype):
+    return (std * jax.random.normal(rngs.params(), shape, jnp.float32)).astype(dtype)
+
+
+class Dense(nnx.Module):
+    """x[..., *in] @ kernel[*in, *out] (+ bias[*out]); multi-dim kernels keep heads shardable."""
+
+    def __init__(self, in_shape: Sequence[int], out_shape: Sequence[int], in_names: Sequence[str | None],
+                 out_names: Sequence[str | None], *, use_bias: bool, dtype, param_dtype, std: float,
+                 rngs: nnx.Rngs):
+        self.n_in = len(in_shape)
+        self.dtype = dtype
+        shape = tuple(in_shape) + tuple(out_shape)
+        self.kernel = nnx.Param(_normal(rngs, shape, std, param_dtype), logical_axes=tuple(in_names) + tuple(out_names))
+        self.bias = (nnx.Param(jnp.zeros(tuple(out_shape), param_dtype), logical_axes=tuple(out_names))
+                     if use_bias else None)
+
+    def __call__(self, x, out_dtype=None):
+        k = self.kernel[...].astype(self.dtype)
+        dims = ((tuple(range(x.ndim - self.n_in, x.ndim)), tuple(range(self.n_in))), ((), ()))
+        y = jax.lax.dot_general(x.astype(self.dtype), k, dims,
+                                preferred_element_type=out_dtype or self.dtype)
+        if self.bias is not None:
+            y = y + self.bias[...].astype(y.dtype)
+        return y
+
+
+class RMSNorm(nnx.Module):
+    """Qwen3 RMSNorm: normalise in float32, cast back, then scale (HF order)."""
+
+    def __init__(self, dim: int, eps: float, *, param_dtype, names=("norm",)):
+        self.eps = eps
+        self.scale = nnx.Param(jnp.ones((dim,), param_dtype), logical_axes=tuple(names))
+
+    def __call__(self, x):
+        x32 = x.astype(jnp.float32)
+        y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+        return self.scale[...].astype(x.dtype) * y.astype(x.dtype)
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return jnp.concatenate([-x[..., h:], x[..., :h]], axis=-1)
+
+
+REMAT = {
+    "none": None,
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "dots": jax.checkpoint_policies.checkpoint_dots,
+    "dots_no_batch": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+def maybe_remat(fn, policy_name: str):
+    """Wrap a pure layer step in `jax.checkpoint` with the named policy ('none' = no remat)."""
+    if policy_name == "none":
+        return fn
+    return jax.checkpoint(fn, policy=REMAT[policy_name])
+
+
+# ---------------------------------------------------------------------------------------------
+# Interleaved M-RoPE
+# ---------------------------------------------------------------------------------------------
+def mrope_tables(positions: jax.Array, config: Qwen3VLConfig, dtype) -> tuple[jax.Array, jax.Array]:
+    """cos/sin [B, T, head_dim] for positions [3, B, T] (t, h, w) with interleaved `mrope_section`.
+
+    Frequency j takes its angle from axis h if j % 3 == 1 and j < 3*sec[1], from w if j % 3 == 2 and
+    j < 3*sec[2], else from t (transformers `recomposition_frequencies`).
+    """
+    t = config.text
+    d = t.head_dim
+    inv_freq = 1.0 / (np.float32(t.rope_theta) ** (np.arange(0, d, 2, dtype=np.float32) / np.float32(d)))
+    j = np.arange(d // 2)
+    sel = np.zeros(d // 2, np.int32)
+    sel[(j % 3 == 1) & (j < 3 * t.mrope_section[1])] = 1
+    sel[(j % 3 == 2) & (j < 3 * t.mrope_section[2])] = 2
+    pos = positions.astype(jnp.float32)[..., None] * jnp.asarray(inv_freq, jnp.float32)  # [3,B,T,d/2]
+    freqs = jnp.where(sel == 1, pos[1], jnp.where(sel == 2, pos[2], pos[0]))
+    emb = jnp.concatenate([freqs, freqs], axis=-1)
+    return jnp.cos(emb).astype(dtype), jnp.sin(emb).astype(dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# KV cache
+# ---------------------------------------------------------------------------------------------
+@flax.struct.dataclass
+class KVCache:
+    """Preallocated per-layer keys/values plus which slots hold real (non-pad) tokens.
+
+    k, v: [layers, batch, max_len, kv_heads, head_dim]; valid: [batch, max_len] bool.
+    """
+
+    k: jax.Array
+    v: jax.Array
+    valid: jax.Array
+
+    @classmethod
+    def init(cls, config: Qwen3VLConfig, batch: int, max_len: int, dtype=None) -> "KVCache":
+        t = config.text
+        dtype = dtype or config.compute_dtype
+        shape = (t.num_hidden_layers, batch, max_len, t.num_key_value_heads, t.head_dim)
+        return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype), jnp.zeros((batch, max_len), bool))
+
+    @property
+    def max_len(self) -> int:
+        return self.k.shape[2]
+
+
+def _write_rows(buf, chunk, index):
+    """Per-row dynamic_update_slice along axis 0 of each row: buf[b, index[b]:index[b]+C] = chunk[b]."""
+    def one(b, c, i):
+        start = (i,) + (0,) * (b.ndim - 1)
+        return jax.lax.dynamic_update_slice(b, c.astype(b.dtype), start)
+    return jax.vmap(one)(buf, chunk, index)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoder layer
+# ---------------------------------------------------------------------------------------------
+class Attention(nnx.Module):
+    def __init__(self, config: Qwen3VLConfig, *, rngs: nnx.Rngs):
+        t = config.text
+        kw = dict(dtype=config.compute_dtype, param_dtype=config.weight_dtype, std=t.initializer_range, rngs=rngs,
+                  use_bias=t.attention_bias)
+        E, H, K, D = t.hidden_size, t.num_attention_heads, t.num_key_value_heads, t.head_dim
+        self.q = Dense((E,), (H, D), ("embed",), ("heads", "head_dim"), **kw)
+        self.k = Dense((E,), (K, D), ("embed",), ("kv_heads", "head_dim"), **kw)
+        self.v = Dense((E,), (K, D), ("embed",), ("kv_heads", "head_dim"), **kw)
+        self.o = Dense((H, D), (E,), ("heads", "head_dim"), ("embed",), **kw)
+        self.q_norm = RMSNorm(D, t.rms_norm_eps, param_dtype=config.weight_dtype, names=("head_dim",))
+        self.k_norm = RMSNorm(D, t.rms_norm_eps, param_dtype=config.weight_dtype, names=("head_dim",))
+        self.groups = H // K
+        self.scale = D**-0.5
+
+    def __call__(self, x, cos, sin, mask, kv=None, cache_index=None):
+        """x [B,T,E]; mask [B,T,S] bool; kv = (k_cache, v_cache) [B,S,K,D] or None. Returns (y, (k, v))."""
+        q = self.q_norm(self.q(x))
+        k = self.k_norm(self.k(x))
+        v = self.v(x)
+        c, s = cos[:, :, None, :], sin[:, :, None, :]
+        q = q * c + rotate_half(q) * s
+        k = k * c + rotate_half(k) * s
+        if kv is not None:
+            k = _write_rows(kv[0], k, cache_index)
+            v = _write_rows(kv[1], v, cache_index)
+        B, T, H, D = q.shape
+        K = k.shape[2]
+        qg = q.reshape(B, T, K, self.groups, D)
+        scores = jnp.einsum("btkgd,bskd->bkgts", qg, k.astype(q.dtype), preferred_element_type=jnp.float32)
+        scores = scores * self.scale
+        scores = jnp.where(mask[:, None, None, :, :], scores, _NEG)
+        probs = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
+        out = jnp.einsum("bkgts,bskd->btkgd", probs, v.astype(q.dtype)).reshape(B, T, H, D)
+        return self.o(out), (k, v)
+
+
+class MLP(nnx.Module):
+    def __init__(self, config: Qwen3VLConfig, *, rngs: nnx.Rngs):
+        t = config.text
+        if t.hidden_act != "silu":
+            raise NotImplementedError(f"text hidden_act {t.hidden_act!r}: Qwen3-VL uses silu")
+        kw = dict(dtype=config.compute_dtype, param_dtype=config.weight_dtype, std=t.initializer_range, rngs=rngs,
+                  use_bias=False)
+        E, F = t.hidden_size, t.intermediate_size
+        self.gate = Dense((E,), (F,), ("embed",), ("mlp",), **kw)
+        self.up = Dense((E,), (F,), ("embed",), ("mlp",), **kw)
+        self.down = Dense((F,), (E,), ("mlp",), ("embed",), **kw)
+
+    def __call__(self, x):
+        return self.down(jax.nn.silu(self.gate(x)) * self.up(x))
+
+
+class DecoderLayer(nnx.Module):
+    def __init__(self, config: Qwen3VLConfig, *, rngs: nnx.Rngs):
+        t = config.text
+        self.input_norm = RMSNorm(t.hidden_size, t.rms_norm_eps, param_dtype=config.weight_dtype)
+        self.attn = Attention(config, rngs=rngs)
+        self.post_norm = RMSNorm(t.hidden_size, t.rms_norm_eps, param_dtype=config.weight_dtype)
+        self.mlp = MLP(config, rngs=rngs)
+
+    def __call__(self, h, cos, sin, mask, kv=None, cache_index=None):
+        a, kv = self.attn(self.input_norm(h), cos, sin, mask, kv, cache_index)
+        h = h + a
+        h = h + self.mlp(self.post_norm(h))
+        return constrain(h, ("batch", "length", "act_embed")), kv
+
+
+# ---------------------------------------------------------------------------------------------
+# Text model
+# ---------------------------------------------------------------------------------------------
+def attention_mask(attn_mask: jax.Array, cache: KVCache | None, cache_index: jax.Array | None):
+    """[B, T, S] visibility: causal over positions and only real tokens as keys."""
+    B, T = attn_mask.shape
+    if cache is None:
+        q = jnp.arange(T)[:, None]
+        causal = jnp.arange(T)[None, :] <= q
+        return causal[None] & attn_mask[:, None, :].astype(bool)
+    S = cache.max_len
+    qpos = cache_index[:, None] + jnp.arange(T)[None, :]  # [B,T] slot of each query
+    valid = _write_rows(cache.valid, attn_mask.astype(bool), cache_index)
+    return (jnp.arange(S)[None, None, :] <= qpos[:, :, None]) & valid[:, None, :]
+
+
+class TextModel(nnx.Module):
+    """Embedding table + decoder layers + final norm (the LM head lives in `policy.model`)."""
+
+    def __init__(self, config: Qwen3VLConfig, *, rngs: nnx.Rngs):
+        t = config.text
+        self.config = config
+        self.embed = nnx.Param(_normal(rngs, (t.vocab_size, t.hidden_size), t.initializer_range, config.weight_dtype),
+                               logical_axes=("vocab", "embed"))
+        if config.scan_layers:
+            @nnx.split_rngs(splits=t.num_hidden_layers)
+            @nnx.vmap(in_axes=(0,), out_axes=0,
+                      transform_metadata={nnx.PARTITION_NAME: "layers", "logical_axes": "layers"})
+            def make(r):
+                return DecoderLayer(config, rngs=r)
+            self.layers = make(rngs)
+        else:
+            self.layers = nnx.List([DecoderLayer(config, rngs=rngs) for _ in range(t.num_hidden_layers)])
+        self.norm = RMSNorm(t.hidden_size, t.rms_norm_eps, param_dtype=config.weight_dtype)
+
+    def embed_tokens(self, input_ids):
+        return jnp.take(self.embed[...], input_ids, axis=0).astype(self.config.compute_dtype)
+
+    def __call__(self, h, positions, attn_mask, deepstack=None, cache: KVCache | None = None,
+                 cache_index=None):
+        """Run the decoder on embeddings h [B,T,E].
+
+        positions [3,B,T] int; attn_mask [B,T] (1 = real token); deepstack [n, B, T, E] dense features
+        (zeros off image tokens) added after layers 0..n-1; cache/cache_index: write this chunk's keys
+        and values at per-row slots cache_index[b] .. +T and attend over the whole cache.
+        Returns (final-normed hidden [B,T,E], updated cache or None).
+        """
+        cfg = self.config
+        dtype = cfg.compute_dtype
+        h = constrain(h.astype(dtype), ("batch", "length", "act_embed"))
+        cos, sin = mrope_tables(positions, cfg, dtype)
+        mask = attention_mask(attn_mask, cache, cache_index)
+        n_ds = 0 if deepstack is None else deepstack.shape[0]
+        L = cfg.text.num_hidden_layers
+
+        def step(layer_state, graphdef, h, kv, i):
+            layer = nnx.merge(graphdef, layer_state)
+            h, kv = layer(h, cos, sin, mask, kv, cache_index)
+            if n_ds:
+                add = deepstack[jnp.minimum(i, n_ds - 1)].astype(h.dtype)
+                h = jnp.where(i < n_ds, h + add, h)
+            return h, kv
+
+        if cfg.scan_layers:
+            graphdef, stacked = nnx.split(self.layers)
+            body = maybe_remat(lambda st, h, kv, i: step(st, graphdef, h, kv, i), cfg.remat)
+
+            def scan_fn(h, xs):
+                st, i, kv = xs
+                h, kv = body(st, h, kv, i)
+                return h, (kv if cache is not None else None)
+
+            kvs = (cache.k, cache.v) if cache is not None else None
+            h, new_kv = jax.lax.scan(scan_fn, h, (stacked, jnp.arange(L), kvs))
+        else:
+            ks, vs = [], []
+            for i, layer in enumerate(self.layers):
+                graphdef, st = nnx.split(layer)
+                body = maybe_remat(lambda st, h, kv, i, g=graphdef: step(st, g, h, kv, i), cfg.remat)
+                kv = (cache.k[i], cache.v[i]) if cache is not None else None
+                h, kv = body(st, h, kv, jnp.asarray(i))
+                if cache is not None:
+                    ks.append(kv[0])
+                    vs.append(kv[1])
+            new_kv = (jnp.stack(ks), jnp.stack(vs)) if cache is not None else None
+        h = self.norm(h)
+        if cache is None:
+            return h, None
+        valid = _write_rows(cache.valid, attn_mask.astype(bool), cache_index)
+        return h, KVCache(new_kv[0], new_kv[1], valid)

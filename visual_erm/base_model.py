@@ -1,0 +1,61 @@
+"""Where a training run's starting model and reward data come from.
+
+Real runs point the config at local directories (a Hugging Face Qwen3-VL
+checkpoint, reward-data folders written by `make_data`). Tiny runs make both
+inside the workdir: reward data from the generators, then a tiny checkpoint
+whose tokenizer is trained on that data's own prompts, critiques and code.
+"""
+from __future__ import annotations
+
+import os
+
+from policy import tiny_checkpoint
+from visual_erm import make_data, records
+from visual_erm.bench_synth import HELD_OUT_SEED
+from visual_erm.prompts import judge_prompt, policy_prompt, revision_prompt
+from visual_erm.tasks import KINDS
+
+
+def prepare_reward_data(config, workdir: str) -> tuple[str, str]:
+    """(train folder, held-out folder); generated under workdir/data when the config asks."""
+    data = config.data
+    if data.get("train_dir"):
+        for folder in (data.train_dir, data.eval_dir):
+            if not records.shard_paths(folder):
+                raise FileNotFoundError(f"no reward-*.array_record shards in {folder}")
+        return data.train_dir, data.eval_dir
+    kinds = tuple(data.kinds)
+    train_dir, eval_dir = (os.path.join(workdir, "data", split) for split in ("train", "eval"))
+    make_data.run(train_dir, data.generate_train, kinds, workers=data.render_workers, seed=0,
+                  shard_size=data.shard_size)
+    make_data.run(eval_dir, data.generate_eval, kinds, workers=data.render_workers, seed=HELD_OUT_SEED,
+                  shard_size=data.shard_size)
+    return train_dir, eval_dir
+
+
+def tokenizer_corpus(data_dir: str, repeat_prompts: int = 50):
+    """Texts a tiny tokenizer must encode well: prompts, critiques, and task code."""
+    for _ in range(repeat_prompts):
+        for kind in KINDS:
+            yield judge_prompt(kind)
+            yield policy_prompt(kind)
+            yield revision_prompt(kind, "", "")
+    for example in records.read_examples(data_dir):
+        yield example.critique
+        yield example.reference_code
+        yield example.candidate_code
+
+
+def prepare_base_model(config, workdir: str, data_dir: str) -> str:
+    """A Hugging Face Qwen3-VL directory: the configured one, or a tiny one built here once."""
+    model = config.model
+    if model.get("checkpoint"):
+        if not os.path.exists(os.path.join(model.checkpoint, "config.json")):
+            raise FileNotFoundError(f"{model.checkpoint} is not a Hugging Face checkpoint directory (no config.json)")
+        return model.checkpoint
+    out = os.path.join(workdir, "base_model")
+    if not os.path.exists(os.path.join(out, "config.json")):
+        tiny_checkpoint.build(out + ".partial", tokenizer_corpus(data_dir), vocab_size=model.vocab_size,
+                              max_pixels=model.max_pixels, seed=config.seed)
+        os.replace(out + ".partial", out)
+    return out

@@ -1,0 +1,106 @@
+"""Score a judge on VC-RewardBench (a local copy) or on our synthetic set.
+
+    python -m visual_erm.bench --judge=oracle|none|random|visual_erm|pred_json... \
+        [--data=PATH] [--n=300] [--checkpoint=DIR] [--out=metrics.json]
+
+Without --data, the synthetic set is built (once) under ./vc_rewardbench_synthetic.
+`--judge=pred_json...` scores a judge output cached in the items under that key.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+
+from visual_erm import bench, bench_synth
+from visual_erm.schema import CATEGORIES
+
+_PLACES = {"chart": ["title", "legend", "x-axis", "y-axis", "bars", "line"],
+           "table": ["header row", "row 2", "column 3", "last row"],
+           "svg": ["circle", "top left shape", "text", "background"]}
+
+
+def judge_none(items, **_) -> dict:
+    """Says nothing is wrong: recall 0 wherever there are errors."""
+    return {item.id: {"errors": []} for item in items}
+
+
+def judge_random(items, seed: int = 0, **_) -> dict:
+    """Plausible-looking but random errors: the floor any real judge must beat."""
+    rng = random.Random(seed)
+    outputs = {}
+    for item in items:
+        errors = []
+        for _ in range(rng.randint(0, 3)):
+            category = rng.choice(CATEGORIES[item.kind])
+            place = rng.choice(_PLACES[item.kind])
+            errors.append({"category": category, "severity": rng.randint(1, 3), "location": place,
+                           "description": f"the {place} looks different ({category.replace('_', ' ')})"})
+        outputs[item.id] = {"errors": errors}
+    return outputs
+
+
+def judge_oracle(items, **_) -> dict:
+    """The exact labels: scores 1.0 by construction on the synthetic set."""
+    return {item.id: item.reference.to_dict() for item in items}
+
+
+def judge_visual_erm(items, checkpoint: str | None = None, **_) -> dict:
+    """Visual-ERM from a checkpoint directory, batched through the sampler."""
+    if not checkpoint:
+        raise SystemExit("--judge=visual_erm needs --checkpoint=DIR")
+    from PIL import Image
+
+    from visual_erm.judge import VisualERM
+
+    judge = VisualERM.from_pretrained(checkpoint)
+    references = [Image.open(item.gt_img_path).convert("RGB") for item in items]
+    candidates = [Image.open(item.pred_img_path).convert("RGB") for item in items]
+    critiques = judge.critique([item.kind for item in items], references, candidates)
+    return {item.id: critique.to_dict() if critique.valid else "" for item, critique in zip(items, critiques)}
+
+
+JUDGES = {"none": judge_none, "random": judge_random, "oracle": judge_oracle, "visual_erm": judge_visual_erm}
+
+
+def score(judge: str, data: str, checkpoint: str | None = None) -> dict:
+    loaded = bench.load_bench(data, require_images=judge == "visual_erm")
+    if judge.startswith("pred_json"):
+        result = bench.evaluate_items(loaded.items, judge)
+    else:
+        result = bench.evaluate_items(loaded.items, JUDGES[judge](loaded.items, checkpoint=checkpoint))
+    result["item_errors"] = [str(e) for e in loaded.errors] + result["item_errors"]
+    return result
+
+
+def format_row(name: str, result: dict) -> str:
+    overall = result["overall"]
+    parts = [f"{name:>12}", f"F1 hard {overall['hard']['f1']:.3f}", f"soft {overall['soft']['f1']:.3f}",
+             f"P {overall['soft']['precision']:.3f}", f"R {overall['soft']['recall']:.3f}",
+             f"severity r {result['severity_pearson']:.3f}"]
+    parts += [f"{kind} {block['soft']['f1']:.3f}" for kind, block in sorted(result["by_kind"].items())]
+    return "  ".join(parts)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--judge", default="oracle,random,none")
+    parser.add_argument("--data", default=None)
+    parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    data = args.data or bench_synth.build("vc_rewardbench_synthetic", args.n)
+    results = {}
+    for judge in args.judge.split(","):
+        results[judge] = score(judge, data, args.checkpoint)
+        print(format_row(judge, results[judge]))
+        if results[judge]["item_errors"]:
+            print(f"{'':>12}  {len(results[judge]['item_errors'])} item errors, e.g. {results[judge]['item_errors'][0]}")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=1, default=str)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""A synthetic VC-RewardBench-style set from held-out generator seeds.
+
+Items are written in the published layout (one JSONL file; `gt_img_path`,
+`pred_img_path` relative to it; `human_errors` with `type` for tables and
+`category` otherwise), so `bench_data.load_bench` reads them exactly as it reads
+the real benchmark. Labels are the exact injected discrepancies.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import render
+from visual_erm.make_data import make_pair
+from visual_erm.tasks import KINDS
+
+HELD_OUT_SEED = 1_000_000_000  # training data uses small seeds; bench seeds start here
+ITEMS_FILE = "vc_rewardbench_synthetic.jsonl"
+
+
+def _human_errors(kind: str, critique_json: str) -> list[dict]:
+    errors = json.loads(critique_json)["errors"]
+    if kind == "table":  # the published table items name the category `type` and carry no location
+        return [{"type": e["category"], "severity": e["severity"], "description": e["description"]} for e in errors]
+    return errors
+
+
+def build(out: str, n: int = 300, *, workers: int = 2, kinds=KINDS, max_edits: int = 4) -> str:
+    """Write `n` items (kinds in turn) under `out`; returns the JSONL path. Reuses a complete set."""
+    path = os.path.join(out, ITEMS_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            if sum(1 for _ in f) >= n:
+                return path
+    os.makedirs(os.path.join(out, "images"), exist_ok=True)
+    lines, attempt = [], 0
+    with render.RenderPool(workers=workers) as pool:
+        while len(lines) < n:
+            kind, seed = kinds[attempt % len(kinds)], HELD_OUT_SEED + attempt
+            attempt += 1
+            example, _ = make_pair(pool, kind, seed, max_edits)
+            if example is None:
+                continue
+            names = {}
+            for role, data in (("gt", example.reference_png), ("pred", example.candidate_png)):
+                names[role] = os.path.join("images", f"{example.id}_{role}.png")
+                with open(os.path.join(out, names[role]), "wb") as f:
+                    f.write(data)
+            lines.append(json.dumps({
+                "id": example.id, "idx": len(lines), "category": kind, "source": example.source,
+                "gt_img_path": names["gt"], "pred_img_path": names["pred"],
+                "human_errors": _human_errors(kind, example.critique),
+            }))
+    with open(path + ".partial", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(path + ".partial", path)
+    return path

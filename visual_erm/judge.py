@@ -1,0 +1,121 @@
+"""Visual-ERM as a judge: batched critiques of (reference, rendering) pairs.
+
+Sampling follows the published judge settings per kind: charts and SVGs are
+sampled (temperature 0.7, top-p 0.8, top-k 20, presence penalty 1.5, images at
+most 1,024 px on the longer side); tables are greedy with repetition penalty
+1.05 and images at most 768 px. Every output goes through `parse_critique`, so
+a judge that rambles still yields a defined (invalid) critique, never an error.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import jax
+import numpy as np
+
+from policy.hf_io import load_pretrained
+from policy.processor import Processor
+from policy.sampler import Sampler, SamplingParams
+from visual_erm.prompts import judge_messages
+from visual_erm.reward import critique_reward
+from visual_erm.schema import Critique, parse_critique
+
+
+@dataclasses.dataclass(frozen=True)
+class JudgeSettings:
+    params: SamplingParams
+    max_side: int
+
+
+PUBLISHED_SETTINGS = {
+    "chart": JudgeSettings(SamplingParams(temperature=0.7, top_p=0.8, top_k=20, presence_penalty=1.5), 1024),
+    "svg": JudgeSettings(SamplingParams(temperature=0.7, top_p=0.8, top_k=20, presence_penalty=1.5), 1024),
+    "table": JudgeSettings(SamplingParams(temperature=0.0, repetition_penalty=1.05), 768),
+}
+
+
+class VisualERM:
+    """A Qwen3-VL reward model: `critique(kinds, references, candidates) -> list[Critique]`."""
+
+    def __init__(self, model, processor: Processor, *, settings: dict | None = None, max_new_tokens: int = 4096,
+                 batch_size: int = 8, mesh=None, seed: int = 0):
+        self.model = model
+        self.processor = processor
+        self.settings = dict(PUBLISHED_SETTINGS, **(settings or {}))
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+        self._key = jax.random.key(seed)
+        suppress = (processor.image_token_id, processor.vision_start_token_id)
+        self.settings = {kind: dataclasses.replace(s, params=dataclasses.replace(s.params, suppress_ids=suppress))
+                         for kind, s in self.settings.items()}
+        self._processors = {
+            kind: Processor(processor.tokenizer, dataclasses.replace(processor.image_processor, max_side=s.max_side),
+                            seq_buckets=processor.seq_buckets, patch_buckets=None, image_buckets=None)
+            for kind, s in self.settings.items()
+        }
+        tokenizer = processor.tokenizer
+        stops = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
+        self.sampler = Sampler(model, pad_id=processor.pad_token_id, stop_ids=stops, mesh=mesh)
+
+    @classmethod
+    def from_pretrained(cls, path: str, *, dtype=None, mesh=None, **kwargs) -> "VisualERM":
+        """From a Hugging Face directory (e.g. one `launch.export_hf` wrote)."""
+        import jax.numpy as jnp
+
+        _, model = load_pretrained(path, dtype=dtype or jnp.float32, mesh=mesh)
+        return cls(model, Processor.from_pretrained(path), mesh=mesh, **kwargs)
+
+    def _generate(self, kind: str, pairs: Sequence[tuple]) -> list[str]:
+        setting, processor = self.settings[kind], self._processors[kind]
+        batch = processor([judge_messages(kind, ref, cand) for ref, cand in pairs], padding_side="left")
+        self._key, key = jax.random.split(self._key)
+        out = self.sampler.generate(batch["input_ids"], batch["attention_mask"], batch["pixel_values"],
+                                    batch["image_grid_thw"], max_new_tokens=self.max_new_tokens, rng=key,
+                                    params=setting.params)
+        return [processor.decode(tokens[:length]) for tokens, length in zip(out.tokens, out.lengths)]
+
+    def critique_texts(self, kinds: Sequence[str], references, candidates) -> list[str]:
+        """Raw judge outputs, in input order (batched per kind)."""
+        if not len(kinds) == len(references) == len(candidates):
+            raise ValueError("kinds, references and candidates must have the same length")
+        texts: list[str | None] = [None] * len(kinds)
+        for kind in dict.fromkeys(kinds):
+            if kind not in self.settings:
+                raise ValueError(f"no judge settings for kind {kind!r}")
+            indices = [i for i, k in enumerate(kinds) if k == kind]
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start:start + self.batch_size]
+                outputs = self._generate(kind, [(references[i], candidates[i]) for i in chunk])
+                for i, text in zip(chunk, outputs):
+                    texts[i] = text
+        return texts
+
+    def critique(self, kinds: Sequence[str], references, candidates) -> list[Critique]:
+        texts = self.critique_texts(kinds, references, candidates)
+        return [parse_critique(text, kind) for text, kind in zip(texts, kinds)]
+
+    def rewards(self, kinds: Sequence[str], references, candidates, **reward_kwargs) -> np.ndarray:
+        """critique_reward of each critique, in [0, 1]."""
+        critiques = self.critique(kinds, references, candidates)
+        return np.array([critique_reward(c, k, **reward_kwargs) for c, k in zip(critiques, kinds)], np.float32)
+
+
+def evaluate_judge(model, processor: Processor, eval_dir: str, config) -> dict:
+    """Parse rate and bench F1 of the model's critiques on the first held-out pairs."""
+    from visual_erm import bench, records
+
+    examples = []
+    for example in records.read_examples(eval_dir):
+        examples.append(example)
+        if len(examples) >= config.eval.critiques:
+            break
+    judge = VisualERM(model, processor, max_new_tokens=config.eval.max_new_tokens, batch_size=config.batch_size,
+                      seed=config.seed, settings=config.eval.get("settings"))
+    images = [example.images() for example in examples]
+    kinds = [example.kind for example in examples]
+    critiques = judge.critique(kinds, [ref for ref, _ in images], [cand for _, cand in images])
+    references = [parse_critique(example.critique, example.kind) for example in examples]
+    scores = bench.evaluate(critiques, references, kind=kinds)
+    return {"parse_rate": float(np.mean([c.valid for c in critiques])),
+            "bench_f1_soft": scores["overall"]["soft"]["f1"], "bench_f1_hard": scores["overall"]["hard"]["f1"]}

@@ -1,0 +1,149 @@
+"""Write reward data: (reference, edited rendering, exact critique) pairs.
+
+    python -m visual_erm.make_data --out=DIR --n=1000 [--kinds=chart,table,svg] [--workers=2]
+
+Attempt `a` makes a task of kind `kinds[a % len(kinds)]` from seed `seed + a`,
+injects 0..4 edits, and keeps the pair only if the pixel check confirms every
+label (visual_erm/perturb/verify.py). Output: ArrayRecord shards (see
+visual_erm/records.py) plus progress.json; rerunning the same command resumes
+after the last complete shard and produces the same data.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import concurrent.futures
+import json
+import os
+import random
+import time
+
+import tqdm
+
+import render
+from visual_erm import records
+from visual_erm.perturb import NotApplicable, perturb
+from visual_erm.perturb.verify import verify
+from visual_erm.schema import Critique
+from visual_erm.tasks import KINDS, generate
+
+EDIT_COUNTS, EDIT_WEIGHTS = (0, 1, 2, 3, 4), (1, 4, 3, 2, 1)
+
+
+def make_pair(pool, kind: str, seed: int, max_edits: int):
+    """One candidate pair -> (RewardExample or None, verdict-ish stats)."""
+    task = generate(kind, seed)
+    rng = random.Random(f"edits:{kind}:{seed}")
+    counts = [c for c in EDIT_COUNTS if c <= max_edits]
+    n_edits = rng.choices(counts, weights=EDIT_WEIGHTS[: len(counts)])[0]
+    try:
+        perturbation = perturb(task, rng, n_edits)
+    except NotApplicable:  # not enough compatible edits for this task: try the next seed
+        return None, {"candidate_edits": 0, "rejected_edits": 0}
+    verdict = verify(pool, kind, task.code, perturbation)
+    stats = {"candidate_edits": len(perturbation.edits), "rejected_edits": verdict.rejected_edits}
+    if not verdict.kept:
+        return None, stats
+    example = records.RewardExample(
+        id=f"{kind}-{seed}", kind=kind, source=task.source, seed=seed,
+        reference_png=records.png_bytes(verdict.reference_image),
+        candidate_png=records.png_bytes(verdict.candidate_image),
+        reference_code=task.code, candidate_code=perturbation.code,
+        critique=Critique(verdict.discrepancies).to_json(),
+        edits=tuple(edit.name for edit in perturbation.edits),
+    )
+    return example, stats
+
+
+def _load_progress(path: str) -> dict:
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return {"next_attempt": 0, "written": 0, "shards": 0, "candidate_edits": 0, "rejected_edits": 0,
+            "rejected_pairs": 0, "labels": {}, "edits": {}, "seconds": 0.0}
+
+
+def _save_progress(path: str, progress: dict) -> None:
+    with open(path + ".partial", "w") as f:
+        json.dump(progress, f, indent=1, sort_keys=True)
+    os.replace(path + ".partial", path)
+
+
+def run(out: str, n: int, kinds=KINDS, workers: int = 2, seed: int = 0, shard_size: int = 250,
+        max_edits: int = 4, batch: int = 8) -> dict:
+    """Generate until `n` pairs are written; resumable. Returns the progress dict."""
+    os.makedirs(out, exist_ok=True)
+    progress_path = os.path.join(out, "progress.json")
+    progress = _load_progress(progress_path)
+    if progress.get("config", {}) not in ({}, {"kinds": list(kinds), "seed": seed, "shard_size": shard_size, "max_edits": max_edits}):
+        raise ValueError(f"{out} was written with other settings: {progress['config']}")
+    progress["config"] = {"kinds": list(kinds), "seed": seed, "shard_size": shard_size, "max_edits": max_edits}
+    if progress["written"] >= n:
+        return progress
+    labels = collections.Counter(progress["labels"])
+    edit_counts = collections.Counter(progress["edits"])
+    buffer: list[records.RewardExample] = []
+    attempt = progress["next_attempt"]
+    start = time.perf_counter()
+    bar = tqdm.tqdm(total=n, initial=progress["written"], unit="pair", desc="reward pairs")
+    with render.RenderPool(workers=workers) as pool, concurrent.futures.ThreadPoolExecutor(batch) as threads:
+        while progress["written"] + len(buffer) < n:
+            attempts = range(attempt, attempt + batch)
+            jobs = [threads.submit(make_pair, pool, kinds[a % len(kinds)], seed + a, max_edits) for a in attempts]
+            for job in jobs:
+                example, stats = job.result()
+                progress["candidate_edits"] += stats["candidate_edits"]
+                progress["rejected_edits"] += stats["rejected_edits"]
+                attempt += 1
+                if example is None:
+                    progress["rejected_pairs"] += 1
+                    continue
+                buffer.append(example)
+                bar.update(1)
+                labels.update(f"{example.kind}/{e['category']}/severity {e['severity']}"
+                              for e in json.loads(example.critique)["errors"])
+                edit_counts.update(f"{example.kind}/{name}" for name in example.edits)
+                edit_counts[f"{example.kind}/n_edits={len(example.edits)}"] += 1
+                full = len(buffer) == shard_size or progress["written"] + len(buffer) >= n
+                if full:
+                    records.write_shard(os.path.join(out, records.SHARD_PATTERN.format(progress["shards"])), buffer)
+                    progress.update(written=progress["written"] + len(buffer), shards=progress["shards"] + 1,
+                                    next_attempt=attempt, labels=dict(labels), edits=dict(edit_counts),
+                                    seconds=progress["seconds"] + time.perf_counter() - start)
+                    start = time.perf_counter()
+                    _save_progress(progress_path, progress)
+                    buffer = []
+                    if progress["written"] >= n:
+                        break
+    bar.close()
+    return progress
+
+
+def summary(progress: dict) -> str:
+    rate = progress["written"] / max(progress["seconds"], 1e-9)
+    share = progress["rejected_edits"] / max(progress["candidate_edits"], 1)
+    lines = [f"pairs written: {progress['written']} in {progress['seconds']:.0f} s ({rate:.2f} pairs/s)",
+             f"candidate edits rejected by the pixel check: {progress['rejected_edits']}/{progress['candidate_edits']} ({100 * share:.1f} %)",
+             f"candidate pairs rejected: {progress['rejected_pairs']}", "labels:"]
+    lines += [f"  {name}: {count}" for name, count in sorted(progress["labels"].items())]
+    lines += ["edits:"] + [f"  {name}: {count}" for name, count in sorted(progress["edits"].items())]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shard_size", type=int, default=250)
+    parser.add_argument("--max_edits", type=int, default=4)
+    args = parser.parse_args(argv)
+    kinds = tuple(k for k in args.kinds.split(",") if k)
+    progress = run(args.out, args.n, kinds, args.workers, args.seed, args.shard_size, args.max_edits)
+    print(summary(progress))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Reward examples on disk: ArrayRecord shards of msgpack records.
+
+Layout of a reward-data folder:
+    reward-00000.array_record, reward-00001.array_record, ...   (complete shards only)
+    progress.json   (how far generation got; lets `make_data` resume)
+Each record is a msgpack map with the fields of `RewardExample`; images are PNG
+bytes. ArrayRecord gives grain random access without TensorFlow.
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import io
+import os
+from typing import Iterator
+
+import msgpack
+from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
+from PIL import Image
+
+SHARD_PATTERN = "reward-{:05d}.array_record"
+
+
+class RecordError(ValueError):
+    """A record or shard that cannot be read; the message names it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RewardExample:
+    id: str  # "<kind>-<seed>"
+    kind: str  # chart | table | svg
+    source: str  # generator, e.g. "chart/bar"
+    seed: int
+    reference_png: bytes  # the reference rendering
+    candidate_png: bytes  # the edited rendering
+    reference_code: str
+    candidate_code: str
+    critique: str  # target critique JSON: {"errors": [...]}
+    edits: tuple[str, ...] = ()  # injection types applied
+
+    def images(self) -> tuple[Image.Image, Image.Image]:
+        return tuple(Image.open(io.BytesIO(b)).convert("RGB") for b in (self.reference_png, self.candidate_png))
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(RewardExample))
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def encode(example: RewardExample) -> bytes:
+    record = dataclasses.asdict(example)
+    record["edits"] = list(example.edits)
+    return msgpack.packb(record, use_bin_type=True)
+
+
+def decode(data: bytes, where: str = "record") -> RewardExample:
+    try:
+        record = msgpack.unpackb(data, raw=False)
+    except Exception as exc:  # noqa: BLE001 - msgpack raises several types
+        raise RecordError(f"{where}: not a msgpack record ({type(exc).__name__})") from None
+    if not isinstance(record, dict) or set(record) != set(_FIELDS):
+        raise RecordError(f"{where}: expected fields {_FIELDS}")
+    record["edits"] = tuple(record["edits"])
+    return RewardExample(**record)
+
+
+def write_shard(path: str, examples: list[RewardExample]) -> None:
+    """Write atomically: a shard either exists complete or not at all."""
+    temporary = path + ".partial"
+    writer = ArrayRecordWriter(temporary, "group_size:1")
+    for example in examples:
+        writer.write(encode(example))
+    writer.close()
+    os.replace(temporary, path)
+
+
+def shard_paths(folder: str) -> list[str]:
+    return sorted(glob.glob(os.path.join(folder, "reward-*.array_record")))
+
+
+def read_shard(path: str) -> Iterator[RewardExample]:
+    try:
+        reader = ArrayRecordReader(path)
+    except Exception as exc:  # noqa: BLE001
+        raise RecordError(f"{path}: unreadable shard ({exc})") from None
+    try:
+        for index in range(reader.num_records()):
+            yield decode(reader.read([index])[0], f"{os.path.basename(path)}[{index}]")
+    finally:
+        reader.close()
+
+
+def read_examples(folder: str) -> Iterator[RewardExample]:
+    paths = shard_paths(folder)
+    if not paths:
+        raise RecordError(f"{folder}: no reward-*.array_record shards")
+    for path in paths:
+        yield from read_shard(path)

@@ -1,0 +1,111 @@
+"""Supervised fine-tuning of Visual-ERM: (reference, rendering) -> critique JSON.
+
+    python -m launch.main --config=configs/tiny_erm.py --workdir=DIR
+
+One jitted, sharded train step; periodic held-out evaluation (loss, critique
+parse rate, bench F1 of sampled critiques); orbax checkpoints of the train
+state and the data iterator, so a killed run restarted with the same command
+continues exactly where its last checkpoint left off.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from policy import checkpointing, metric_writers
+from policy.hf_io import load_pretrained
+from policy.logprobs import token_logprobs
+from policy.optimizer import make_optimizer
+from policy.processor import Processor
+from policy.sharding import data_sharding, make_mesh
+from policy.train_state import init_train_state, make_train_step, merge_model, state_shardings
+from visual_erm import data as data_lib
+from visual_erm import records
+from visual_erm.base_model import prepare_base_model, prepare_reward_data
+
+log = logging.getLogger(__name__)
+
+
+def sft_loss(model, batch, rng, *, chunk_size=None):
+    """Mean negative log-likelihood of the critique tokens (loss_mask) under teacher forcing."""
+    del rng
+    hidden, _ = model(batch["input_ids"], batch["positions"], batch["attention_mask"], batch["pixel_values"],
+                      batch["vision"], return_hidden=True)
+    logprobs, _ = token_logprobs(model, hidden[:, :-1], batch["input_ids"][:, 1:], chunk_size=chunk_size)
+    mask = batch["loss_mask"][:, 1:].astype(jnp.float32)
+    tokens = jnp.maximum(mask.sum(), 1.0)
+    return -(logprobs * mask).sum() / tokens, {"target_tokens": mask.sum()}
+
+
+def device_batch(batch: dict, mesh) -> dict:
+    """Host numpy batch -> arrays sharded over the mesh's batch axes (patches replicated)."""
+    def put(path, x):
+        x = np.asarray(x)
+        batch_axis = 1 if path[0].key == "positions" else 0
+        if path[0].key in ("pixel_values", "vision"):
+            return jax.device_put(x, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+        return jax.device_put(x, data_sharding(mesh, x.ndim, batch_axis, x.shape))
+    return jax.tree_util.tree_map_with_path(put, batch)
+
+
+def evaluate_loss(eval_step, state, batches, mesh) -> float:
+    losses = [float(eval_step(state.params, device_batch(b, mesh))) for b in batches]
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+def train(config, workdir: str) -> dict:
+    """Run (or resume) SFT as `config` says; returns the final metrics record."""
+    workdir = os.path.abspath(workdir)
+    checkpointing.write_config(workdir, config)
+    data_dir, eval_dir = prepare_reward_data(config, workdir)
+    base_dir = prepare_base_model(config, workdir, data_dir)
+    mesh = make_mesh(tuple(config.mesh_shape) if config.get("mesh_shape") else None)
+    model_config, model = load_pretrained(base_dir, dtype=jnp.dtype(config.model.dtype), mesh=mesh)
+    processor = Processor.from_pretrained(base_dir, max_side=config.data.max_side)
+    tx = make_optimizer(config.optimizer)
+    parts, state = init_train_state(model, tx, seed=config.seed, mesh=mesh)
+    del model
+    loss_fn = lambda m, b, r: sft_loss(m, b, r, chunk_size=config.loss_chunk_size)  # noqa: E731
+    step_fn = make_train_step(parts, tx, loss_fn, state_shardings(state))
+    eval_step = jax.jit(lambda params, b: sft_loss(merge_model(parts, params), b, None,
+                                                   chunk_size=config.loss_chunk_size)[0])
+    make = lambda folder, **kw: data_lib.make_dataset(  # noqa: E731
+        folder, processor, model_config, batch_size=config.batch_size, seed=config.seed,
+        process_index=jax.process_index(), process_count=jax.process_count(),
+        seq_buckets=tuple(config.data.seq_buckets), patch_buckets=tuple(config.data.patch_buckets), **kw)
+    train_iter = iter(make(data_dir).to_iter_dataset())
+    eval_batches = list(make(eval_dir, shuffle=False, num_epochs=1))[: config.eval.batches]
+
+    ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints)
+    restored = ckpt.restore(checkpointing.abstract_like(state))
+    start = 0
+    if restored is not None:
+        start, state, extra = restored
+        train_iter.set_state(extra["data"])
+        log.info("resumed from step %d", start)
+    writer = metric_writers.MetricWriter(workdir, resume_step=start)
+    progress = metric_writers.Progress(config.total_steps, start, desc="visual-erm sft")
+    record = {}
+    for step in range(start + 1, config.total_steps + 1):
+        state, metrics = step_fn(state, device_batch(next(train_iter), mesh))
+        metrics = {k: float(v) for k, v in metrics.items()}
+        if step % config.eval.every == 0 or step == config.total_steps:
+            metrics["eval_loss"] = evaluate_loss(eval_step, state, eval_batches, mesh)
+            if config.eval.get("critiques", 0):
+                from visual_erm.judge import evaluate_judge
+
+                metrics.update(evaluate_judge(merge_model(parts, state.params), processor, eval_dir, config))
+        record = writer.write(step, metrics)
+        progress.update(1, loss=metrics["loss"])
+        if step % config.checkpoint_every == 0 or step == config.total_steps:
+            ckpt.save(step, state, {"data": train_iter.get_state()})
+    progress.close()
+    ckpt.close()
+    writer.close()
+    metric_writers.plot_curves(os.path.join(workdir, "metrics.jsonl"), os.path.join(workdir, "loss.png"),
+                               ("loss", "eval_loss"), title="Visual-ERM SFT")
+    return record
