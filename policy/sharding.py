@@ -46,7 +46,7 @@ RULES: dict[str, Any] = {
     "vision_head_dim": None,
     "vision_patch": None,
     "vision_pos": None,
-    "vision_merged": "tensor",
+    "vision_merged": "fsdp",
     "qkv": None,
 }
 

@@ -35,6 +35,10 @@ PUBLISHED_SETTINGS = {
 }
 
 
+GREEDY_SETTINGS = {kind: dataclasses.replace(s, params=SamplingParams(temperature=0.0))
+                   for kind, s in PUBLISHED_SETTINGS.items()}
+
+
 class VisualERM:
     """A Qwen3-VL reward model: `critique(kinds, references, candidates) -> list[Critique]`."""
 
@@ -111,7 +115,7 @@ def evaluate_judge(model, processor: Processor, eval_dir: str, config) -> dict:
         if len(examples) >= config.eval.critiques:
             break
     judge = VisualERM(model, processor, max_new_tokens=config.eval.max_new_tokens, batch_size=config.batch_size,
-                      seed=config.seed, settings=config.eval.get("settings"))
+                      seed=config.seed, settings=GREEDY_SETTINGS if config.eval.get("greedy") else None)
     images = [example.images() for example in examples]
     kinds = [example.kind for example in examples]
     critiques = judge.critique(kinds, [ref for ref, _ in images], [cand for _, cand in images])
