@@ -1,0 +1,118 @@
+"""Visual-ERM SFT: sharded steps equal single-device ones; a SIGKILLed run resumes exactly."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from policy import tiny_checkpoint
+from policy.hf_io import load_pretrained
+from policy.metric_writers import read_jsonl
+from policy.optimizer import make_optimizer
+from policy.processor import Processor
+from policy.sharding import make_mesh
+from policy.train_state import init_train_state, make_train_step, state_shardings
+from visual_erm import data as data_lib
+from visual_erm import records
+from visual_erm.prompts import judge_prompt
+from visual_erm.train import device_batch, sft_loss
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CRITIQUES = [
+    '{"errors": []}',
+    '{"errors": [{"category": "text_error", "severity": 1, "location": "title", "description": "typo in the title"}]}',
+    '{"errors": [{"category": "data_error", "severity": 3, "location": "bar 2", "description": "bar 2 is 40 not 10"}]}',
+]
+
+
+def examples(n, offset=0):
+    out = []
+    for i in range(offset, offset + n):
+        ref = Image.new("RGB", (32, 24), (255, 255, 255))
+        cand = Image.new("RGB", (24, 32), (200, (37 * i) % 255, 40))
+        out.append(records.RewardExample(
+            id=f"chart-{i}", kind=("chart", "table", "svg")[i % 3], source="test", seed=i,
+            reference_png=records.png_bytes(ref), candidate_png=records.png_bytes(cand), reference_code="r",
+            candidate_code="c", critique=CRITIQUES[i % 3], edits=()))
+    return out
+
+
+@pytest.fixture(scope="module")
+def reward_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("erm")
+    for split, n, offset in (("train", 24, 0), ("eval", 6, 1000)):
+        os.makedirs(root / split)
+        records.write_shard(str(root / split / records.SHARD_PATTERN.format(0)), examples(n, offset))
+    return root
+
+
+def test_two_sft_steps_on_a_2x4_mesh_match_one_device(reward_data, tmp_path):
+    texts = [judge_prompt(k) for k in ("chart", "table", "svg")] * 5 + CRITIQUES * 5
+    config = tiny_checkpoint.build(str(tmp_path / "model"), texts, vocab_size=300, max_pixels=32 * 32)
+    processor = Processor.from_pretrained(str(tmp_path / "model"))
+    batches = list(data_lib.make_dataset(str(reward_data / "train"), processor, config, batch_size=8, num_epochs=1,
+                                         seq_buckets=(512, 1024), patch_buckets=(1024,)))[:2]
+
+    def run(mesh):
+        _, model = load_pretrained(str(tmp_path / "model"), mesh=mesh)
+        tx = make_optimizer({"learning_rate": 1e-3, "total_steps": 10})
+        parts, state = init_train_state(model, tx, mesh=mesh)
+        step = make_train_step(parts, tx, sft_loss, state_shardings(state))
+        losses = []
+        for batch in batches:
+            state, metrics = step(state, device_batch(batch, mesh) if mesh else batch)
+            losses.append(float(metrics["loss"]))
+        return losses, state
+
+    sharded_losses, sharded = run(make_mesh((1, 2, 4)))
+    single_losses, single = run(None)
+    np.testing.assert_allclose(sharded_losses, single_losses, rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(sharded.params), jax.tree.leaves(single.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
+
+
+def _launch(workdir, reward_data, steps):
+    return subprocess.Popen(
+        [sys.executable, "-m", "launch.main", "--config=configs/tiny_erm.py", f"--workdir={workdir}",
+         f"--config.data.train_dir={reward_data / 'train'}", f"--config.data.eval_dir={reward_data / 'eval'}",
+         f"--config.total_steps={steps}", "--config.checkpoint_every=2", "--config.eval.every=3",
+         "--config.eval.critiques=0", "--config.batch_size=4", "--config.model.vocab_size=300",
+         "--config.data.seq_buckets=(512,1024)", "--config.data.patch_buckets=(512,)"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_sigkill_then_restart_resumes_with_the_same_loss_curve(reward_data, tmp_path):
+    steps = 6
+    reference = _launch(tmp_path / "straight", reward_data, steps)
+    _, err = reference.communicate(timeout=900)
+    assert reference.returncode == 0, err[-3000:]
+    expected = read_jsonl(str(tmp_path / "straight" / "metrics.jsonl"))
+    assert [r["step"] for r in expected] == list(range(1, steps + 1))
+
+    killed = _launch(tmp_path / "killed", reward_data, steps)
+    log = tmp_path / "killed" / "metrics.jsonl"
+    deadline = time.time() + 900
+    while time.time() < deadline and killed.poll() is None:
+        if log.exists() and len(read_jsonl(str(log))) >= 5:  # past the step-4 checkpoint
+            break
+        time.sleep(0.2)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    resumed = _launch(tmp_path / "killed", reward_data, steps)
+    _, err = resumed.communicate(timeout=900)
+    assert resumed.returncode == 0, err[-3000:]
+    got = read_jsonl(str(log))
+    assert [r["step"] for r in got] == list(range(1, steps + 1))
+    for a, b in zip(got, expected):
+        for key in ("loss", "grad_norm", "eval_loss"):
+            if key in b:
+                assert a[key] == pytest.approx(b[key], rel=1e-6), (a["step"], key)
+    assert json.load(open(tmp_path / "killed" / "config.json"))["total_steps"] == steps
