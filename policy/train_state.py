@@ -51,25 +51,31 @@ def param_shardings(model: nnx.Module, mesh: Mesh) -> dict:
     return nnx.to_pure_dict(sharding_lib.state_shardings(params, mesh))
 
 
+def init_opt_state(tx: optax.GradientTransformation, params: dict, model: nnx.Module | None = None,
+                   mesh: Mesh | None = None):
+    """Optimizer state for `params`: moments follow their parameter's sharding, counters replicated."""
+    if mesh is None:
+        return jax.jit(tx.init)(params)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    opt_shardings = optax.tree_map_params(
+        tx, lambda _, s: s, jax.eval_shape(tx.init, params), param_shardings(model, mesh),
+        transform_non_params=lambda _: replicated,
+    )
+    return jax.jit(tx.init, out_shardings=opt_shardings)(params)
+
+
 def init_train_state(model: nnx.Module, tx: optax.GradientTransformation, *, seed: int = 0,
                      mesh: Mesh | None = None) -> tuple[ModelParts, TrainState]:
     """Split `model` and build its TrainState (sharded over `mesh` when given)."""
     parts, params = split_model(model)
     state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=None, rng=jax.random.key(seed))
     if mesh is None:
-        return parts, state.replace(opt_state=jax.jit(tx.init)(params))
+        return parts, state.replace(opt_state=init_opt_state(tx, params))
     replicated = NamedSharding(mesh, PartitionSpec())
-    shardings = param_shardings(model, mesh)
-    # Optimizer moments follow their parameter's sharding; counters are replicated.
-    opt_shardings = optax.tree_map_params(
-        tx, lambda _, s: s, jax.eval_shape(tx.init, params), shardings,
-        transform_non_params=lambda _: replicated,
-    )
-    params = jax.device_put(params, shardings)
+    params = jax.device_put(params, param_shardings(model, mesh))
     state = state.replace(
         step=jax.device_put(state.step, replicated), params=params,
-        opt_state=jax.jit(tx.init, out_shardings=opt_shardings)(params),
-        rng=jax.device_put(state.rng, replicated),
+        opt_state=init_opt_state(tx, params, model, mesh), rng=jax.device_put(state.rng, replicated),
     )
     return parts, state
 

@@ -303,9 +303,10 @@ def _plain(value) -> dict:
 
 
 def _factories() -> dict[str, Callable[..., TaskSource]]:
-    from rl import datasets  # noqa: PLC0415 - rl.datasets builds on this module's classes
+    from rl import datasets, shapes  # noqa: PLC0415 - both build on this module's classes
 
     return {
+        "shapes": shapes.ShapeSource,
         "synthetic": SyntheticSource,
         "icons": IconFolderSource,
         "chartmimic": datasets.load_chartmimic,
@@ -315,8 +316,8 @@ def _factories() -> dict[str, Callable[..., TaskSource]]:
     }
 
 
-SOURCE_NAMES = ("synthetic", "icons", "chartmimic", "plot2code", "pubtabnet", "starvector")
-_RENDERING = ("synthetic", "icons", "starvector")
+SOURCE_NAMES = ("synthetic", "shapes", "icons", "chartmimic", "plot2code", "pubtabnet", "starvector")
+_RENDERING = ("synthetic", "shapes", "icons", "starvector")
 
 
 def build_source(spec, *, renderer=None, strict: bool = False, report: Optional[LoadReport] = None) -> TaskSource:

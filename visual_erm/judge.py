@@ -79,10 +79,13 @@ class VisualERM:
                                     params=setting.params)
         return [processor.decode(tokens[:length]) for tokens, length in zip(out.tokens, out.lengths)]
 
-    def critique_texts(self, kinds: Sequence[str], references, candidates) -> list[str]:
-        """Raw judge outputs, in input order (batched per kind)."""
+    def critique_texts(self, kinds: Sequence[str], references, candidates, *, rng=None) -> list[str]:
+        """Raw judge outputs, in input order (batched per kind). `rng` (a jax key) makes a call
+        reproducible on its own, e.g. `fold_in(key, step)` in a resumable training loop."""
         if not len(kinds) == len(references) == len(candidates):
             raise ValueError("kinds, references and candidates must have the same length")
+        if rng is not None:
+            self._key = rng
         texts: list[str | None] = [None] * len(kinds)
         for kind in dict.fromkeys(kinds):
             if kind not in self.settings:
@@ -95,8 +98,8 @@ class VisualERM:
                     texts[i] = text
         return texts
 
-    def critique(self, kinds: Sequence[str], references, candidates) -> list[Critique]:
-        texts = self.critique_texts(kinds, references, candidates)
+    def critique(self, kinds: Sequence[str], references, candidates, *, rng=None) -> list[Critique]:
+        texts = self.critique_texts(kinds, references, candidates, rng=rng)
         return [parse_critique(text, kind) for text, kind in zip(texts, kinds)]
 
     def rewards(self, kinds: Sequence[str], references, candidates, **reward_kwargs) -> np.ndarray:

@@ -1,0 +1,73 @@
+"""Prompt + completion -> the static-shape batch a jitted update consumes.
+
+Rows are prompt-major: row i holds a completion of prompt i // G. Each row is
+the left-padded prompt followed by its right-padded completion, so M-RoPE
+positions from `get_rope_index` continue exactly where the sampler's did, and
+teacher-forced log-probs equal the sampler's. Patches are repeated per row (the
+vision tower runs once per sample: simple, and small next to the decoder).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from policy.image_processor import pick_bucket
+from policy.model import prepare_inputs
+
+
+def build_batch(model_config, prompt: dict, completions: np.ndarray, lengths: np.ndarray, group_size: int,
+                *, patch_buckets=None, pad_id: int = 0) -> dict:
+    """prompt: Processor output for P prompts (left padded); completions [P*G, C]; lengths [P*G]."""
+    prompt_ids, prompt_mask = np.asarray(prompt["input_ids"]), np.asarray(prompt["attention_mask"])
+    n_prompts, prompt_len = prompt_ids.shape
+    n, width = completions.shape
+    if n != n_prompts * group_size:
+        raise ValueError(f"{n} completions for {n_prompts} prompts x {group_size} samples")
+    rows = np.arange(n) // group_size
+    completion_mask = (np.arange(width)[None, :] < np.asarray(lengths)[:, None]).astype(np.int32)
+    input_ids = np.concatenate([prompt_ids[rows], np.where(completion_mask, completions, pad_id)], axis=1)
+    attention_mask = np.concatenate([prompt_mask[rows], completion_mask], axis=1).astype(np.int32)
+    # Targets are input_ids[:, 1:]; a target counts when it is a completion token.
+    loss_mask = np.concatenate([np.zeros((n, prompt_len - 1), np.int32), completion_mask], axis=1)
+
+    grids = np.asarray(prompt.get("image_grid_thw", np.zeros((0, 3))), np.int64).reshape(-1, 3)
+    pixel_values = vision = None
+    if len(grids):
+        image_tokens = (prompt_ids == model_config.image_token_id) & (prompt_mask > 0)
+        merge = model_config.vision.spatial_merge_size ** 2
+        per_image = grids.prod(axis=1)
+        images_per_prompt = _images_per_prompt(image_tokens.sum(axis=1), per_image // merge)
+        starts = np.concatenate([[0], np.cumsum(per_image)])
+        first_image = np.concatenate([[0], np.cumsum(images_per_prompt)])
+        patches, row_grids = [], []
+        source = np.asarray(prompt["pixel_values"], np.float32)
+        for p in rows:
+            a, b = first_image[p], first_image[p + 1]
+            patches.append(source[starts[a]:starts[b]])
+            row_grids.append(grids[a:b])
+        patches = np.concatenate(patches)
+        grids = np.concatenate(row_grids)
+        num_patches = pick_bucket(len(patches), patch_buckets) if patch_buckets else len(patches)
+        pixel_values = np.zeros((num_patches, patches.shape[1]), np.float32)
+        pixel_values[: len(patches)] = patches
+    input_ids, attention_mask, positions, _, vision = prepare_inputs(
+        model_config, input_ids, attention_mask, grids if len(grids) else None,
+        pixel_values.shape[0] if pixel_values is not None else None)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "positions": positions,
+            "loss_mask": loss_mask, "pixel_values": pixel_values, "vision": vision}
+
+
+def _images_per_prompt(tokens_per_prompt: np.ndarray, tokens_per_image: np.ndarray) -> np.ndarray:
+    """How many of the (ordered) images belong to each prompt, from its image-token count."""
+    counts, image = [], 0
+    for tokens in tokens_per_prompt:
+        taken = 0
+        while tokens > 0:
+            if image >= len(tokens_per_image):
+                raise ValueError("prompts hold more image tokens than image_grid_thw describes")
+            tokens -= tokens_per_image[image]
+            image += 1
+            taken += 1
+        if tokens != 0:
+            raise ValueError("a prompt's image tokens do not match whole images")
+        counts.append(taken)
+    return np.asarray(counts, np.int64)

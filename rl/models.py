@@ -1,0 +1,62 @@
+"""Where a GRPO run's policy and judge come from.
+
+Real runs name local Hugging Face directories (`model.checkpoint`,
+`judge.checkpoint`). Tiny runs build both inside the workdir, with a small BPE
+trained on the run's own prompts and task code, so nothing is downloaded. A
+tiny judge built this way is UNTRAINED (its critiques rarely parse): it makes
+the loop run end to end; point `judge.checkpoint` at an exported
+`configs/tiny_erm.py` run for a judge that has learned something.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+
+import jax.numpy as jnp
+
+from policy import tiny_checkpoint
+from rl.tasks import make_task_dataset
+from visual_erm.judge import GREEDY_SETTINGS, VisualERM
+from visual_erm.prompts import judge_prompt, policy_prompt, revision_prompt
+
+log = logging.getLogger(__name__)
+_CORPUS_TASKS = 200
+
+
+def _corpus(config, pool):
+    tasks = make_task_dataset(config.tasks, seed=config.seed + 1, renderer=pool)
+    codes = [t.reference_code or "" for t in itertools.islice(iter(tasks.to_iter_dataset()), _CORPUS_TASKS)]
+    kinds = ("chart", "table", "svg")
+    fixed = [judge_prompt(k) for k in kinds] + [policy_prompt(k) for k in kinds]
+    fixed += [revision_prompt(k, "", "") for k in kinds]
+    fixed += ['{"errors": [{"category": "shape_error", "severity": 2, "location": "the circle", '
+              '"description": "the circle is too small"}]}', "```svg\n", "```python\n", "```markdown\n", "\n```"]
+    return fixed * 20 + [f"```svg\n{code}\n```" for code in codes] * 5
+
+
+def _tiny(config, workdir: str, name: str, pool, seed: int) -> str:
+    out = os.path.join(workdir, name)
+    if not os.path.exists(os.path.join(out, "config.json")):
+        tiny_checkpoint.build(out + ".partial", _corpus(config, pool), vocab_size=config.model.vocab_size,
+                              max_pixels=config.model.max_pixels, seed=seed)
+        os.replace(out + ".partial", out)
+    return out
+
+
+def prepare_policy(config, workdir: str, pool) -> str:
+    """A Hugging Face directory for the policy: the configured one, or a tiny one built once."""
+    if config.model.checkpoint:
+        return config.model.checkpoint
+    return _tiny(config, workdir, "policy_model", pool, config.seed)
+
+
+def prepare_judge(config, workdir: str, mesh, pool=None) -> VisualERM:
+    """The Visual-ERM judge: from `judge.checkpoint`, or an untrained tiny stand-in."""
+    settings = GREEDY_SETTINGS if config.judge.greedy else None
+    if config.judge.checkpoint:
+        return VisualERM.from_pretrained(config.judge.checkpoint, dtype=jnp.dtype(config.model.dtype), mesh=mesh,
+                                         max_new_tokens=config.judge.max_new_tokens, settings=settings)
+    log.warning("no judge.checkpoint: using an UNTRAINED tiny judge (the loop runs; its rewards mean little)")
+    path = _tiny(config, workdir, "judge_model", pool, config.seed + 7)
+    return VisualERM.from_pretrained(path, mesh=mesh, max_new_tokens=config.judge.max_new_tokens, settings=settings)

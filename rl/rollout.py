@@ -1,0 +1,154 @@
+"""One GRPO rollout: sample G completions per prompt, render them, judge them, reward them.
+
+Completions are handed to the RenderPool as soon as each micro-batch is
+decoded, so host processes render while the device samples the next one
+(`overlap=False` gives the strictly sequential loop, for the benchmark).
+Render failures and unparsable critiques get the rewards their reward function
+defines; nothing here raises for bad model output.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Sequence
+
+import jax
+import numpy as np
+
+from rl.extract import ExtractedCode, extract_code
+from rl.rewards import RewardInput, compute_rewards, is_blank
+from visual_erm.schema import Critique
+
+
+@dataclasses.dataclass
+class Rollout:
+    tasks: list  # P RLTasks
+    group_size: int
+    prompt: dict  # Processor output for the P prompts (left padded)
+    tokens: np.ndarray  # [P*G, C] completion tokens (pad after the stop token)
+    lengths: np.ndarray  # [P*G] generated tokens incl. the stop token
+    texts: list[str]
+    codes: list[ExtractedCode]
+    renders: list  # RenderResult or None (no code)
+    critiques: list  # Critique or None (not judged)
+    rewards: np.ndarray  # [P*G] float32
+    timing: dict  # seconds: sample, render_wait, judge, reward
+
+
+def _prompt_rows(prompt: dict, lo: int, hi: int) -> dict:
+    """Prompts lo..hi of a processed batch whose prompts hold one image each."""
+    grids = prompt["image_grid_thw"]
+    if len(grids) != len(prompt["input_ids"]):
+        raise ValueError("policy prompts must hold exactly one image each")
+    starts = np.concatenate([[0], np.cumsum(grids.prod(axis=1))])
+    return {"input_ids": prompt["input_ids"][lo:hi], "attention_mask": prompt["attention_mask"][lo:hi],
+            "pixel_values": prompt["pixel_values"][starts[lo]:starts[hi]], "image_grid_thw": grids[lo:hi]}
+
+
+def policy_messages(task) -> list[dict]:
+    return [{"role": "user", "content": [{"type": "image", "image": task.reference_image},
+                                         {"type": "text", "text": task.prompt}]}]
+
+
+class RolloutWorker:
+    """Turns a batch of RLTasks into a scored Rollout."""
+
+    def __init__(self, sampler, processor, pool, *, reward: str, group_size: int, max_new_tokens: int, params,
+                 judge=None, micro_batches: int = 1, reward_deps: dict | None = None, overlap: bool = True):
+        if reward == "visual_erm" and judge is None:
+            raise ValueError("the visual_erm reward needs a judge (visual_erm.judge.VisualERM)")
+        self.sampler, self.processor, self.pool, self.judge = sampler, processor, pool, judge
+        self.reward, self.group_size, self.max_new_tokens, self.params = reward, group_size, max_new_tokens, params
+        self.micro_batches, self.reward_deps, self.overlap = micro_batches, dict(reward_deps or {}), overlap
+
+    def _render_size(self, task):
+        return task.reference_image.size if task.kind == "svg" else None
+
+    def _submit(self, tasks: Sequence, codes: Sequence[ExtractedCode], first_row: int) -> list:
+        futures = []
+        for offset, code in enumerate(codes):
+            task = tasks[(first_row + offset) // self.group_size]
+            futures.append(None if code.code is None else
+                           self.pool.submit(task.kind, code.code, size=self._render_size(task)))
+        return futures
+
+    def __call__(self, tasks: Sequence, rng: jax.Array) -> Rollout:
+        timing = {"sample": 0.0, "render_wait": 0.0, "judge": 0.0, "reward": 0.0}
+        prompt = self.processor([policy_messages(t) for t in tasks], padding_side="left")
+        sample_key, judge_key = jax.random.split(rng)
+        tokens, lengths, texts, codes, futures = [], [], [], [], []
+        bounds = np.linspace(0, len(tasks), self.micro_batches + 1).astype(int)
+        for index, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+            if lo == hi:
+                continue
+            part = _prompt_rows(prompt, lo, hi)
+            start = time.perf_counter()
+            out = self.sampler.generate(part["input_ids"], part["attention_mask"], part["pixel_values"],
+                                        part["image_grid_thw"], max_new_tokens=self.max_new_tokens,
+                                        num_samples=self.group_size, rng=jax.random.fold_in(sample_key, index),
+                                        params=self.params)
+            timing["sample"] += time.perf_counter() - start
+            part_texts = [self.processor.decode(t[:n]) for t, n in zip(out.tokens, out.lengths)]
+            part_codes = [extract_code(tasks[lo + i // self.group_size].kind, text)
+                          for i, text in enumerate(part_texts)]
+            tokens.append(out.tokens)
+            lengths.append(out.lengths)
+            texts += part_texts
+            codes += part_codes
+            if self.overlap:  # render while the device samples the next micro-batch
+                futures += self._submit(tasks, part_codes, lo * self.group_size)
+        if not self.overlap:
+            futures = self._submit(tasks, codes, 0)
+        start = time.perf_counter()
+        renders = [None if f is None else f.result() for f in futures]
+        timing["render_wait"] = time.perf_counter() - start
+        critiques = self._judge(tasks, renders, judge_key, timing)
+        start = time.perf_counter()
+        inputs = [RewardInput(tasks[i // self.group_size], texts[i], renders[i], critiques[i])
+                  for i in range(len(texts))]
+        rewards = compute_rewards(self.reward, inputs, **self.reward_deps)
+        timing["reward"] = time.perf_counter() - start
+        width = self.max_new_tokens
+        tokens = np.concatenate([np.pad(t, ((0, 0), (0, width - t.shape[1])),
+                                        constant_values=self.sampler.pad_id) for t in tokens])
+        return Rollout(list(tasks), self.group_size, prompt, tokens, np.concatenate(lengths), texts, codes,
+                       renders, critiques, rewards, timing)
+
+    def _judge(self, tasks, renders, key, timing) -> list:
+        critiques: list[Critique | None] = [None] * len(renders)
+        if self.reward != "visual_erm":
+            return critiques
+        judged = [i for i, r in enumerate(renders)
+                  if r is not None and r.image is not None and not is_blank(r.image)]
+        if judged:
+            start = time.perf_counter()
+            references = [tasks[i // self.group_size].reference_image for i in judged]
+            outputs = self.judge.critique([tasks[i // self.group_size].kind for i in judged], references,
+                                          [renders[i].image for i in judged], rng=key)
+            for i, critique in zip(judged, outputs):
+                critiques[i] = critique
+            timing["judge"] = time.perf_counter() - start
+        return critiques
+
+
+def rollout_metrics(rollout: Rollout) -> dict[str, Any]:
+    """Reward mean/std per kind, render failures by type, parse rate, response length."""
+    kinds = [rollout.tasks[i // rollout.group_size].kind for i in range(len(rollout.texts))]
+    metrics: dict[str, Any] = {"reward_mean": float(rollout.rewards.mean()),
+                               "reward_std": float(rollout.rewards.std()),
+                               "response_length": float(rollout.lengths.mean())}
+    for kind in sorted(set(kinds)):
+        values = rollout.rewards[[k == kind for k in kinds]]
+        metrics[f"reward_mean/{kind}"] = float(values.mean())
+        metrics[f"reward_std/{kind}"] = float(values.std())
+    n = len(rollout.renders)
+    metrics["render_failure/no_code"] = sum(r is None for r in rollout.renders) / n
+    for render in rollout.renders:
+        if render is not None and render.error is not None:
+            key = f"render_failure/{render.error.kind}"
+            metrics[key] = metrics.get(key, 0.0) + 1.0 / n
+    judged = [c for c in rollout.critiques if c is not None]
+    if judged:
+        metrics["critique_parse_rate"] = float(np.mean([c.valid for c in judged]))
+    metrics.update({f"time/{k}": v for k, v in rollout.timing.items()})
+    return metrics
