@@ -2,6 +2,8 @@
 
     python -m launch.main --config=configs/<file>.py --workdir=DIR [--config.key=value ...]
 
+With no flags it runs the embedded default: configs/tiny_grpo_svg.py (a tiny
+policy, a tiny Visual-ERM, the render pool and GRPO on CPU) in workdir/tiny_grpo_svg.
 `config.trainer` picks the loop: "visual_erm_sft" (Visual-ERM fine-tuning) or
 "grpo" (RL with Visual-ERM rewards). On a multi-host TPU pod every host runs
 this same command (see launch/tpu_pod.sh); `--multihost` initialises
@@ -12,13 +14,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "ml-collections config file", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "where checkpoints, metrics and plots go", required=True)
+_DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "tiny_grpo_svg.py")
+_CONFIG = config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "ml-collections config file", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", "workdir/tiny_grpo_svg", "where checkpoints, metrics and plots go")
 _MULTIHOST = flags.DEFINE_bool("multihost", False, "call jax.distributed.initialize() (TPU pods)")
 
 
@@ -45,5 +49,4 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-    flags.mark_flag_as_required("config")
     app.run(main)

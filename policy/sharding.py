@@ -70,6 +70,14 @@ def make_mesh(shape: Sequence[int] | None = None, axis_names: Sequence[str] = ME
     return Mesh(np.asarray(devices, dtype=object).reshape(shape), axis_names)
 
 
+def mesh_from_config(config) -> Mesh:
+    """`config.mesh_shape` (data, fsdp, tensor) over the first that many devices; None: all on fsdp."""
+    shape = config.get("mesh_shape")
+    if not shape:
+        return make_mesh()
+    return make_mesh(tuple(shape), devices=jax.devices()[: math.prod(shape)])
+
+
 def _mesh_axes_of(name: str | None, mesh: Mesh) -> tuple[str, ...]:
     if name is None:
         return ()

@@ -26,7 +26,7 @@ from policy.logprobs import token_logprobs
 from policy.optimizer import make_optimizer
 from policy.processor import Processor
 from policy.sampler import Sampler, SamplingParams
-from policy.sharding import make_mesh
+from policy.sharding import mesh_from_config
 from policy.train_state import init_opt_state, init_train_state, make_train_step, merge_model, state_shardings
 from rl.batch import build_batch
 from rl.grpo import GRPOConfig, group_advantages, grpo_loss
@@ -69,7 +69,7 @@ class GRPOTrainer:
     def __init__(self, config, workdir: str):
         self.config, self.workdir = config, os.path.abspath(workdir)
         checkpointing.write_config(self.workdir, config)
-        self.mesh = make_mesh(tuple(config.mesh_shape) if config.get("mesh_shape") else None)
+        self.mesh = mesh_from_config(config)
         self.pool = render.RenderPool(workers=config.render_workers)
         policy_dir = prepare_policy(config, self.workdir, self.pool)
         self.model_config, model = load_pretrained(policy_dir, dtype=jnp.dtype(config.model.dtype), mesh=self.mesh)

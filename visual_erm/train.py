@@ -21,7 +21,7 @@ from policy.hf_io import load_pretrained
 from policy.logprobs import token_logprobs
 from policy.optimizer import make_optimizer
 from policy.processor import Processor
-from policy.sharding import data_sharding, make_mesh
+from policy.sharding import data_sharding, mesh_from_config
 from policy.train_state import init_train_state, make_train_step, merge_model, state_shardings
 from visual_erm import data as data_lib
 from visual_erm import records
@@ -63,7 +63,7 @@ def train(config, workdir: str) -> dict:
     checkpointing.write_config(workdir, config)
     data_dir, eval_dir = prepare_reward_data(config, workdir)
     base_dir = prepare_base_model(config, workdir, data_dir)
-    mesh = make_mesh(tuple(config.mesh_shape) if config.get("mesh_shape") else None)
+    mesh = mesh_from_config(config)
     model_config, model = load_pretrained(base_dir, dtype=jnp.dtype(config.model.dtype), mesh=mesh)
     processor = Processor.from_pretrained(base_dir, max_side=config.data.max_side)
     tx = make_optimizer(config.optimizer)

@@ -1,0 +1,44 @@
+"""Visual-ERM SFT from Qwen3-VL-8B-Instruct on a TPU pod (v5p-64 class), published-scale settings.
+
+    launch/tpu_pod.sh NAME ZONE configs/qwen3vl_8b_erm.py gs://BUCKET/erm_8b \
+        --config.model.checkpoint=/mnt/models/Qwen3-VL-8B-Instruct \
+        --config.data.train_dir=/mnt/data/reward/train --config.data.eval_dir=/mnt/data/reward/eval
+
+The model and reward data come from local paths (nothing is downloaded); write
+the data once with `python -m visual_erm.make_data --out=... --n=...`.
+"""
+import ml_collections
+
+from configs import tiny_erm
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = tiny_erm.get_config()
+    c.mesh_shape = (1, 64, 1)  # FSDP over 64 chips; (1, 16, 4) adds tensor parallelism
+    c.batch_size = 128  # global (reward pairs per step)
+    c.total_steps = 3000
+    c.checkpoint_every = 250
+    c.keep_checkpoints = 3
+    c.loss_chunk_size = 512  # never materialise [batch, length, 151936] logits
+
+    c.model.checkpoint = ""  # REQUIRED: local Qwen3-VL-8B-Instruct directory
+    c.model.dtype = "bfloat16"
+
+    c.data.train_dir = ""  # REQUIRED: reward-data folders written by visual_erm.make_data
+    c.data.eval_dir = ""
+    c.data.max_side = 1024  # the judge sees images at most 1,024 px on the longer side
+    c.data.seq_buckets = (2048, 3072, 4096, 6144, 8192)
+    c.data.patch_buckets = (65536, 131072, 262144)
+
+    c.optimizer.learning_rate = 1e-5
+    c.optimizer.warmup_steps = 100
+    c.optimizer.end_learning_rate_ratio = 0.0
+    c.optimizer.weight_decay = 0.0
+    c.optimizer.clip_norm = 1.0
+
+    c.eval.every = 250
+    c.eval.batches = 16
+    c.eval.critiques = 256
+    c.eval.max_new_tokens = 1024
+    c.eval.greedy = False  # the published judge sampling settings
+    return c

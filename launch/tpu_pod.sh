@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Start the same training command on every host of a TPU VM pod.
+#
+#   launch/tpu_pod.sh TPU_NAME ZONE CONFIG WORKDIR [--config.key=value ...]
+#
+# Every host runs `python -m launch.main --multihost`, which calls
+# jax.distributed.initialize() (the TPU runtime supplies the coordinator), reads
+# its own shard of the tasks (process_index::process_count) and renders with its
+# own RenderPool. WORKDIR should be shared storage (gs:// or a shared mount) so
+# orbax checkpoints are written once and every host resumes from them.
+# Assumes the repository is checked out at ~/visual-erm-jax on every host and
+# installed there (`pip install -e .` plus the `jax[tpu]` build for your TPU runtime).
+set -euo pipefail
+if [ "$#" -lt 4 ]; then
+  echo "usage: $0 TPU_NAME ZONE CONFIG WORKDIR [--config.key=value ...]" >&2
+  exit 2
+fi
+name=$1 zone=$2 config=$3 workdir=$4
+shift 4
+overrides=$(printf ' %q' "$@")
+gcloud compute tpus tpu-vm ssh "$name" --zone="$zone" --worker=all --command="
+  cd ~/visual-erm-jax &&
+  python -m launch.main --multihost --config=$config --workdir=$workdir$overrides \
+    2>&1 | tee -a ~/visual_erm_\$(hostname).log"
