@@ -121,8 +121,8 @@ def run_hf(hf, ids, mask, pv, grid, new, repeats):
     return best_time(lambda: gen(1), repeats)[0], t_new, tokens
 
 
-def memory_plan(n_devices: int = 64):
-    cfg = Qwen3VLConfig.qwen3vl_8b()
+def sharded_elements(cfg: Qwen3VLConfig, n_devices: int = 64) -> tuple[float, float, float]:
+    """(total, per-device, replicated) parameter elements on an fsdp mesh, from shapes only."""
     mesh = jax.sharding.AbstractMesh((1, n_devices, 1), MESH_AXES)
     state = nnx.state(abstract_model(cfg), nnx.Param)
     total = per_dev = replicated = 0
@@ -138,6 +138,12 @@ def memory_plan(n_devices: int = 64):
         total += n
         per_dev += n / split
         replicated += n if split == 1 else 0
+    return total, per_dev, replicated
+
+
+def memory_plan(n_devices: int = 64):
+    cfg = Qwen3VLConfig.qwen3vl_8b()
+    total, per_dev, replicated = sharded_elements(cfg, n_devices)
     gib = 2**30
     print(f"\n8B memory plan (Qwen3VLConfig.qwen3vl_8b(), {n_devices}-chip fsdp mesh, shapes only):")
     print(f"  parameters: {total / 1e9:.3f} B; per device {per_dev / 1e6:.1f} M elements "

@@ -58,8 +58,11 @@ def _figure_to_rgb(fig: Figure) -> np.ndarray:
     return np.ascontiguousarray(np.rint(rgb).astype(np.uint8))
 
 
-def render_chart(code: str) -> np.ndarray:
-    """Run `code` and return the figure it made as an HxWx3 uint8 array."""
+def render_chart(code: str, tracer=None) -> np.ndarray:
+    """Run `code` and return the figure it made as an HxWx3 uint8 array.
+
+    `tracer` (render.trace.ChartTracer) watches our final draw of the chosen figure.
+    """
     reset_state()
     handed_over: list[Figure] = []
     real_savefig = Figure.savefig
@@ -81,6 +84,9 @@ def render_chart(code: str) -> np.ndarray:
             fig = plt.figure(max(plt.get_fignums()))
         else:
             raise RenderInputError("no_figure", "the code ran but created no matplotlib figure")
-        return _figure_to_rgb(fig)
+        if tracer is None:
+            return _figure_to_rgb(fig)
+        with tracer.drawing(fig):
+            return _figure_to_rgb(fig)
     finally:
         Figure.savefig, plt.show = real_savefig, real_show

@@ -44,11 +44,13 @@ class RenderError:
 
 @dataclasses.dataclass(frozen=True)
 class RenderResult:
-    """Exactly one of `image` (PIL RGB) and `error` is set."""
+    """Exactly one of `image` (PIL RGB) and `error` is set. `trace`: what a chart drew, when
+    asked for (`RenderPool.submit(..., trace=True)`; schema in render/trace_schema.py)."""
 
     image: Optional[Image.Image] = None
     error: Optional[RenderError] = None
     seconds: float = 0.0
+    trace: Optional[dict] = None
 
     @property
     def ok(self) -> bool:

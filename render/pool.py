@@ -107,8 +107,9 @@ class _Task:
 
 def _to_result(reply: tuple) -> RenderResult:
     if reply[0] == "image":
-        _, width, height, payload, seconds = reply
-        return RenderResult(image=Image.frombytes("RGB", (width, height), payload), seconds=seconds)
+        _, width, height, payload, seconds, *trace = reply
+        image = Image.frombytes("RGB", (width, height), payload)
+        return RenderResult(image=image, seconds=seconds, trace=trace[0] if trace else None)
     _, kind, message, seconds = reply
     return RenderResult.failure(kind, message, seconds)
 
@@ -199,8 +200,13 @@ class RenderPool:
             self._next_id += 1
             return self._next_id
 
-    def submit(self, kind: str, code: str, *, size=None, timeout_s: Optional[float] = None) -> concurrent.futures.Future:
-        """Queue one render; the Future resolves to a RenderResult (never raises)."""
+    def submit(self, kind: str, code: str, *, size=None, timeout_s: Optional[float] = None,
+               trace: bool = False) -> concurrent.futures.Future:
+        """Queue one render; the Future resolves to a RenderResult (never raises).
+
+        `trace=True`: a chart's result also carries `trace` (render/trace.py: texts, chart types,
+        colours, subplot layout); tables and SVGs have none.
+        """
         if self._closed:
             raise RuntimeError("RenderPool is closed")
         future: concurrent.futures.Future = concurrent.futures.Future()
@@ -210,17 +216,19 @@ class RenderPool:
             future.set_result(RenderResult(error=exc.error))
             return future
         size = tuple(size) if size is not None else None
-        request = {"kind": kind, "code": code, "size": size, "timeout_s": float(timeout_s or self.timeout_s)}
+        request = {"kind": kind, "code": code, "size": size, "timeout_s": float(timeout_s or self.timeout_s),
+                   "trace": bool(trace)}
         self._queue.put(_Task(future, request))
         return future
 
-    def map(self, kinds: Sequence[str], codes: Sequence[str], *, size=None, timeout_s=None) -> list[RenderResult]:
+    def map(self, kinds: Sequence[str], codes: Sequence[str], *, size=None, timeout_s=None,
+            trace: bool = False) -> list[RenderResult]:
         """Render many; results in input order. `kinds` may be one string for all."""
         codes = list(codes)
         kinds = [kinds] * len(codes) if isinstance(kinds, str) else list(kinds)
         if len(kinds) != len(codes):
             raise ValueError(f"{len(kinds)} kinds for {len(codes)} codes")
-        futures = [self.submit(k, c, size=size, timeout_s=timeout_s) for k, c in zip(kinds, codes)]
+        futures = [self.submit(k, c, size=size, timeout_s=timeout_s, trace=trace) for k, c in zip(kinds, codes)]
         return [f.result() for f in futures]
 
     def close(self) -> None:

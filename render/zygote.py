@@ -25,9 +25,10 @@ import time
 from multiprocessing.connection import Connection
 
 from render import sandbox
+from render.trace_schema import MAX_TRACE_BYTES, shrink_trace, validate_trace
 
 HEADER = struct.Struct(">II")  # header length, payload length
-MAX_HEADER = 4096
+MAX_HEADER = 4096 + MAX_TRACE_BYTES  # room for an optional chart trace
 MAX_PAYLOAD = 4096 * 4096 * 3
 PR_SET_PDEATHSIG = 1
 
@@ -44,13 +45,18 @@ _SECCOMP = None  # the task filter, built once in the zygote
 
 def _task_main(fd: int, request: dict, limits: sandbox.Limits, active: frozenset, workdir: str) -> None:
     """Runs in the task process; never returns."""
-    from render.dispatch import render_array
+    from render.dispatch import render_array, render_traced
     from render.pycode import classify
 
     try:
         sandbox.enter(workdir, fd, limits, request["timeout_s"], active, _SECCOMP)
-        rgb = render_array(request["kind"], request["code"], request["size"])
+        if request.get("trace"):
+            rgb, trace = render_traced(request["kind"], request["code"], request["size"])
+        else:
+            rgb, trace = render_array(request["kind"], request["code"], request["size"]), None
         header, payload = {"ok": True, "height": rgb.shape[0], "width": rgb.shape[1]}, rgb.tobytes()
+        if trace is not None:
+            header["trace"] = shrink_trace(trace)
     except BaseException as exc:  # noqa: BLE001 - every failure is data
         error = classify(exc, request["code"]).error
         header, payload = {"ok": False, "kind": error.kind, "message": error.message}, b""
@@ -97,8 +103,11 @@ def _validate(header: dict, payload: bytes, seconds: float) -> tuple:
     """Turn an untrusted frame into a reply; anything off becomes an error."""
     if header.get("ok") is True:
         height, width = header.get("height"), header.get("width")
+        trace = header.get("trace")
+        if trace is not None and validate_trace(trace) is None:
+            return ("error", "runtime", "the render task returned a malformed trace", seconds)
         if isinstance(height, int) and isinstance(width, int) and 0 < height * width * 3 == len(payload):
-            return ("image", width, height, payload, seconds)
+            return ("image", width, height, payload, seconds, trace)
         return ("error", "runtime", "the render task returned a malformed image", seconds)
     kind, message = header.get("kind"), header.get("message")
     from render.errors import ERROR_KINDS
@@ -184,6 +193,9 @@ def _warm_up() -> None:
         result = render_in_process(kind, code)
         if not result.ok:
             raise RuntimeError(f"warm-up render of {kind} example {name!r} failed: {result.error}")
+    from render.dispatch import render_traced
+
+    render_traced("chart", next(code for kind, _, code in EXAMPLES if kind == "chart"))  # the tracer too
 
 
 def main(argv: list[str]) -> None:

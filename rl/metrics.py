@@ -18,6 +18,7 @@ chart (ChartMimic's low-level scores, from traces of what the code drew; `render
     type's predicted and reference colours (Hungarian algorithm; ChartMimic enumerates the same
     permutations), with ``sim(p, r) = max(0, 1 - CIEDE2000(lab(p), lab(r)) / 100)`` for hex
     colours (skimage ``rgb2lab``, sRGB D65) and ``sim = [p == r]`` for ``cmap:<name>`` entries.
+    (ChartMimic also merges near-identical colours of charts with more than 10; we do not.)
   * ``execution_rate``: 1 when the prediction rendered, else 0 (and every F1 is 0).
   * ``low_level``: the mean of the four F1s.
 
