@@ -1,52 +1,17 @@
-"""GRPO of Qwen3-VL-8B-Instruct on chart-to-code with Visual-ERM rewards (TPU pod, v5p-64 class).
+"""GRPO of Qwen3-VL-8B-Instruct on chart-to-code with Visual-ERM rewards (TPU pod).
 
-    launch/tpu_pod.sh NAME ZONE configs/qwen3vl_8b_grpo_chart.py gs://BUCKET/grpo_chart \
-        --config.model.checkpoint=/mnt/models/Qwen3-VL-8B-Instruct \
+    launch/tpu_pod.sh NAME ZONE configs/qwen3vl_8b_grpo_chart.py gs://BUCKET/grpo_chart \\
+        --config.model.checkpoint=/mnt/models/Qwen3-VL-8B-Instruct \\
         --config.judge.checkpoint=/mnt/models/visual-erm-8b
 
-Policy, frozen reference and judge share one mesh; each host renders its own
-rollouts in its own RenderPool. Hyperparameters follow the published recipe where
-known (group size 8, clip-higher, lr 1e-6, temperature 1.0); dataset paths are
-local copies in their published layouts (rl/datasets.py).
+Shared settings live in configs/qwen3vl_8b_grpo_base.py.
 """
-import ml_collections
-
-from configs import tiny_grpo_svg
+from configs import qwen3vl_8b_grpo_base
 
 
-def get_config() -> ml_collections.ConfigDict:
-    c = tiny_grpo_svg.get_config()
-    c.mesh_shape = (1, 64, 1)
-    c.render_workers = 96  # per host: rendering must keep up with sampling
-    c.total_steps = 500
-    c.checkpoint_every = 25
-    c.keep_checkpoints = 3
-    c.reward = "visual_erm"
-    c.tasks = ml_collections.ConfigDict({"sources": [{"name": "chartmimic", "params": {"path": "/mnt/data/ChartMimic/dataset", "split": "direct_600"}, "weight": 1.0}, {"name": "synthetic", "params": {"kinds": ["chart"], "start": 0, "stop": 100000}, "weight": 1.0}]})
-
-    c.model.checkpoint = ""  # REQUIRED: local Qwen3-VL-8B-Instruct directory
-    c.model.dtype = "bfloat16"
-    c.judge.checkpoint = ""  # REQUIRED: a trained Visual-ERM (launch.export_hf of configs/qwen3vl_8b_erm.py)
-    c.judge.greedy = False  # published judge sampling settings (visual_erm.judge.PUBLISHED_SETTINGS)
-    c.judge.max_new_tokens = 4096
-
-    c.max_side = 1024
-    c.seq_buckets = (1024, 2048, 4096)
-    c.patch_buckets = (65536, 131072, 262144, 524288)
-    c.prompts_per_step = 128  # global
-    c.group_size = 8
-    c.micro_batches = 8
-    c.max_new_tokens = 2048
-    c.updates_per_rollout = 2
-    c.loss_chunk_size = 512
-
-    c.sampling.temperature = 1.0
-    c.grpo.kl_coef = 0.001
-    c.warmstart.steps = 0  # start from the instruct model
-
-    c.optimizer.learning_rate = 1e-6
-    c.optimizer.warmup_steps = 10
-    c.optimizer.total_steps = c.total_steps * c.updates_per_rollout
-    c.optimizer.end_learning_rate_ratio = 1.0
-    c.optimizer.weight_decay = 0.01
-    return c
+def get_config():
+    tasks = {"sources": [
+        {"name": "chartmimic", "params": {"path": "/mnt/data/ChartMimic/dataset", "split": "direct_600"}},
+        {"name": "synthetic", "params": {"kinds": ["chart"], "start": 0, "stop": 100000}},
+    ]}
+    return qwen3vl_8b_grpo_base.get_config("chart", tasks, max_new_tokens=2048)

@@ -10,6 +10,7 @@ size of the edit, so it is never guessed.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Callable
 
 PROBE_COLOR = "#ff00ff"  # paints a labelled element to find its pixels
 
@@ -32,3 +33,18 @@ class Perturbation:
 
 class NotApplicable(Exception):
     """This edit type does not apply to this task (e.g. no legend to move)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """One chosen edit of a structured model (table model, SVG tree): its label, the element
+    keys it claims (so edits on one pair never overlap), and how to apply it in place."""
+
+    name: str
+    category: str
+    location: str
+    description: str
+    claims: frozenset
+    apply: Callable[[Any], None]
+    probe: tuple  # element addresses painted PROBE_COLOR to find the labelled element
+    added: bool = False  # the element exists only after the edit: probe the edited version

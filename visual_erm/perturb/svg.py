@@ -10,13 +10,12 @@ and on real icons (parts are named from shape, colour and position).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import random
 import xml.etree.ElementTree as ET
 from typing import Callable
 
-from visual_erm.perturb.base import Edit, NotApplicable, Perturbation
+from visual_erm.perturb.base import Edit, NotApplicable, Perturbation, Plan
 from visual_erm.tasks import svg as S
 from visual_erm.tasks import svg_geometry as G
 from visual_erm.tasks.base import Task
@@ -26,20 +25,6 @@ KEY = S.KEY_ATTR
 NOUNS = {"rect": "rectangle", "circle": "circle", "ellipse": "ellipse", "line": "line", "polyline": "line",
          "polygon": "polygon", "path": "shape", "text": "text", "g": "group of shapes"}
 NEW_WORDS = ["SOLD", "OLD", "LOW", "END", "PAID", "LATE", "BEST", "NEW", "HOT", "DUE", "TXT", "ZIP", "APR", "OCT"]
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    """One chosen edit: its label, the element keys it touches, and how to apply it to a keyed tree."""
-
-    name: str
-    category: str
-    location: str
-    description: str
-    claims: frozenset
-    apply: Callable[[ET.Element], None]
-    probe: tuple  # keys painted PROBE_COLOR to find the labelled element
-    added: bool = False  # the element exists only after the edit: probe the edited tree
 
 
 def keyed(icon: S.SvgIcon) -> ET.Element:

@@ -9,12 +9,11 @@ element for the pixel check. Locations and row numbers refer to the reference.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import random
 import string
 from typing import Callable
 
-from visual_erm.perturb.base import Edit, NotApplicable, Perturbation
+from visual_erm.perturb.base import Edit, NotApplicable, Perturbation, Plan
 from visual_erm.tasks import table as T
 from visual_erm.tasks.base import Task
 
@@ -22,19 +21,6 @@ MAX_EDITS = 4
 KEYBOARD_NEIGHBOURS = dict(zip("abcdefghijklmnopqrstuvwxyz", ["s", "vn", "xv", "sf", "wr", "dg", "fh", "gj", "uo",
                                                               "hk", "jl", "k", "n", "bm", "ip", "o", "w", "et", "ad",
                                                               "ry", "yi", "cb", "qe", "zc", "tu", "x"]))
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    """One chosen edit: its label, the reference grid cells it touches, and how to apply it."""
-
-    name: str
-    category: str
-    location: str
-    description: str
-    claims: frozenset
-    apply: Callable[[T.TableModel], None]  # edits a keyed model in place
-    probe: tuple  # addresses painted in the reference to find the labelled element
 
 
 def keyed(model: T.TableModel) -> T.TableModel:
