@@ -57,7 +57,8 @@ def run(tmp_path_factory):
         params[step] = jax.tree.map(lambda x, n: x + n, state.params, noise)
         ckpt.save(step, state.replace(params=params[step]), {"data": {"position": step}})
     ckpt.close()
-    return {"root": root, "base": base, "workdir": workdir, "models": {s: merge_model(parts, p) for s, p in params.items()}}
+    models = {s: merge_model(parts, p) for s, p in params.items()}
+    return {"root": root, "base": base, "workdir": workdir, "models": models}
 
 
 def _keys(tree, seed):
@@ -136,6 +137,14 @@ def _params(model):
     from policy.train_state import split_model
 
     return split_model(model)[1]
+
+
+def test_base_model_follows_the_trainer():
+    assert export_hf.base_model_dir({"trainer": "grpo", "model": {"checkpoint": ""}}, "/w") == "/w/policy_model"
+    assert export_hf.base_model_dir({"trainer": "visual_erm_sft", "model": {}}, "/w") == "/w/base_model"
+    assert export_hf.base_model_dir({"trainer": "grpo", "model": {"checkpoint": "/hf"}}, "/w") == "/hf"
+    with pytest.raises(ValueError, match="trainer 'dpo'"):
+        export_hf.base_model_dir({"trainer": "dpo"}, "/w")
 
 
 def test_missing_and_corrupt_checkpoints(run, tmp_path, caplog):
