@@ -47,14 +47,20 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str):
 
 
 def build(out_dir: str, texts: Iterable[str], *, vocab_size: int = 1024, max_pixels: int = 64 * 64,
-          seed: int = 0, **config_overrides) -> Qwen3VLConfig:
-    """Tokenizer + randomly initialised tiny model + preprocessor config in `out_dir`."""
+          seed: int = 0, text_overrides: dict | None = None, **config_overrides) -> Qwen3VLConfig:
+    """Tokenizer + randomly initialised tiny model + preprocessor config in `out_dir`.
+
+    `text_overrides` resizes the decoder (e.g. hidden_size, num_hidden_layers); the vision
+    merger's output width follows the decoder's hidden size.
+    """
     os.makedirs(out_dir, exist_ok=True)
     tokenizer = train_tokenizer(texts, vocab_size, out_dir)
     ids = {name: tokenizer.convert_tokens_to_ids(name) for name in QWEN_SPECIAL_TOKENS}
     base = Qwen3VLConfig.tiny()
+    text = type(base.text)(**{**base.text.__dict__, **(text_overrides or {}), "vocab_size": len(tokenizer)})
+    vision = type(base.vision)(**{**base.vision.__dict__, "out_hidden_size": text.hidden_size})
     config = Qwen3VLConfig.tiny(
-        text=type(base.text)(**{**base.text.__dict__, "vocab_size": len(tokenizer)}),
+        text=text, vision=vision,
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
         eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"], **config_overrides,

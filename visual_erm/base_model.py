@@ -56,6 +56,7 @@ def prepare_base_model(config, workdir: str, data_dir: str) -> str:
     out = os.path.join(workdir, "base_model")
     if not os.path.exists(os.path.join(out, "config.json")):
         tiny_checkpoint.build(out + ".partial", tokenizer_corpus(data_dir), vocab_size=model.vocab_size,
-                              max_pixels=model.max_pixels, seed=config.seed)
+                              max_pixels=model.max_pixels, seed=config.seed,
+                              text_overrides=model.get("text", None) and model.text.to_dict())
         os.replace(out + ".partial", out)
     return out
