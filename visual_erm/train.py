@@ -43,6 +43,11 @@ def sft_loss(model, batch, rng, *, chunk_size=None):
 
 def device_batch(batch: dict, mesh) -> dict:
     """Host numpy batch -> arrays sharded over the mesh's batch axes (patches replicated)."""
+    if jax.process_count() > 1:
+        raise NotImplementedError(
+            "multi-host input feeding is not implemented: each host's image patches are one padded block, and "
+            "concatenating per-host blocks would misalign image features with image tokens across hosts; it needs "
+            "per-row patch slots in the model (see the GRPO issue's closing note). Single-host meshes work.")
     def put(path, x):
         x = np.asarray(x)
         batch_axis = 1 if path[0].key == "positions" else 0
