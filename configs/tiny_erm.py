@@ -12,7 +12,7 @@ def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.trainer = "visual_erm_sft"
     c.seed = 0
-    c.mesh_shape = None  # all devices on fsdp
+    c.mesh_shape = ()  # empty: all devices on fsdp; e.g. (1, 1, 1) for one device
     c.batch_size = 8
     c.total_steps = 300
     c.checkpoint_every = 50

@@ -14,7 +14,7 @@ def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.trainer = "grpo"
     c.seed = 0
-    c.mesh_shape = None
+    c.mesh_shape = ()  # empty: all devices on fsdp; e.g. (1, 1, 1) for one device
     c.render_workers = 2
     c.total_steps = 12
     c.checkpoint_every = 4

@@ -13,6 +13,7 @@ import pytest
 import render
 from policy.metric_writers import read_jsonl
 from rl.models import prepare_policy
+from rl.rewards import REWARDS, RewardFn
 from rl.trainer import GRPOTrainer, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -21,6 +22,7 @@ TIMING = ("time/",)
 
 
 def tiny_config(**overrides):
+    overrides.setdefault("mesh_shape", (1, 1, 1))  # tests hold 8 fake CPU devices; most runs want one
     spec = importlib.util.spec_from_file_location("tiny_grpo_svg", CONFIG)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -39,8 +41,14 @@ def comparable(record):
     return {k: v for k, v in record.items() if not k.startswith(TIMING)}
 
 
-def test_sharded_grpo_steps_match_one_device(policy_dir, tmp_path):
-    overrides = {"model.checkpoint": policy_dir, "reward": "text_similarity", "total_steps": 2,
+def completion_length(task, completion, rendered=None, critique=None, **_):
+    """A reward that varies even for an untrained policy, so the compared updates are not zero."""
+    return len(completion) / 100.0
+
+
+def test_sharded_grpo_steps_match_one_device(policy_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(REWARDS, "completion_length", RewardFn(completion_length))
+    overrides = {"model.checkpoint": policy_dir, "reward": "completion_length", "total_steps": 2,
                  "warmstart.steps": 3, "checkpoint_every": 100, "prompts_per_step": 4, "group_size": 4}
 
     def run(shape, name):
@@ -88,8 +96,8 @@ def _launch(workdir, policy_dir, steps):
     return subprocess.Popen(
         [sys.executable, "-m", "launch.main", f"--config={CONFIG}", f"--workdir={workdir}",
          f"--config.model.checkpoint={policy_dir}", "--config.reward=text_similarity",
-         f"--config.total_steps={steps}", "--config.checkpoint_every=2", "--config.warmstart.steps=3",
-         "--config.prompts_per_step=4", "--config.group_size=4"],
+         f"--config.total_steps={steps}", "--config.checkpoint_every=2", "--config.warmstart.steps=60",
+         "--config.prompts_per_step=4", "--config.group_size=4", "--config.mesh_shape=(1,1,1)"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -100,6 +108,7 @@ def test_kill_9_then_restart_continues_exactly(policy_dir, tmp_path):
     _, err = straight.communicate(timeout=900)
     assert straight.returncode == 0, err[-3000:]
     expected = read_jsonl(str(tmp_path / "straight" / "metrics.jsonl"))
+    assert max(r["valid_groups"] for r in expected) > 0  # real updates happen, so resuming is not trivial
     killed = _launch(tmp_path / "killed", policy_dir, steps)
     log = tmp_path / "killed" / "metrics.jsonl"
     deadline = time.time() + 900

@@ -84,7 +84,7 @@ def _launch(workdir, reward_data, steps):
          f"--config.data.train_dir={reward_data / 'train'}", f"--config.data.eval_dir={reward_data / 'eval'}",
          f"--config.total_steps={steps}", "--config.checkpoint_every=2", "--config.eval.every=3",
          "--config.eval.critiques=0", "--config.batch_size=4", "--config.model.vocab_size=300",
-         "--config.data.seq_buckets=(512,1024)", "--config.data.patch_buckets=(512,)"],
+         "--config.data.seq_buckets=(512,1024)", "--config.data.patch_buckets=(512,)", "--config.mesh_shape=(1,1,1)"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
