@@ -1,7 +1,7 @@
 """Score a judge on VC-RewardBench (a local copy) or on our synthetic set.
 
     python -m visual_erm.bench --judge=oracle|none|random|visual_erm|pred_json... \
-        [--data=PATH] [--n=300] [--checkpoint=DIR] [--out=metrics.json]
+        [--data=PATH] [--n=300] [--checkpoint=DIR] [--greedy] [--out=metrics.json]
 
 Without --data, the synthetic set is built (once) under ./vc_rewardbench_synthetic.
 `--judge=pred_json...` scores a judge output cached in the items under that key.
@@ -45,15 +45,15 @@ def judge_oracle(items, **_) -> dict:
     return {item.id: item.reference.to_dict() for item in items}
 
 
-def judge_visual_erm(items, checkpoint: str | None = None, **_) -> dict:
-    """Visual-ERM from a checkpoint directory, batched through the sampler."""
+def judge_visual_erm(items, checkpoint: str | None = None, greedy: bool = False, **_) -> dict:
+    """Visual-ERM from a checkpoint directory, batched through the sampler (published sampling, or greedy)."""
     if not checkpoint:
         raise SystemExit("--judge=visual_erm needs --checkpoint=DIR")
     from PIL import Image
 
-    from visual_erm.judge import VisualERM
+    from visual_erm.judge import GREEDY_SETTINGS, VisualERM
 
-    judge = VisualERM.from_pretrained(checkpoint)
+    judge = VisualERM.from_pretrained(checkpoint, settings=GREEDY_SETTINGS if greedy else None)
     references = [Image.open(item.gt_img_path).convert("RGB") for item in items]
     candidates = [Image.open(item.pred_img_path).convert("RGB") for item in items]
     critiques = judge.critique([item.kind for item in items], references, candidates)
@@ -63,12 +63,12 @@ def judge_visual_erm(items, checkpoint: str | None = None, **_) -> dict:
 JUDGES = {"none": judge_none, "random": judge_random, "oracle": judge_oracle, "visual_erm": judge_visual_erm}
 
 
-def score(judge: str, data: str, checkpoint: str | None = None) -> dict:
+def score(judge: str, data: str, checkpoint: str | None = None, greedy: bool = False) -> dict:
     loaded = bench.load_bench(data, require_images=judge == "visual_erm")
     if judge.startswith("pred_json"):
         result = bench.evaluate_items(loaded.items, judge)
     else:
-        result = bench.evaluate_items(loaded.items, JUDGES[judge](loaded.items, checkpoint=checkpoint))
+        result = bench.evaluate_items(loaded.items, JUDGES[judge](loaded.items, checkpoint=checkpoint, greedy=greedy))
     result["item_errors"] = [str(e) for e in loaded.errors] + result["item_errors"]
     return result
 
@@ -89,11 +89,12 @@ def main(argv=None) -> None:
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--greedy", action="store_true", help="greedy judge decoding (tiny judges)")
     args = parser.parse_args(argv)
     data = args.data or bench_synth.build("vc_rewardbench_synthetic", args.n)
     results = {}
     for judge in args.judge.split(","):
-        results[judge] = score(judge, data, args.checkpoint)
+        results[judge] = score(judge, data, args.checkpoint, args.greedy)
         print(format_row(judge, results[judge]))
         if results[judge]["item_errors"]:
             print(f"{'':>12}  {len(results[judge]['item_errors'])} item errors, e.g. {results[judge]['item_errors'][0]}")
