@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--reward", default="visual_erm")
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="grpo-bench-")
-    config = tiny_config(reward=args.reward, **{"warmstart.steps": 60, "micro_batches": 4, "render_workers": 2})
+    config = tiny_config(reward=args.reward, **{"micro_batches": 4, "render_workers": 2, "mesh_shape": (1, 1, 1)})
     trainer = GRPOTrainer(config, workdir)
     try:
         trainer.start()
