@@ -1,10 +1,6 @@
 """GRPO end to end on the toy shapes task: it learns, it shards, it resumes after kill -9."""
 import importlib.util
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import jax
 import numpy as np
@@ -15,6 +11,7 @@ from policy.metric_writers import read_jsonl
 from rl.models import prepare_policy
 from rl.rewards import REWARDS, RewardFn
 from rl.trainer import GRPOTrainer, train
+from tests.kill_restart import straight_and_resumed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(ROOT, "configs", "tiny_grpo_svg.py")
@@ -92,36 +89,14 @@ def test_visual_erm_reward_loop_runs_end_to_end(policy_dir, tmp_path):
     assert os.path.isdir(tmp_path / "checkpoints" / "1")
 
 
-def _launch(workdir, policy_dir, steps):
-    return subprocess.Popen(
-        [sys.executable, "-m", "launch.main", f"--config={CONFIG}", f"--workdir={workdir}",
-         f"--config.model.checkpoint={policy_dir}", "--config.reward=text_similarity",
-         f"--config.total_steps={steps}", "--config.checkpoint_every=2", "--config.warmstart.steps=60",
-         "--config.prompts_per_step=4", "--config.group_size=4", "--config.mesh_shape=(1,1,1)"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
 @pytest.mark.slow
 def test_kill_9_then_restart_continues_exactly(policy_dir, tmp_path):
     steps = 6
-    straight = _launch(tmp_path / "straight", policy_dir, steps)
-    _, err = straight.communicate(timeout=900)
-    assert straight.returncode == 0, err[-3000:]
-    expected = read_jsonl(str(tmp_path / "straight" / "metrics.jsonl"))
+    flags = [f"--config={CONFIG}", f"--config.model.checkpoint={policy_dir}", "--config.reward=text_similarity",
+             f"--config.total_steps={steps}", "--config.checkpoint_every=2", "--config.warmstart.steps=60",
+             "--config.prompts_per_step=4", "--config.group_size=4", "--config.mesh_shape=(1,1,1)"]
+    expected, got = straight_and_resumed(ROOT, tmp_path, flags, kill_after_records=5)
     assert max(r["valid_groups"] for r in expected) > 0  # real updates happen, so resuming is not trivial
-    killed = _launch(tmp_path / "killed", policy_dir, steps)
-    log = tmp_path / "killed" / "metrics.jsonl"
-    deadline = time.time() + 900
-    while time.time() < deadline and killed.poll() is None:
-        if log.exists() and len(read_jsonl(str(log))) >= 5:
-            break
-        time.sleep(0.2)
-    killed.send_signal(signal.SIGKILL)
-    killed.wait()
-    resumed = _launch(tmp_path / "killed", policy_dir, steps)
-    _, err = resumed.communicate(timeout=900)
-    assert resumed.returncode == 0, err[-3000:]
-    got = read_jsonl(str(log))
     assert [r["step"] for r in got] == list(range(1, steps + 1))
     for a, b in zip(got, expected):
         a, b = comparable(a), comparable(b)

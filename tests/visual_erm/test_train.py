@@ -1,20 +1,14 @@
 """Visual-ERM SFT: sharded steps equal single-device ones; a SIGKILLed run resumes exactly."""
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
 
 from policy import tiny_checkpoint
 from policy.hf_io import load_pretrained
-from policy.metric_writers import read_jsonl
 from policy.optimizer import make_optimizer
 from policy.processor import Processor
 from policy.sharding import make_mesh
@@ -22,6 +16,7 @@ from policy.train_state import init_train_state, make_train_step, state_sharding
 from visual_erm import data as data_lib
 from visual_erm import records
 from visual_erm.prompts import judge_prompt
+from tests.kill_restart import straight_and_resumed
 from visual_erm.train import device_batch, sft_loss
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -78,39 +73,16 @@ def test_two_sft_steps_on_a_2x4_mesh_match_one_device(reward_data, tmp_path):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
 
 
-def _launch(workdir, reward_data, steps):
-    return subprocess.Popen(
-        [sys.executable, "-m", "launch.main", "--config=configs/tiny_erm.py", f"--workdir={workdir}",
-         f"--config.data.train_dir={reward_data / 'train'}", f"--config.data.eval_dir={reward_data / 'eval'}",
-         f"--config.total_steps={steps}", "--config.checkpoint_every=2", "--config.eval.every=3",
-         "--config.eval.critiques=0", "--config.batch_size=4", "--config.model.vocab_size=300",
-         "--config.data.seq_buckets=(512,1024)", "--config.data.patch_buckets=(512,)", "--config.mesh_shape=(1,1,1)"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
 @pytest.mark.slow
 def test_sigkill_then_restart_resumes_with_the_same_loss_curve(reward_data, tmp_path):
     steps = 6
-    reference = _launch(tmp_path / "straight", reward_data, steps)
-    _, err = reference.communicate(timeout=900)
-    assert reference.returncode == 0, err[-3000:]
-    expected = read_jsonl(str(tmp_path / "straight" / "metrics.jsonl"))
-    assert [r["step"] for r in expected] == list(range(1, steps + 1))
-
-    killed = _launch(tmp_path / "killed", reward_data, steps)
-    log = tmp_path / "killed" / "metrics.jsonl"
-    deadline = time.time() + 900
-    while time.time() < deadline and killed.poll() is None:
-        if log.exists() and len(read_jsonl(str(log))) >= 5:  # past the step-4 checkpoint
-            break
-        time.sleep(0.2)
-    killed.send_signal(signal.SIGKILL)
-    killed.wait()
-    resumed = _launch(tmp_path / "killed", reward_data, steps)
-    _, err = resumed.communicate(timeout=900)
-    assert resumed.returncode == 0, err[-3000:]
-    got = read_jsonl(str(log))
-    assert [r["step"] for r in got] == list(range(1, steps + 1))
+    flags = ["--config=configs/tiny_erm.py", f"--config.data.train_dir={reward_data / 'train'}",
+             f"--config.data.eval_dir={reward_data / 'eval'}", f"--config.total_steps={steps}",
+             "--config.checkpoint_every=2", "--config.eval.every=3", "--config.eval.critiques=0",
+             "--config.batch_size=4", "--config.model.vocab_size=300", "--config.data.seq_buckets=(512,1024)",
+             "--config.data.patch_buckets=(512,)", "--config.mesh_shape=(1,1,1)"]
+    expected, got = straight_and_resumed(ROOT, tmp_path, flags, kill_after_records=5)
+    assert [r["step"] for r in expected] == [r["step"] for r in got] == list(range(1, steps + 1))
     for a, b in zip(got, expected):
         for key in ("loss", "grad_norm", "eval_loss"):
             if key in b:
