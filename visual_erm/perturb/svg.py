@@ -279,12 +279,9 @@ def _stroke_width(ctx: Context, el: ET.Element) -> float:
     """The stroke width the element (or its first stroked part) is drawn with."""
     for part in el.iter():
         if ctx.drawn(part) and ctx.paint(part, "stroke") != "none":
-            node = part
-            while node is not None:
-                value = S.own_paint(node, "stroke-width")
-                if value and G.numbers(value):
-                    return G.numbers(value)[0]
-                node = ctx.parent_of.get(node)
+            width = _width_from(ctx, part)
+            if width is not None:
+                return width
     return 1.0
 
 
@@ -308,14 +305,19 @@ def change_stroke_width(ctx: Context, rng: random.Random) -> Plan:
     return _simple("change_stroke_width", "style_error", ctx, el, f"{_subject(ctx, el)} drawn with a {words}", change)
 
 
-def _inherited_width(ctx: Context, el: ET.Element) -> float:
-    node = ctx.parent_of.get(el)
+def _width_from(ctx: Context, node: ET.Element | None) -> float | None:
+    """The stroke-width set on `node` or its nearest ancestor that sets one; None if none does."""
     while node is not None:
         value = S.own_paint(node, "stroke-width")
         if value and G.numbers(value):
             return G.numbers(value)[0]
         node = ctx.parent_of.get(node)
-    return 1.0
+    return None
+
+
+def _inherited_width(ctx: Context, el: ET.Element) -> float:
+    width = _width_from(ctx, ctx.parent_of.get(el))
+    return 1.0 if width is None else width
 
 
 def change_text(ctx: Context, rng: random.Random) -> Plan:
