@@ -53,6 +53,8 @@ def _figure_to_rgb(fig: Figure) -> np.ndarray:
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     rgba = np.asarray(canvas.buffer_rgba())
+    if rgba[..., 3].min() == 255:  # opaque (the usual figure): compositing would change nothing
+        return np.ascontiguousarray(rgba[..., :3])
     alpha = rgba[..., 3:4].astype(np.float32) / 255.0
     rgb = rgba[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
     return np.ascontiguousarray(np.rint(rgb).astype(np.uint8))

@@ -1,15 +1,17 @@
 """The jail every render task runs in, and the report of what a host enforces.
 
-A task process, forked from a warm zygote, enters the sandbox in this order:
-file descriptors closed and stdio sent to /dev/null; a fresh working directory
-and a scrubbed environment; rlimits (CPU seconds, address space, open files,
-file size, processes, no core dumps); Landlock (read only the Python
+A task process, forked from a warm zygote before its request arrives, enters
+the sandbox in this order: file descriptors closed and stdio sent to /dev/null;
+a fresh working directory and a scrubbed environment; rlimits (address space,
+open files, file size, processes, no core dumps; CPU seconds are set by the
+zygote once the request's timeout is known); Landlock (read only the Python
 installation, fonts and shared libraries; write only its working directory; no
 TCP; no signals or abstract sockets outside its domain); a seccomp filter (no
 new processes, no exec, no ptrace, no namespace or mount games, no sockets at
 all: a named AF_UNIX socket on the host is reachable from any network namespace
-and Landlock does not guard connect()/sendto() to it; and the task may not
-clear the parent-death signal that ties it to its zygote). The zygote itself
+and Landlock does not guard connect()/sendto() to it; no changing its own
+rlimits; and the task may not clear the parent-death signal that ties it to
+its zygote). The zygote itself
 lives in a network namespace with no interfaces, and each task is PID 1 of its
 own PID namespace, so killing it kills every process it made.
 """
@@ -48,6 +50,7 @@ _DENIED_SYSCALLS = (
     "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "bpf", "perf_event_open",
     "kexec_load", "init_module", "finit_module", "delete_module", "keyctl", "add_key",
     "request_key", "userfaultfd", "io_uring_setup", "personality", "swapon", "swapoff", "reboot",
+    "setrlimit",  # a root task with CAP_SYS_RESOURCE could raise its own limits (prlimit64: below)
 )
 
 
@@ -89,11 +92,9 @@ def _vm_size_bytes() -> int:
     return 0
 
 
-def _set_rlimits(limits: Limits, cpu_seconds: float) -> None:
-    cpu = int(math.ceil(cpu_seconds)) + 1
+def _set_rlimits(limits: Limits) -> None:
     address_space = _vm_size_bytes() + limits.memory_mb * 2**20
     for limit, value in (
-        (resource.RLIMIT_CPU, (cpu, cpu + 1)),
         (resource.RLIMIT_AS, (address_space, address_space)),
         (resource.RLIMIT_NOFILE, (limits.max_open_files, limits.max_open_files)),
         (resource.RLIMIT_FSIZE, (limits.max_file_mb * 2**20,) * 2),
@@ -101,6 +102,12 @@ def _set_rlimits(limits: Limits, cpu_seconds: float) -> None:
         (resource.RLIMIT_CORE, (0, 0)),
     ):
         resource.setrlimit(limit, value)
+
+
+def limit_cpu(pid: int, cpu_seconds: float) -> None:
+    """Set a task's CPU-seconds limit from outside (the task itself may not call setrlimit)."""
+    cpu = int(math.ceil(cpu_seconds)) + 1
+    resource.prlimit(pid, resource.RLIMIT_CPU, (cpu, cpu + 1))
 
 
 def seccomp_filter():
@@ -116,6 +123,8 @@ def seccomp_filter():
     denied.add_rule(sc.ERRNO(errno.EACCES), "socketpair")
     # The zygote sets PR_SET_PDEATHSIG (1) so the task dies with it; it may not undo that.
     denied.add_rule(sc.ERRNO(errno.EPERM), "prctl", sc.Arg(0, sc.EQ, 1))
+    # prlimit64 may read limits (glibc's getrlimit uses it) but not set them.
+    denied.add_rule(sc.ERRNO(errno.EPERM), "prlimit64", sc.Arg(2, sc.NE, 0))
     for name in _DENIED_SYSCALLS:
         try:
             denied.add_rule(sc.ERRNO(errno.EPERM), name)
@@ -124,27 +133,39 @@ def seccomp_filter():
     return denied
 
 
-def enter(workdir: str, keep_fd: int, limits: Limits, cpu_seconds: float, active: frozenset, seccomp=None) -> None:
+def enter(workdir: str, keep_fds: tuple[int, ...], limits: Limits, active: frozenset, *, readable: list[str],
+          seccomp=None) -> None:
     """Confine the current (task) process. Irreversible; call right after fork.
 
-    `seccomp` is the filter from `seccomp_filter()`, required when "seccomp" is active.
+    Needs nothing from the request, so a task can be jailed before its request arrives; its
+    CPU-seconds limit is set from outside with `limit_cpu` once the timeout is known.
+    `seccomp` is the filter from `seccomp_filter()`, required when "seccomp" is active;
+    `readable` is the Landlock read list (`read_paths()`), computed once by the caller.
     """
     devnull = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
-    os.closerange(3, keep_fd)
-    os.closerange(keep_fd + 1, 1 << 16)
+    low = 3
+    for fd in sorted(keep_fds):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 16)
     os.chdir(workdir)
     os.environ.clear()
     os.environ.update(HOME=workdir, TMPDIR=workdir, PATH="/nonexistent", LANG="C.UTF-8")
     import tempfile
 
     tempfile.tempdir = workdir
-    _set_rlimits(limits, cpu_seconds)
+    _set_rlimits(limits)
     if "landlock" in active:
-        landlock.restrict(python_read_paths() + list(_SYSTEM_READ_PATHS), [workdir, "/dev/null"])
+        landlock.restrict(readable, [workdir, "/dev/null"])
     if "seccomp" in active:
         seccomp.load()
+
+
+def read_paths() -> list[str]:
+    """Everything a task may read: the Python installation, fonts, shared libraries."""
+    return python_read_paths() + list(_SYSTEM_READ_PATHS)
 
 
 def _child_succeeds(action) -> str | None:
@@ -194,7 +215,7 @@ def probe() -> dict[str, dict]:
         "pid_namespace": (_pid_namespace, "each task is PID 1 of its namespace; its death kills all it forked"),
         "landlock": (_landlock, f"Landlock ABI {abi}: read-only Python/fonts/libs, write only the task dir"
                      + (", no TCP" if abi >= 4 else "") + (", signals scoped" if abi >= 6 else "")),
-        "seccomp": (lambda: seccomp_filter().load(), "no fork/exec/ptrace/namespaces; no sockets"),
+        "seccomp": (lambda: seccomp_filter().load(), "no fork/exec/ptrace/namespaces; no sockets; no rlimit changes"),
     }
     report = {}
     for name, (action, detail) in checks.items():

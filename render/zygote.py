@@ -3,15 +3,20 @@
 Process tree for one task:
     zygote (network namespace without interfaces; never runs model code)
       -> task (PID 1 of a new PID namespace: unshare before the fork, setns
-               back after it; enters the sandbox, renders, writes one
-               length-prefixed frame to a pipe, exits)
+               back after it; enters the sandbox, waits for its request on a
+               pipe, renders, writes one length-prefixed frame to a pipe, exits)
 Killing the task kills every process it could have made. The zygote reads the
 frame with a deadline and a size cap, so a hostile task can only ever produce
 a (harmless) image or an error.
+
+The zygote keeps the next task forked and jailed before its request arrives,
+and cleans up the last one while the current one renders: fork, jail and reap
+overlap the rendering instead of adding to every request's latency.
 """
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import gc
 import json
 import os
@@ -24,32 +29,52 @@ import tempfile
 import time
 from multiprocessing.connection import Connection
 
-from render import sandbox
+from render import prefault, sandbox
+from render.request import KINDS
 from render.trace_schema import MAX_TRACE_BYTES, shrink_trace, validate_trace
 
 HEADER = struct.Struct(">II")  # header length, payload length
 MAX_HEADER = 4096 + MAX_TRACE_BYTES  # room for an optional chart trace
 MAX_PAYLOAD = 4096 * 4096 * 3
 PR_SET_PDEATHSIG = 1
+RESULT_PIPE_BYTES = 1 << 21
 
 
-def _write_frame(fd: int, header: dict, payload: bytes = b"") -> None:
-    head = json.dumps(header).encode()[:MAX_HEADER]
-    data = memoryview(HEADER.pack(len(head), len(payload)) + head + payload)
+def _write_all(fd: int, data: bytes) -> None:
+    data = memoryview(data)
     while data:
         data = data[os.write(fd, data):]
 
 
+def _write_frame(fd: int, header: dict, payload: bytes = b"") -> None:
+    head = json.dumps(header).encode()[:MAX_HEADER]
+    _write_all(fd, HEADER.pack(len(head), len(payload)) + head + payload)
+
+
 _SECCOMP = None  # the task filter, built once in the zygote
+_READABLE: list[str] = []  # the task's Landlock read list, computed once in the zygote
 
 
-def _task_main(fd: int, request: dict, limits: sandbox.Limits, active: frozenset, workdir: str) -> None:
-    """Runs in the task process; never returns."""
+def _read_request(fd: int) -> dict | None:
+    """The request the zygote writes to a waiting task; None when the zygote retires it."""
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    os.close(fd)
+    return json.loads(b"".join(chunks)) if chunks else None
+
+
+def _task_main(request_fd: int, result_fd: int, limits: sandbox.Limits, active: frozenset, workdir: str) -> None:
+    """Runs in the task process: jail itself, wait for the request, render it; never returns."""
     from render.dispatch import render_array, render_traced
     from render.pycode import classify
 
+    request = None
     try:
-        sandbox.enter(workdir, fd, limits, request["timeout_s"], active, _SECCOMP)
+        sandbox.enter(workdir, (request_fd, result_fd), limits, active, readable=_READABLE, seccomp=_SECCOMP)
+        request = _read_request(request_fd)
+        if request is None:
+            os._exit(0)
         if request.get("trace"):
             rgb, trace = render_traced(request["kind"], request["code"], request["size"])
         else:
@@ -58,10 +83,10 @@ def _task_main(fd: int, request: dict, limits: sandbox.Limits, active: frozenset
         if trace is not None:
             header["trace"] = shrink_trace(trace)
     except BaseException as exc:  # noqa: BLE001 - every failure is data
-        error = classify(exc, request["code"]).error
+        error = classify(exc, request["code"] if request else "").error
         header, payload = {"ok": False, "kind": error.kind, "message": error.message}, b""
     try:
-        _write_frame(fd, header, payload)
+        _write_frame(result_fd, header, payload)
     finally:
         os._exit(0)
 
@@ -135,65 +160,112 @@ def _kill(pidfd: int) -> None:
         pass  # already gone
 
 
-def run_task(request: dict, limits: sandbox.Limits, active: frozenset, base: str, own_pid_ns: int | None) -> tuple:
-    """Fork the task (PID 1 of a fresh PID namespace), collect its frame, clean up."""
-    start = time.monotonic()
-    deadline = start + request["timeout_s"]
-    workdir = tempfile.mkdtemp(dir=base)
-    result_r, result_w = os.pipe()
-    if own_pid_ns is not None:
-        sandbox.unshare(sandbox.CLONE_NEWPID)  # the next child is PID 1 of a new namespace
-    task = os.fork()
-    if task == 0:
-        os.close(result_r)
-        # Die with the zygote (seccomp keeps the task from undoing this); if the
-        # zygote is already gone, nobody reads result_r: the pipe reports POLLERR.
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        orphan_check = select.poll()
-        orphan_check.register(result_w, 0)
-        if orphan_check.poll(0):
-            os._exit(1)
-        _task_main(result_w, request, limits, active, workdir)
-    if own_pid_ns is not None:
-        sandbox.setns(own_pid_ns, sandbox.CLONE_NEWPID)  # so the next unshare may start another
-    os.close(result_w)
-    task_fd = os.pidfd_open(task)
-    try:
-        header, payload, timed_out = _read_frame(result_r, deadline)
-        # Without a valid frame, give a dying task a moment; then (and always once
-        # done) kill it: as PID 1 its death takes every process it made with it.
-        if header is None and not timed_out:
-            select.select([task_fd], [], [], 1.0)
-        _kill(task_fd)
-        _, status = os.waitpid(task, 0)
-    finally:
-        os.close(result_r)
-        os.close(task_fd)
-        shutil.rmtree(workdir, ignore_errors=True)
-    seconds = time.monotonic() - start
-    if header is not None:
-        return _validate(header, payload, seconds)
-    if timed_out:
-        return ("error", "timeout", f"exceeded the time limit of {request['timeout_s']:g} s", seconds)
-    return ("error", *_exit_reason(status), seconds)
+class TaskProcess:
+    """One jailed task, forked (PID 1 of a fresh PID namespace) *before* its request arrives.
+
+    The zygote keeps one waiting, so the fork and the jail are off the request's critical path;
+    it is still a fresh copy of the zygote, which never runs model code: no task sees another's
+    state. `start` hands over the request, `collect` reads the answer, `close` kills and reaps.
+    """
+
+    def __init__(self, limits: sandbox.Limits, active: frozenset, base: str, own_pid_ns: int | None,
+                 prefault_ranges=()):
+        self.workdir = tempfile.mkdtemp(dir=base)
+        request_r, self._request_w = os.pipe()
+        self._result_r, result_w = os.pipe()
+        try:
+            fcntl.fcntl(result_w, fcntl.F_SETPIPE_SZ, RESULT_PIPE_BYTES)  # a chart in one write
+        except OSError:
+            pass
+        if own_pid_ns is not None:
+            sandbox.unshare(sandbox.CLONE_NEWPID)  # the next child is PID 1 of a new namespace
+        pid = os.fork()
+        if pid == 0:
+            os.close(self._request_w)
+            os.close(self._result_r)
+            # Die with the zygote (seccomp keeps the task from undoing this); if the
+            # zygote is already gone, nobody reads result_r: the pipe reports POLLERR.
+            ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            orphan_check = select.poll()
+            orphan_check.register(result_w, 0)
+            if orphan_check.poll(0):
+                os._exit(1)
+            prefault.populate(prefault_ranges)
+            _task_main(request_r, result_w, limits, active, self.workdir)
+        if own_pid_ns is not None:
+            sandbox.setns(own_pid_ns, sandbox.CLONE_NEWPID)  # so the next unshare may start another
+        os.close(request_r)
+        os.close(result_w)
+        self.pid, self._pidfd, self._reaped = pid, os.pidfd_open(pid), False
+        self._request, self._start, self._status = None, 0.0, 0
+
+    def start(self, request: dict) -> None:
+        """Set the CPU limit and hand the request over; the task starts rendering."""
+        self._request, self._start = request, time.monotonic()
+        try:
+            sandbox.limit_cpu(self.pid, request["timeout_s"])
+            _write_all(self._request_w, json.dumps(request).encode())
+        except (ProcessLookupError, BrokenPipeError):
+            pass  # the task is gone; `collect` reports how it ended
+        finally:
+            os.close(self._request_w)
+
+    def collect(self) -> tuple:
+        """Wait (until the request's deadline) for the frame; a reply that is always data."""
+        deadline = self._start + self._request["timeout_s"]
+        header, payload, timed_out = _read_frame(self._result_r, deadline)
+        if header is None:
+            # Without a valid frame, give a dying task a moment, then kill it and ask why it ended.
+            if not timed_out:
+                select.select([self._pidfd], [], [], 1.0)
+            self._reap()
+        else:
+            _kill(self._pidfd)  # as PID 1 its death takes every process it made with it
+        seconds = time.monotonic() - self._start
+        if header is not None:
+            return _validate(header, payload, seconds)
+        if timed_out:
+            return ("error", "timeout", f"exceeded the time limit of {self._request['timeout_s']:g} s", seconds)
+        return ("error", *_exit_reason(self._status), seconds)
+
+    def _reap(self) -> None:
+        if not self._reaped:
+            _kill(self._pidfd)
+            _, self._status = os.waitpid(self.pid, 0)
+            self._reaped = True
+
+    def close(self) -> None:
+        """Kill, reap and remove the task's directory (the zygote does this off the critical path)."""
+        if self._request is None:
+            os.close(self._request_w)
+        self._reap()
+        os.close(self._result_r)
+        os.close(self._pidfd)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _render_examples(kind: str | None = None) -> None:
+    """Render the example gallery (of one kind, or all), raising if any example fails."""
+    from render.dispatch import render_in_process
+    from render.examples import EXAMPLES
+
+    for example_kind, name, code in EXAMPLES:
+        if kind in (None, example_kind):
+            result = render_in_process(example_kind, code)
+            if not result.ok:
+                raise RuntimeError(f"warm-up render of {example_kind} example {name!r} failed: {result.error}")
 
 
 def _warm_up() -> None:
     """Import and exercise every renderer once, so tasks start warm."""
-    from render.dispatch import render_in_process
-
     for module in ("pandas", "seaborn"):
         try:
             __import__(module)
         except ImportError:
             pass
-    from render.examples import EXAMPLES
-
-    for kind, name, code in EXAMPLES:
-        result = render_in_process(kind, code)
-        if not result.ok:
-            raise RuntimeError(f"warm-up render of {kind} example {name!r} failed: {result.error}")
+    _render_examples()
     from render.dispatch import render_traced
+    from render.examples import EXAMPLES
 
     render_traced("chart", next(code for kind, _, code in EXAMPLES if kind == "chart"))  # the tracer too
 
@@ -211,14 +283,19 @@ def main(argv: list[str]) -> None:
     active = frozenset(name for name in sandbox.PROTECTIONS if report[name]["active"])
     if "network_namespace" in active:
         sandbox.unshare(sandbox.CLONE_NEWNET)
+    global _SECCOMP, _READABLE
     if "seccomp" in active:
-        global _SECCOMP
         _SECCOMP = sandbox.seccomp_filter()
+    _READABLE = sandbox.read_paths()
     _warm_up()
     gc.collect()
     gc.freeze()  # keep the warm heap shared copy-on-write across forks
+    learned = {kind: prefault.learn(lambda kind=kind: _render_examples(kind)) if options["prefault"] else ()
+               for kind in KINDS}
     own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY) if "pid_namespace" in active else None
     base = tempfile.mkdtemp(prefix="visual-erm-render-")
+    spare = TaskProcess(limits, active, base, own_pid_ns, learned["chart"])
+    task = finished = None
     conn.send(("ready", report))
     try:
         while True:
@@ -229,8 +306,18 @@ def main(argv: list[str]) -> None:
             if message is None:
                 break
             task_id, request = message
-            conn.send((task_id, run_task(request, limits, active, base, own_pid_ns)))
+            task, spare = spare, None
+            task.start(request)
+            # While the task renders: clean up the previous one and fork the next.
+            if finished is not None:
+                finished.close()
+            spare = TaskProcess(limits, active, base, own_pid_ns, learned[request["kind"]])
+            conn.send((task_id, task.collect()))
+            finished, task = task, None
     finally:
+        for leftover in (task, finished, spare):
+            if leftover is not None:
+                leftover.close()
         shutil.rmtree(base, ignore_errors=True)
 
 
