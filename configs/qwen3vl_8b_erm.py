@@ -38,7 +38,10 @@ def get_config() -> ml_collections.ConfigDict:
 
     c.eval.every = 250
     c.eval.batches = 16
-    c.eval.critiques = 256
+    # Sampled-critique evaluation runs the single-host Sampler, so a pod run (many hosts) evaluates
+    # held-out loss only; score critiques with `python -m visual_erm.bench` on an exported checkpoint,
+    # or set this to e.g. 256 on a single-host slice (v5p-8).
+    c.eval.critiques = 0
     c.eval.max_new_tokens = 1024
     c.eval.greedy = False  # the published judge sampling settings
     return c

@@ -28,9 +28,11 @@ def abstract_like(tree: Any) -> Any:
 
 
 def write_config(directory: str, config: Any) -> str:
-    """config.json (resolved ml_collections config) in `directory`; returns its path."""
-    os.makedirs(directory, exist_ok=True)
+    """config.json (resolved ml_collections config) in `directory` (process 0 writes); returns its path."""
     path = os.path.join(directory, "config.json")
+    if jax.process_index() != 0:
+        return path
+    os.makedirs(directory, exist_ok=True)
     text = config.to_json_best_effort(indent=1, sort_keys=True) if hasattr(config, "to_json_best_effort") else json.dumps(config, indent=1, sort_keys=True, default=str)
     with open(path + ".partial", "w") as f:
         f.write(text)

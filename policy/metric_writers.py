@@ -11,6 +11,7 @@ import os
 import time
 from typing import Mapping
 
+import jax
 import numpy as np
 import tqdm
 
@@ -23,11 +24,13 @@ class MetricWriter:
     """write(step, {name: scalar}) to `<dir>/metrics.jsonl` and TensorBoard events in `<dir>/tb`."""
 
     def __init__(self, directory: str, *, resume_step: int = 0, tensorboard: bool = True):
-        os.makedirs(directory, exist_ok=True)
         self.path = os.path.join(directory, "metrics.jsonl")
+        self._file = self._tb = None
+        if jax.process_index() != 0:  # one log per run, however many hosts
+            return
+        os.makedirs(directory, exist_ok=True)
         self._truncate_after(resume_step)
         self._file = open(self.path, "a")
-        self._tb = None
         if tensorboard:
             from tensorboardX import SummaryWriter
 
@@ -43,6 +46,8 @@ class MetricWriter:
 
     def write(self, step: int, metrics: Mapping[str, float]) -> dict:
         record = {"step": int(step), **{k: _scalar(v) for k, v in sorted(metrics.items())}}
+        if self._file is None:
+            return record
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
         if self._tb is not None:
@@ -52,7 +57,8 @@ class MetricWriter:
         return record
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
         if self._tb is not None:
             self._tb.close()
 

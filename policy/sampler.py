@@ -255,6 +255,15 @@ def _decode(graphdef, state, cache, logits0, n_real, deltas, prompt_ids, prompt_
 # ---------------------------------------------------------------------------------------------
 # Host-side driver
 # ---------------------------------------------------------------------------------------------
+def check_single_host(mesh) -> None:
+    """Generation runs on single-host meshes only; say so before anything expensive starts."""
+    if mesh is not None and len({d.process_index for d in mesh.devices.flat}) > 1:
+        raise NotImplementedError(
+            "generation on a mesh spanning several processes is not implemented: each host would feed its "
+            "own prompts (global arrays from process-local rows, patches gathered as policy.host_batch does) "
+            "and read back only its own rows. Sample on a single-host mesh.")
+
+
 class Sampler:
     """Batched generation for a `Qwen3VL` (the policy or the reward model).
 
@@ -268,6 +277,7 @@ class Sampler:
                  prompt_buckets: Sequence[int] | None = DEFAULT_SEQ_BUCKETS,
                  patch_buckets: Sequence[int] | None = DEFAULT_PATCH_BUCKETS,
                  batch_buckets: Sequence[int] | None = None, mesh=None):
+        check_single_host(mesh)
         self.model = model
         self.pad_id = int(pad_id)
         self.stop_ids = tuple(int(s) for s in stop_ids)

@@ -73,10 +73,10 @@ def init_train_state(model: nnx.Module, tx: optax.GradientTransformation, *, see
         return parts, state.replace(opt_state=init_opt_state(tx, params))
     replicated = NamedSharding(mesh, PartitionSpec())
     params = jax.device_put(params, param_shardings(model, mesh))
-    state = state.replace(
-        step=jax.device_put(state.step, replicated), params=params,
-        opt_state=init_opt_state(tx, params, model, mesh), rng=jax.device_put(state.rng, replicated),
-    )
+    # Made inside a jit so every process of a multi-host mesh holds the same global counters.
+    step, rng = jax.jit(lambda: (jnp.zeros((), jnp.int32), jax.random.key(seed)),
+                        out_shardings=(replicated, replicated))()
+    state = state.replace(step=step, params=params, opt_state=init_opt_state(tx, params, model, mesh), rng=rng)
     return parts, state
 
 

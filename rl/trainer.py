@@ -22,10 +22,11 @@ import numpy as np
 import render
 from policy import checkpointing, metric_writers
 from policy.hf_io import load_pretrained
+from policy.host_batch import device_batch
 from policy.logprobs import token_logprobs
 from policy.optimizer import make_optimizer
 from policy.processor import Processor
-from policy.sampler import Sampler, SamplingParams
+from policy.sampler import Sampler, SamplingParams, check_single_host
 from policy.sharding import mesh_from_config
 from policy.train_state import init_opt_state, init_train_state, make_train_step, merge_model, state_shardings
 from rl.batch import build_batch
@@ -33,7 +34,6 @@ from rl.grpo import GRPOConfig, group_advantages, grpo_loss
 from rl.models import prepare_judge, prepare_policy
 from rl.rollout import RolloutWorker, rollout_metrics
 from rl.tasks import make_task_dataset
-from visual_erm.train import device_batch
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ class GRPOTrainer:
         self.config, self.workdir = config, os.path.abspath(workdir)
         checkpointing.write_config(self.workdir, config)
         self.mesh = mesh_from_config(config)
+        check_single_host(self.mesh)  # rollouts sample on device: single-host until the Sampler is multi-host
         self.pool = render.RenderPool(workers=config.render_workers)
         policy_dir = prepare_policy(config, self.workdir, self.pool)
         self.model_config, model = load_pretrained(policy_dir, dtype=jnp.dtype(config.model.dtype), mesh=self.mesh)

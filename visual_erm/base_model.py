@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import os
 
+import jax
+
 from policy import tiny_checkpoint
 from visual_erm import make_data, records
 from visual_erm.bench_synth import HELD_OUT_SEED
 from visual_erm.prompts import judge_prompt, policy_prompt, revision_prompt
 from visual_erm.tasks import KINDS
+
+
+def _single_process(what: str, instead: str) -> None:
+    if jax.process_count() > 1:
+        raise ValueError(f"{what} in the run's workdir is for single-process runs (every host would race "
+                         f"to write it); on a multi-host run pass {instead}")
 
 
 def prepare_reward_data(config, workdir: str) -> tuple[str, str]:
@@ -24,6 +32,8 @@ def prepare_reward_data(config, workdir: str) -> tuple[str, str]:
             if not records.shard_paths(folder):
                 raise FileNotFoundError(f"no reward-*.array_record shards in {folder}")
         return data.train_dir, data.eval_dir
+    _single_process("generating reward data", "--config.data.train_dir=... --config.data.eval_dir=... "
+                    "(make them once with python -m visual_erm.make_data)")
     kinds = tuple(data.kinds)
     train_dir, eval_dir = (os.path.join(workdir, "data", split) for split in ("train", "eval"))
     make_data.run(train_dir, data.generate_train, kinds, workers=data.render_workers, seed=0,
@@ -55,6 +65,7 @@ def prepare_base_model(config, workdir: str, data_dir: str) -> str:
         return model.checkpoint
     out = os.path.join(workdir, "base_model")
     if not os.path.exists(os.path.join(out, "config.json")):
+        _single_process("building a tiny base model", "--config.model.checkpoint=HF_DIR")
         tiny_checkpoint.build(out + ".partial", tokenizer_corpus(data_dir), vocab_size=model.vocab_size,
                               max_pixels=model.max_pixels, seed=config.seed,
                               text_overrides=model.get("text", None) and model.text.to_dict())

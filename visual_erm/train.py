@@ -18,10 +18,11 @@ import numpy as np
 
 from policy import checkpointing, metric_writers
 from policy.hf_io import load_pretrained
+from policy.host_batch import device_batch
 from policy.logprobs import token_logprobs
 from policy.optimizer import make_optimizer
 from policy.processor import Processor
-from policy.sharding import data_sharding, mesh_from_config
+from policy.sharding import mesh_from_config
 from policy.train_state import init_train_state, make_train_step, merge_model, state_shardings
 from visual_erm import data as data_lib
 from visual_erm import records
@@ -41,22 +42,6 @@ def sft_loss(model, batch, rng, *, chunk_size=None):
     return -(logprobs * mask).sum() / tokens, {"target_tokens": mask.sum()}
 
 
-def device_batch(batch: dict, mesh) -> dict:
-    """Host numpy batch -> arrays sharded over the mesh's batch axes (patches replicated)."""
-    if jax.process_count() > 1:
-        raise NotImplementedError(
-            "multi-host input feeding is not implemented: each host's image patches are one padded block, and "
-            "concatenating per-host blocks would misalign image features with image tokens across hosts; it needs "
-            "per-row patch slots in the model (see the GRPO issue's closing note). Single-host meshes work.")
-    def put(path, x):
-        x = np.asarray(x)
-        batch_axis = 1 if path[0].key == "positions" else 0
-        if path[0].key in ("pixel_values", "vision"):
-            return jax.device_put(x, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
-        return jax.device_put(x, data_sharding(mesh, x.ndim, batch_axis, x.shape))
-    return jax.tree_util.tree_map_with_path(put, batch)
-
-
 def evaluate_loss(eval_step, state, batches, mesh) -> float:
     losses = [float(eval_step(state.params, device_batch(b, mesh))) for b in batches]
     return float(np.mean(losses)) if losses else float("nan")
@@ -65,6 +50,9 @@ def evaluate_loss(eval_step, state, batches, mesh) -> float:
 def train(config, workdir: str) -> dict:
     """Run (or resume) SFT as `config` says; returns the final metrics record."""
     workdir = os.path.abspath(workdir)
+    if jax.process_count() > 1 and config.eval.get("critiques", 0):
+        raise NotImplementedError("sampled-critique evaluation uses the single-host Sampler; on a multi-host run "
+                                  "pass --config.eval.critiques=0 (held-out loss is still evaluated)")
     checkpointing.write_config(workdir, config)
     data_dir, eval_dir = prepare_reward_data(config, workdir)
     base_dir = prepare_base_model(config, workdir, data_dir)
@@ -111,6 +99,7 @@ def train(config, workdir: str) -> dict:
     progress.close()
     ckpt.close()
     writer.close()
-    metric_writers.plot_curves(os.path.join(workdir, "metrics.jsonl"), os.path.join(workdir, "loss.png"),
-                               ("loss", "eval_loss"), title="Visual-ERM SFT")
+    if jax.process_index() == 0:
+        metric_writers.plot_curves(os.path.join(workdir, "metrics.jsonl"), os.path.join(workdir, "loss.png"),
+                                   ("loss", "eval_loss"), title="Visual-ERM SFT")
     return record

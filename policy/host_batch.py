@@ -1,0 +1,94 @@
+"""Host numpy batches -> global jax arrays on the mesh, on one host or many.
+
+Rows (token ids, masks, M-RoPE positions, per-row values) are sharded over the
+mesh's batch axes; each process contributes its own rows, and the global batch
+is the processes' rows in process order. Image patches are replicated (the
+vision tower is small next to the decoder), so every process needs every
+process's patches: they are all-gathered and re-packed as one process would have
+packed the global batch (every process's real patches in process order, then
+padding; frame ids made unique), which keeps image features aligned with image
+tokens, whose order is the global row order.
+"""
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import NamedSharding, PartitionSpec
+
+from policy.sharding import data_sharding
+from policy.vision import VisionInputs
+
+_ZERO_PADDED = ("input_ids", "attention_mask", "loss_mask")  # the rest (positions) repeat their last value
+
+
+def device_batch(batch: dict, mesh) -> dict:
+    """Place a host batch (this process's rows) on the mesh; see the module docstring."""
+    batch = dict(batch)
+    images = {k: batch.pop(k) for k in ("pixel_values", "vision") if batch.get(k) is not None}
+    absent = {k: None for k, v in batch.items() if v is None}
+    rows = {k: np.asarray(v) for k, v in batch.items() if v is not None}
+    if jax.process_count() > 1:
+        rows = _pad_sequences(rows)
+        if images:
+            images = dict(zip(("pixel_values", "vision"),
+                              _gather_patches(np.asarray(images["pixel_values"], np.float32), images["vision"])))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    out = {k: _put_rows(k, v, mesh) for k, v in rows.items()}
+    out.update(jax.tree.map(lambda x: _put_everywhere(np.asarray(x), replicated), images))
+    out.update(absent)
+    return out
+
+
+def _put_everywhere(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    """A value every process holds in full, placed on (possibly other processes') devices."""
+    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+
+def _batch_axis(key: str) -> int:
+    return 1 if key == "positions" else 0
+
+
+def _put_rows(key: str, x: np.ndarray, mesh) -> jax.Array:
+    axis = _batch_axis(key)
+    if jax.process_count() == 1:
+        return jax.device_put(x, data_sharding(mesh, x.ndim, axis, x.shape))
+    global_shape = list(x.shape)
+    global_shape[axis] *= jax.process_count()
+    sharding = data_sharding(mesh, x.ndim, axis, tuple(global_shape))
+    return jax.make_array_from_process_local_data(sharding, x, tuple(global_shape))
+
+
+def _pad_sequences(rows: dict) -> dict:
+    """Right-pad every per-token array to the longest sequence over processes (masked: changes nothing)."""
+    length = rows["input_ids"].shape[1]
+    longest = int(np.max(multihost_utils.process_allgather(np.asarray(length, np.int32))))
+    out = {}
+    for key, value in rows.items():
+        if longest > length and value.ndim > _batch_axis(key) + 1:
+            width = [(0, 0)] * value.ndim
+            width[-1] = (0, longest - length)
+            value = np.pad(value, width, mode="constant" if key in _ZERO_PADDED else "edge")
+        out[key] = value
+    return out
+
+
+def _gather_patches(pixel_values: np.ndarray, vision: VisionInputs) -> tuple[np.ndarray, VisionInputs]:
+    """Every process's patches and per-patch metadata, packed as one process packs the global batch."""
+    fields = [pixel_values] + [np.asarray(x) for x in vision]
+    count = int(np.max(multihost_utils.process_allgather(np.asarray(len(pixel_values), np.int64))))
+    pad_fill = (0.0, 0, 0.0, 0, -1)  # vision_metadata's padding row
+    padded = [np.concatenate([x, np.full((count - len(x),) + x.shape[1:], fill, x.dtype)])
+              for x, fill in zip(fields, pad_fill)]
+    every = [np.asarray(multihost_utils.process_allgather(x)) for x in padded]  # [processes, count, ...]
+    segments = every[-1]
+    real = segments >= 0
+    frames = np.where(real, segments + 1, 0).max(axis=1)
+    offsets = np.concatenate([[0], np.cumsum(frames)[:-1]])
+    segments = np.where(real, segments + offsets[:, None], -1)
+    total = count * len(segments)
+    packed = []
+    for x, fill in zip(every[:-1] + [segments], pad_fill):
+        values = x[real]
+        packed.append(np.concatenate([values, np.full((total - len(values),) + values.shape[1:], fill, x.dtype)]))
+    return packed[0], VisionInputs(*packed[1:])
