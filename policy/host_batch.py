@@ -7,7 +7,9 @@ vision tower is small next to the decoder), so every process needs every
 process's patches: they are all-gathered and re-packed as one process would have
 packed the global batch (every process's real patches in process order, then
 padding; frame ids made unique), which keeps image features aligned with image
-tokens, whose order is the global row order.
+tokens, whose order is the global row order. Every process calls this in step
+with the others, and either every process's batch carries images or none does
+(the gathers are collectives).
 """
 from __future__ import annotations
 
