@@ -1,58 +1,62 @@
-"""Prefaulting: the learned pages are the ones a child wrote, and populating them spares its faults."""
-import os
-import resource
+"""Prefaulting: the learned pages are the ones a child wrote, and populating them spares its faults.
 
-import numpy as np
+The page-level checks fork, so they run in a fresh single-threaded interpreter (this test process
+has JAX's threads from other tests).
+"""
+import json
+import subprocess
+import sys
+import textwrap
 
 import render
-from render import prefault
 from render.examples import EXAMPLES
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
+PAGE_CHECKS = textwrap.dedent("""
+    import json, os, resource
+    import numpy as np
+    from render import prefault
+
+    PAGE = os.sysconf("SC_PAGE_SIZE")
+
+    def covered(ranges, start, length):
+        return sum(max(0, min(a + n, start + length) - max(a, start)) for a, n in ranges)
+
+    # 1. learn: exactly the pages the child wrote (the halves' edge pages may be shared with neighbours).
+    shared = np.ones(2048 * PAGE // 8)  # written here: present and shared after the fork
+    half = shared.nbytes // 2
+    ranges = prefault.learn(lambda: shared[len(shared) // 2:].fill(2.0))
+    written = covered(ranges, shared.ctypes.data + half + PAGE, half - 2 * PAGE)
+    untouched = covered(ranges, shared.ctypes.data + PAGE, half - 2 * PAGE)
+
+    # 2. populate: a forked child that populated the learned pages takes no fault writing them.
+    big = np.ones(4096 * PAGE // 8)
+    ranges = prefault.learn(lambda: big.fill(3.0))
+    faults = []
+    for populate in (False, True):
+        read_fd, write_fd = os.pipe()
+        if os.fork() == 0:
+            if populate:
+                prefault.populate(ranges)
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            big.fill(4.0)
+            os.write(write_fd, str(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before).encode())
+            os._exit(0)
+        os.close(write_fd)
+        faults.append(int(os.read(read_fd, 100)))
+        os.wait()
+    print(json.dumps({"written": written, "untouched": untouched, "half": half - 2 * PAGE, "faults": faults}))
+""")
 
 
-def _covered(ranges, start: int, length: int) -> int:
-    """Bytes of [start, start + length) inside the ranges."""
-    return sum(max(0, min(a + n, start + length) - max(a, start)) for a, n in ranges)
-
-
-def test_learn_finds_exactly_the_pages_the_child_wrote():
-    shared = np.ones(2048 * PAGE // 8, np.float64)  # written here, so present and shared after the fork
-    start, length = shared.ctypes.data, shared.nbytes
-    untouched, written = (start, length // 2), (start + length // 2, length // 2)
-
-    def write_second_half():
-        shared[len(shared) // 2:] = 2.0
-
-    ranges = prefault.learn(write_second_half)
-    interior = PAGE  # the halves' edges may share a page with neighbours
-    assert _covered(ranges, written[0] + interior, written[1] - 2 * interior) == written[1] - 2 * interior
-    assert _covered(ranges, untouched[0] + interior, untouched[1] - 2 * interior) == 0
-
-
-def test_populated_pages_take_no_fault_when_written():
-    shared = np.ones(4096 * PAGE // 8, np.float64)
-    ranges = prefault.learn(lambda: shared.fill(3.0))
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        faults = []
-        for populate in (False, True):  # the first pass writes already-private pages: fork again
-            child = os.fork()
-            if child == 0:
-                if populate:
-                    prefault.populate(ranges)
-                before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-                shared.fill(4.0)
-                os.write(write_fd, f"{resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before}\n".encode())
-                os._exit(0)
-            os.waitpid(child, 0)
-        os._exit(0)
-    os.close(write_fd)
-    os.waitpid(pid, 0)
-    with os.fdopen(read_fd) as pipe:
-        plain, populated = (int(line) for line in pipe.read().split())
-    assert plain >= 4000  # one copy-on-write fault per page
+def test_learn_finds_the_written_pages_and_populate_spares_their_faults():
+    out = subprocess.run([sys.executable, "-c", PAGE_CHECKS], capture_output=True, text=True, timeout=120,
+                         cwd=render.__path__[0] + "/..")
+    assert out.returncode == 0, out.stderr[-2000:]
+    found = json.loads(out.stdout)
+    assert found["written"] == found["half"]  # every written page learned
+    assert found["untouched"] == 0  # no page only read
+    plain, populated = found["faults"]
+    assert plain >= 4000  # one copy-on-write fault per page of the 16 MiB array
     assert populated < plain / 20
 
 
