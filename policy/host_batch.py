@@ -34,37 +34,53 @@ def device_batch(batch: dict, mesh) -> dict:
         rows = _pad_sequences(rows)
         if images:
             images = dict(zip(("pixel_values", "vision"),
-                              _gather_patches(np.asarray(images["pixel_values"], np.float32), images["vision"])))
-    replicated = NamedSharding(mesh, PartitionSpec())
-    out = {k: _put_rows(k, v, mesh) for k, v in rows.items()}
-    out.update(jax.tree.map(lambda x: _put_everywhere(np.asarray(x), replicated), images))
+                              gather_patches(np.asarray(images["pixel_values"], np.float32), images["vision"])))
+    out = {k: put_rows(v, mesh, _batch_axis(k)) for k, v in rows.items()}
+    out.update(jax.tree.map(lambda x: put_everywhere(np.asarray(x), mesh), images))
     out.update(absent)
     return out
 
 
-def _put_everywhere(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
-    """A value every process holds in full, placed on (possibly other processes') devices."""
-    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+def put_everywhere(x: np.ndarray, mesh) -> jax.Array:
+    """A value every process holds in full, replicated on the mesh (whose devices may be other processes')."""
+    return jax.make_array_from_callback(x.shape, NamedSharding(mesh, PartitionSpec()), lambda index: x[index])
 
 
 def _batch_axis(key: str) -> int:
     return 1 if key == "positions" else 0
 
 
-def _put_rows(key: str, x: np.ndarray, mesh) -> jax.Array:
-    axis = _batch_axis(key)
+def put_rows(x: np.ndarray, mesh, batch_axis: int = 0) -> jax.Array:
+    """This process's rows of a global array sharded over the mesh's batch axes (rows in process order)."""
+    x = np.asarray(x)
     if jax.process_count() == 1:
-        return jax.device_put(x, data_sharding(mesh, x.ndim, axis, x.shape))
+        return jax.device_put(x, data_sharding(mesh, x.ndim, batch_axis, x.shape))
     global_shape = list(x.shape)
-    global_shape[axis] *= jax.process_count()
-    sharding = data_sharding(mesh, x.ndim, axis, tuple(global_shape))
+    global_shape[batch_axis] *= jax.process_count()
+    sharding = data_sharding(mesh, x.ndim, batch_axis, tuple(global_shape))
     return jax.make_array_from_process_local_data(sharding, x, tuple(global_shape))
+
+
+def process_rows(x: jax.Array, rows_per_process: int) -> np.ndarray:
+    """This process's block of rows of a global array (all of it on a single host)."""
+    if jax.process_count() == 1:
+        return np.asarray(x)
+    start = jax.process_index() * rows_per_process
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))[start:start + rows_per_process]
+
+
+def agreed_max(*values: int) -> tuple[int, ...]:
+    """Elementwise maximum of these integers over all processes (they pick one static shape)."""
+    if jax.process_count() == 1:
+        return tuple(int(v) for v in values)
+    gathered = np.asarray(multihost_utils.process_allgather(np.asarray(values, np.int64)))
+    return tuple(int(v) for v in gathered.reshape(-1, len(values)).max(axis=0))
 
 
 def _pad_sequences(rows: dict) -> dict:
     """Right-pad every per-token array to the longest sequence over processes (masked: changes nothing)."""
     length = rows["input_ids"].shape[1]
-    longest = int(np.max(multihost_utils.process_allgather(np.asarray(length, np.int32))))
+    (longest,) = agreed_max(length)
     out = {}
     for key, value in rows.items():
         if longest > length and value.ndim > _batch_axis(key) + 1:
@@ -75,10 +91,10 @@ def _pad_sequences(rows: dict) -> dict:
     return out
 
 
-def _gather_patches(pixel_values: np.ndarray, vision: VisionInputs) -> tuple[np.ndarray, VisionInputs]:
+def gather_patches(pixel_values: np.ndarray, vision: VisionInputs) -> tuple[np.ndarray, VisionInputs]:
     """Every process's patches and per-patch metadata, packed as one process packs the global batch."""
     fields = [pixel_values] + [np.asarray(x) for x in vision]
-    count = int(np.max(multihost_utils.process_allgather(np.asarray(len(pixel_values), np.int64))))
+    (count,) = agreed_max(len(pixel_values))
     pad_fill = (0.0, 0, 0.0, 0, -1)  # vision_metadata's padding row
     padded = [np.concatenate([x, np.full((count - len(x),) + x.shape[1:], fill, x.dtype)])
               for x, fill in zip(fields, pad_fill)]

@@ -34,7 +34,8 @@ from flax import nnx
 from policy.image_processor import DEFAULT_PATCH_BUCKETS, pick_bucket
 from policy.model import prepare_inputs
 from policy.processor import DEFAULT_SEQ_BUCKETS
-from policy.sharding import constrain, data_sharding
+from policy.host_batch import agreed_max, gather_patches, process_rows, put_everywhere, put_rows
+from policy.sharding import constrain
 from policy.text import KVCache
 from policy.vision import VisionInputs
 
@@ -255,21 +256,14 @@ def _decode(graphdef, state, cache, logits0, n_real, deltas, prompt_ids, prompt_
 # ---------------------------------------------------------------------------------------------
 # Host-side driver
 # ---------------------------------------------------------------------------------------------
-def check_single_host(mesh) -> None:
-    """Generation runs on single-host meshes only; say so before anything expensive starts."""
-    if mesh is not None and len({d.process_index for d in mesh.devices.flat}) > 1:
-        raise NotImplementedError(
-            "generation on a mesh spanning several processes is not implemented: each host would feed its "
-            "own prompts (global arrays from process-local rows, patches gathered as policy.host_batch does) "
-            "and read back only its own rows. Sample on a single-host mesh.")
-
-
 class Sampler:
     """Batched generation for a `Qwen3VL` (the policy or the reward model).
 
     prompt_buckets / patch_buckets / batch_buckets: static shapes the prompt length, pixel-patch
     count and prompt count are padded up to (None: exact sizes). `mesh`: run under this mesh (inputs
-    sharded over `batch`, the model's own parameter shardings kept). The model is re-split on every
+    sharded over `batch`, the model's own parameter shardings kept). On a mesh spanning several
+    processes, every process calls `generate` in step with its own prompts (same count on each)
+    and gets back its own rows; the global batch is the processes' prompts in process order. The model is re-split on every
     call, so in-place parameter updates (training) are picked up without recompiling.
     """
 
@@ -277,7 +271,6 @@ class Sampler:
                  prompt_buckets: Sequence[int] | None = DEFAULT_SEQ_BUCKETS,
                  patch_buckets: Sequence[int] | None = DEFAULT_PATCH_BUCKETS,
                  batch_buckets: Sequence[int] | None = None, mesh=None):
-        check_single_host(mesh)
         self.model = model
         self.pad_id = int(pad_id)
         self.stop_ids = tuple(int(s) for s in stop_ids)
@@ -290,10 +283,7 @@ class Sampler:
         return jax.set_mesh(self.mesh) if self.mesh is not None else contextlib.nullcontext()
 
     def _put(self, x, batch_axis=0):
-        if self.mesh is None:
-            return jnp.asarray(x)
-        x = np.asarray(x)
-        return jax.device_put(x, data_sharding(self.mesh, x.ndim, batch_axis, x.shape))
+        return jnp.asarray(x) if self.mesh is None else put_rows(x, self.mesh, batch_axis)
 
     def _pad_prompts(self, input_ids, attention_mask):
         ids = np.asarray(input_ids)
@@ -303,6 +293,7 @@ class Sampler:
         B, T = ids.shape
         Tb = pick_bucket(T, self.prompt_buckets) if self.prompt_buckets else T
         Bb = pick_bucket(B, self.batch_buckets) if self.batch_buckets else B
+        Tb, Bb = agreed_max(Tb, Bb)  # every process of a multi-host mesh pads to one shape
         out_ids = np.full((Bb, Tb), self.pad_id, np.int64)
         out_mask = np.zeros((Bb, Tb), np.int32)
         out_ids[:B, Tb - T:] = ids  # extra padding goes on the left; real rows keep their layout
@@ -324,7 +315,11 @@ class Sampler:
         ids, mask, positions, deltas, meta_np = prepare_inputs(cfg, ids, mask, image_grid_thw, num_patches)
         graphdef, state = nnx.split(self.model)
         with self._ctx():
-            if pv is not None:
+            if pv is not None and jax.process_count() > 1:  # every process's patches, in global order
+                pv, meta_np = gather_patches(pv, meta_np)
+                pv, meta = put_everywhere(pv, self.mesh), VisionInputs(*(put_everywhere(x, self.mesh)
+                                                                         for x in meta_np))
+            elif pv is not None:
                 meta = VisionInputs(*(jnp.asarray(x) for x in meta_np))
                 pv = jnp.asarray(pv)
             logits, cache = _prefill(graphdef, state, self._put(ids), self._put(positions, 1), self._put(mask),
@@ -360,7 +355,7 @@ class Sampler:
                           num_samples=int(num_samples), max_new=int(max_new_tokens), params=params,
                           stop_ids=stops, pad_id=self.pad_id)
         n = B * num_samples
-        out = {k: np.asarray(v)[:n] for k, v in out.items()}
+        out = {k: process_rows(v, ids.shape[0] * num_samples)[:n] for k, v in out.items()}
         return SampleOutput(tokens=out["tokens"].astype(np.int32), logprobs=out["logprobs"],
                             sample_logprobs=out["sample_logprobs"], lengths=out["lengths"].astype(np.int32),
                             stopped=out["stopped"], prompt_index=(np.arange(n) // num_samples).astype(np.int32))

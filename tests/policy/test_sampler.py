@@ -1,17 +1,21 @@
 """`policy.Sampler`: greedy parity with transformers' `generate`, log-probs vs a teacher-forced pass,
 reproducible sampling, G samples per prompt, and the pure logit processors on hand-worked examples."""
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
 
+from policy import tiny_checkpoint
 from policy.config import Qwen3VLConfig
 from policy.hf_io import load_pretrained
 from policy.model import forward_logits, init_model
 from policy.sampler import (Sampler, SamplingParams, apply_penalties, min_p_filter, process_logits,
                             top_k_filter, top_p_filter)
 from policy.sharding import make_mesh, shard_model
+from tests.multihost import run_one_process, run_two_processes
 from tests.policy import hf_fixtures as F
 
 PAD = 0
@@ -201,3 +205,19 @@ def test_min_p_and_penalties_by_hand():
     np.testing.assert_allclose(np.asarray(process_logits(x, s)), [[-np.inf, -1.0, 0.5, -3.0]])
     with pytest.raises(ValueError):
         SamplingParams(top_p=0.0)
+
+
+@pytest.mark.slow
+def test_two_jax_distributed_processes_sample_what_one_process_samples(tmp_path):
+    """Each of two processes (4 CPU devices each) feeds its own prompts and images and gets back its own
+    rows: together the same tokens and log-probs as one 8-device process sampling the whole batch."""
+    from tests.policy.multihost_generate import PROMPTS
+
+    tiny_checkpoint.build(str(tmp_path / "model"), [text for _, text in PROMPTS] * 20, vocab_size=300,
+                          max_pixels=48 * 48)
+    run_one_process("tests.policy.multihost_generate", tmp_path / "model", tmp_path / "single.json")
+    run_two_processes("tests.policy.multihost_generate", tmp_path / "model", tmp_path / "multi.json")
+    one = json.loads((tmp_path / "single.json.0").read_text())
+    parts = [json.loads((tmp_path / f"multi.json.{p}").read_text()) for p in (0, 1)]
+    assert parts[0]["tokens"] + parts[1]["tokens"] == one["tokens"]
+    np.testing.assert_allclose(parts[0]["logprobs"] + parts[1]["logprobs"], one["logprobs"], rtol=1e-5, atol=1e-6)

@@ -1,9 +1,6 @@
 """Visual-ERM SFT: sharded steps equal single-device ones; a SIGKILLed run resumes exactly."""
 import json
 import os
-import socket
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -20,6 +17,7 @@ from visual_erm import data as data_lib
 from visual_erm import records
 from visual_erm.prompts import judge_prompt
 from tests.kill_restart import straight_and_resumed
+from tests.multihost import run_one_process, run_two_processes
 from policy.host_batch import device_batch
 from visual_erm.train import sft_loss
 
@@ -94,29 +92,15 @@ def test_sigkill_then_restart_resumes_with_the_same_loss_curve(reward_data, tmp_
     assert json.load(open(tmp_path / "killed" / "config.json"))["total_steps"] == steps
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_jax_distributed_processes_match_one_process(reward_data, tmp_path):
     """Two processes x 4 CPU devices, each feeding its own rows (and its own patch block), equal one
     process with 8 devices on the same global batches."""
     texts = [judge_prompt(k) for k in ("chart", "table", "svg")] * 5 + CRITIQUES * 5
     tiny_checkpoint.build(str(tmp_path / "model"), texts, vocab_size=300, max_pixels=32 * 32)
-    script = [sys.executable, "-m", "tests.visual_erm.multihost_sft", str(tmp_path / "model"),
-              str(reward_data / "train")]
-    single = subprocess.run(script + [str(tmp_path / "single.json")], cwd=ROOT, capture_output=True, text=True,
-                            timeout=600)
-    assert single.returncode == 0, single.stderr[-3000:]
-    port = str(_free_port())
-    workers = [subprocess.Popen(script + [str(tmp_path / "multi.json"), str(p), port], cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for p in (0, 1)]
-    for worker in workers:
-        _, err = worker.communicate(timeout=600)
-        assert worker.returncode == 0, err[-3000:]
+    script = ("tests.visual_erm.multihost_sft", tmp_path / "model", reward_data / "train")
+    run_one_process(*script, tmp_path / "single.json")
+    run_two_processes(*script, tmp_path / "multi.json")
     one, two = (json.loads((tmp_path / name).read_text()) for name in ("single.json", "multi.json"))
     np.testing.assert_allclose(two["losses"], one["losses"], rtol=1e-5)
     np.testing.assert_allclose(two["sums"], one["sums"], rtol=1e-5, atol=1e-6)
