@@ -38,7 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     c.eval.every = 250
     c.eval.batches = 16
-    # Sampled-critique evaluation runs the single-host Sampler, so a pod run (many hosts) evaluates
+    # Sampled-critique evaluation is not split across hosts yet, so a pod run (many hosts) evaluates
     # held-out loss only; score critiques with `python -m visual_erm.bench` on an exported checkpoint,
     # or set this to e.g. 256 on a single-host slice (v5p-8).
     c.eval.critiques = 0

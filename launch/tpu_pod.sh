@@ -6,8 +6,8 @@
 # Every host runs `python -m launch.main --multihost`, which calls
 # jax.distributed.initialize() (the TPU runtime supplies the coordinator) and
 # reads its own shard of the data (process_index::process_count). Visual-ERM SFT
-# runs on any number of hosts; GRPO needs a single-host slice for now (its
-# rollouts use the single-host Sampler and stop at start-up on more hosts). WORKDIR should be shared storage (gs:// or a shared mount) so
+# runs on any number of hosts; GRPO needs a single-host slice for now (the
+# trainer stops at start-up on more hosts: see README). WORKDIR should be shared storage (gs:// or a shared mount) so
 # orbax checkpoints are written once and every host resumes from them.
 # Assumes the repository is checked out at ~/visual-erm-jax on every host and
 # installed there (`pip install -e .` plus the `jax[tpu]` build for your TPU runtime).

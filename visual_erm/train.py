@@ -51,8 +51,9 @@ def train(config, workdir: str) -> dict:
     """Run (or resume) SFT as `config` says; returns the final metrics record."""
     workdir = os.path.abspath(workdir)
     if jax.process_count() > 1 and config.eval.get("critiques", 0):
-        raise NotImplementedError("sampled-critique evaluation uses the single-host Sampler; on a multi-host run "
-                                  "pass --config.eval.critiques=0 (held-out loss is still evaluated)")
+        raise NotImplementedError("sampled-critique evaluation is not split across hosts yet (each host would "
+                                  "critique the same pairs); on a multi-host run pass --config.eval.critiques=0 "
+                                  "(held-out loss is still evaluated)")
     checkpointing.write_config(workdir, config)
     data_dir, eval_dir = prepare_reward_data(config, workdir)
     base_dir = prepare_base_model(config, workdir, data_dir)
