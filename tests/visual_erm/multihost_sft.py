@@ -4,7 +4,8 @@
 
 Global batch s holds examples 8s .. 8s+7; process p of two feeds rows 4p .. 4p+3 of it
 (collated on its own, so its sequence and patch padding differ from the global batch's).
-Writes the losses and per-parameter (sum, sum of squares) to OUT_JSON (process 0 only).
+Writes each step's (loss, gradient norm) and the final per-parameter (sum, sum of squares) to
+OUT_JSON (process 0 only).
 """
 import json
 import os
@@ -49,7 +50,7 @@ def main(model_dir: str, data_dir: str, out: str, process_id: int | None = None,
             local = GLOBAL_BATCH // PROCESSES
             rows = rows[process_id * local:(process_id + 1) * local]
         state, metrics = step(state, device_batch(collate(rows), mesh))
-        losses.append(float(metrics["loss"]))
+        losses.append([float(metrics["loss"]), float(metrics["grad_norm"])])
     sums = jax.jit(lambda p: [jnp.stack([x.sum(), (x * x).sum()]) for x in jax.tree.leaves(p)])(state.params)
     if jax.process_index() == 0:
         with open(out, "w") as f:

@@ -95,7 +95,7 @@ def test_sigkill_then_restart_resumes_with_the_same_loss_curve(reward_data, tmp_
 @pytest.mark.slow
 def test_two_jax_distributed_processes_match_one_process(reward_data, tmp_path):
     """Two processes x 4 CPU devices, each feeding its own rows (and its own patch block), equal one
-    process with 8 devices on the same global batches."""
+    process with 8 devices on the same global batches: losses, gradient norms, parameters."""
     texts = [judge_prompt(k) for k in ("chart", "table", "svg")] * 5 + CRITIQUES * 5
     tiny_checkpoint.build(str(tmp_path / "model"), texts, vocab_size=300, max_pixels=32 * 32)
     script = ("tests.visual_erm.multihost_sft", tmp_path / "model", reward_data / "train")
