@@ -5,10 +5,11 @@
 #
 # Every host runs `python -m launch.main --multihost`, which calls
 # jax.distributed.initialize() (the TPU runtime supplies the coordinator) and
-# reads its own shard of the data (process_index::process_count). Visual-ERM SFT
-# runs on any number of hosts; GRPO needs a single-host slice for now (the
-# trainer stops at start-up on more hosts: see README). WORKDIR should be shared storage (gs:// or a shared mount) so
-# orbax checkpoints are written once and every host resumes from them.
+# feeds its own rows: Visual-ERM SFT reads its shard of the reward data
+# (process_index::process_count); GRPO hosts read the same task stream, keep
+# their block of every micro-batch and render it with their own RenderPool.
+# WORKDIR should be shared storage (gs:// or a shared mount) so orbax
+# checkpoints are written once and every host resumes from them.
 # Assumes the repository is checked out at ~/visual-erm-jax on every host and
 # installed there (`pip install -e .` plus the `jax[tpu]` build for your TPU runtime).
 set -euo pipefail

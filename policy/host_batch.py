@@ -69,6 +69,14 @@ def process_rows(x: jax.Array, rows_per_process: int) -> np.ndarray:
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))[start:start + rows_per_process]
 
 
+def gather_rows(x: np.ndarray) -> np.ndarray:
+    """Every process's rows of a host array, concatenated in process order (the same on every process)."""
+    x = np.asarray(x)
+    if jax.process_count() == 1:
+        return x
+    return np.asarray(multihost_utils.process_allgather(x)).reshape((-1,) + x.shape[1:])
+
+
 def agreed_max(*values: int) -> tuple[int, ...]:
     """Elementwise maximum of these integers over all processes (they pick one static shape)."""
     if jax.process_count() == 1:

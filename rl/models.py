@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from policy import tiny_checkpoint
 from rl.tasks import make_task_dataset
+from visual_erm.base_model import require_single_process
 from visual_erm.judge import GREEDY_SETTINGS, VisualERM
 from visual_erm.prompts import judge_prompt, policy_prompt, revision_prompt
 
@@ -38,6 +39,8 @@ def _corpus(config, pool):
 def _tiny(config, workdir: str, name: str, pool, seed: int) -> str:
     out = os.path.join(workdir, name)
     if not os.path.exists(os.path.join(out, "config.json")):
+        require_single_process(f"building a tiny {name}", "--config.model.checkpoint=HF_DIR and "
+                               "--config.judge.checkpoint=HF_DIR")
         tiny_checkpoint.build(out + ".partial", _corpus(config, pool), vocab_size=config.model.vocab_size,
                               max_pixels=config.model.max_pixels, seed=seed)
         os.replace(out + ".partial", out)

@@ -15,6 +15,9 @@ from typing import Any, Sequence
 import jax
 import numpy as np
 
+from policy.host_batch import gather_rows
+from render.errors import ERROR_KINDS
+from render.request import KINDS
 from rl.extract import ExtractedCode, extract_code
 from rl.rewards import RewardInput, compute_rewards, is_blank
 from visual_erm.schema import Critique
@@ -132,23 +135,27 @@ class RolloutWorker:
 
 
 def rollout_metrics(rollout: Rollout) -> dict[str, Any]:
-    """Reward mean/std per kind, render failures by type, parse rate, response length."""
-    kinds = [rollout.tasks[i // rollout.group_size].kind for i in range(len(rollout.texts))]
-    metrics: dict[str, Any] = {"reward_mean": float(rollout.rewards.mean()),
-                               "reward_std": float(rollout.rewards.std()),
-                               "response_length": float(rollout.lengths.mean())}
-    for kind in sorted(set(kinds)):
-        values = rollout.rewards[[k == kind for k in kinds]]
-        metrics[f"reward_mean/{kind}"] = float(values.mean())
-        metrics[f"reward_std/{kind}"] = float(values.std())
-    n = len(rollout.renders)
-    metrics["render_failure/no_code"] = sum(r is None for r in rollout.renders) / n
-    for render in rollout.renders:
-        if render is not None and render.error is not None:
-            key = f"render_failure/{render.error.kind}"
-            metrics[key] = metrics.get(key, 0.0) + 1.0 / n
-    judged = [c for c in rollout.critiques if c is not None]
-    if judged:
-        metrics["critique_parse_rate"] = float(np.mean([c.valid for c in judged]))
+    """Reward mean/std per kind, render failures by type, parse rate, response length: over every
+    host's samples (timings are this host's)."""
+    G = rollout.group_size
+    outcomes = ("image", "no_code") + ERROR_KINDS
+    per_sample = np.stack([
+        [KINDS.index(rollout.tasks[i // G].kind) for i in range(len(rollout.texts))],
+        [outcomes.index("no_code" if r is None else "image" if r.error is None else r.error.kind)
+         for r in rollout.renders],
+        [-1 if c is None else int(c.valid) for c in rollout.critiques],
+        np.asarray(rollout.rewards, np.float64), np.asarray(rollout.lengths, np.float64)], axis=1)
+    kind, outcome, critique, rewards, lengths = gather_rows(per_sample).T
+    metrics: dict[str, Any] = {"reward_mean": float(rewards.mean()), "reward_std": float(rewards.std()),
+                               "response_length": float(lengths.mean())}
+    for k in sorted(set(kind.astype(int))):
+        values = rewards[kind == k]
+        metrics[f"reward_mean/{KINDS[k]}"] = float(values.mean())
+        metrics[f"reward_std/{KINDS[k]}"] = float(values.std())
+    metrics["render_failure/no_code"] = float(np.mean(outcome == outcomes.index("no_code")))
+    for k in sorted(set(outcome.astype(int)) - {0, 1}):
+        metrics[f"render_failure/{outcomes[k]}"] = float(np.mean(outcome == k))
+    if (critique >= 0).any():
+        metrics["critique_parse_rate"] = float(critique[critique >= 0].mean())
     metrics.update({f"time/{k}": v for k, v in rollout.timing.items()})
     return metrics

@@ -7,7 +7,8 @@ on host processes in parallel), score them, then take `updates_per_rollout`
 optimizer steps of the clipped GRPO loss (KL to the frozen initial policy when
 `grpo.kl_coef > 0`). Orbax checkpoints hold the policy, optimizer, task-iterator
 state and step; keys are derived from the step, so a resumed run repeats an
-uninterrupted one.
+uninterrupted one. On several hosts each one rolls out its block of every
+micro-batch with its own render pool; the run is the same as on one host.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import numpy as np
 import render
 from policy import checkpointing, metric_writers
 from policy.hf_io import load_pretrained
-from policy.host_batch import device_batch
+from policy.host_batch import device_batch, gather_rows
 from policy.logprobs import token_logprobs
 from policy.optimizer import make_optimizer
 from policy.processor import Processor
@@ -70,11 +71,12 @@ class GRPOTrainer:
         self.config, self.workdir = config, os.path.abspath(workdir)
         checkpointing.write_config(self.workdir, config)
         self.mesh = mesh_from_config(config)
-        if jax.process_count() > 1:
-            raise NotImplementedError(
-                "GRPO across hosts is not wired yet: input feeding and the Sampler are multi-host, but the task "
-                "order (each global batch split into per-host blocks), cross-host rollout metrics and per-host "
-                "render pools in the trainer are not; run on a single-host slice")
+        hosts = jax.process_count()
+        for name, size, parts in (("prompts_per_step", config.prompts_per_step, config.micro_batches),
+                                  ("warmstart.batch_size", config.warmstart.batch_size, 1)):
+            if hosts > 1 and size % (parts * hosts):
+                raise ValueError(f"{name}={size} is a global batch: its {parts} micro-batch(es) must divide "
+                                 f"evenly over {hosts} hosts")
         self.pool = render.RenderPool(workers=config.render_workers)
         policy_dir = prepare_policy(config, self.workdir, self.pool)
         self.model_config, model = load_pretrained(policy_dir, dtype=jnp.dtype(config.model.dtype), mesh=self.mesh)
@@ -115,11 +117,21 @@ class GRPOTrainer:
                                     group_size=config.group_size, max_new_tokens=config.max_new_tokens,
                                     params=params, judge=judge, micro_batches=config.micro_batches,
                                     reward_deps=deps, overlap=config.overlap)
-        tasks = make_task_dataset(config.tasks, seed=config.seed, process_index=jax.process_index(),
-                                  process_count=jax.process_count(), renderer=self.pool)
+        # Every host reads the same global task stream and keeps its block of each global batch: the
+        # global batches (and so the run) are the same on one host or many, and the iterator state is
+        # the same on every host. The price: each host materialises the whole global batch of tasks.
+        tasks = make_task_dataset(config.tasks, seed=config.seed, renderer=self.pool)
         self.task_iter = iter(tasks.to_iter_dataset())
         self.checkpointer = checkpointing.Checkpointer(os.path.join(self.workdir, "checkpoints"),
                                                        max_to_keep=config.keep_checkpoints)
+
+    def _draw(self, global_size: int, micro_batches: int = 1) -> list:
+        """This host's share of the next global batch of tasks: its block of every micro-batch, so each
+        micro-batch (one sampler call, all hosts together) holds the tasks it holds on one host."""
+        tasks = [next(self.task_iter) for _ in range(global_size)]
+        hosts, me = jax.process_count(), jax.process_index()
+        return [tasks[i] for part in np.array_split(np.arange(global_size), micro_batches)
+                for i in np.array_split(part, hosts)[me]]
 
     def _batch(self, prompt, tokens, lengths, group_size):
         return build_batch(self.model_config, prompt, tokens, lengths, group_size,
@@ -140,7 +152,7 @@ class GRPOTrainer:
         self.state = self.state.replace(opt_state=init_opt_state(self.warm_tx, self.state.params,
                                                                  self._model_for_shardings, self.mesh))
         for _ in range(cfg.steps):
-            tasks = [next(self.task_iter) for _ in range(cfg.batch_size)]
+            tasks = self._draw(cfg.batch_size)
             prompt = self.processor([policy_messages(t) for t in tasks], padding_side="left")
             answers = [f"```{code_language(t.kind)}\n{t.reference_code}\n```<|im_end|>" for t in tasks]
             ids = [self.processor.tokenizer(a, add_special_tokens=False)["input_ids"] for a in answers]
@@ -157,7 +169,7 @@ class GRPOTrainer:
     def rl_step(self, step: int) -> dict:
         cfg = self.config
         start = time.perf_counter()
-        tasks = [next(self.task_iter) for _ in range(cfg.prompts_per_step)]
+        tasks = self._draw(cfg.prompts_per_step, cfg.micro_batches)
         self._sync_policy()
         key = jax.random.fold_in(jax.random.key(cfg.seed), step)
         rollout = self.worker(tasks, key)
@@ -175,7 +187,7 @@ class GRPOTrainer:
         update = {k: float(v) for k, v in update.items()}
         metrics = rollout_metrics(rollout)
         metrics.update(update)
-        metrics["valid_groups"] = float(valid.mean())
+        metrics["valid_groups"] = float(np.mean(gather_rows(valid)))
         metrics["time/update"] = time.perf_counter() - host
         metrics["time/step"] = time.perf_counter() - start
         return metrics
@@ -224,9 +236,10 @@ def train(config, workdir: str) -> dict:
                 trainer.checkpointer.save(step, trainer.state, {"tasks": trainer.task_iter.get_state()})
         progress.close()
         writer.close()
-        metric_writers.plot_curves(os.path.join(trainer.workdir, "metrics.jsonl"),
-                                   os.path.join(trainer.workdir, "reward.png"), ("reward_mean",),
-                                   title=f"GRPO reward ({config.reward})")
+        if jax.process_index() == 0:
+            metric_writers.plot_curves(os.path.join(trainer.workdir, "metrics.jsonl"),
+                                       os.path.join(trainer.workdir, "reward.png"), ("reward_mean",),
+                                       title=f"GRPO reward ({config.reward})")
         return record
     finally:
         trainer.close()

@@ -18,7 +18,8 @@ from visual_erm.prompts import judge_prompt, policy_prompt, revision_prompt
 from visual_erm.tasks import KINDS
 
 
-def _single_process(what: str, instead: str) -> None:
+def require_single_process(what: str, instead: str) -> None:
+    """Refuse, on a multi-host run, to build something in the workdir that every host would race to write."""
     if jax.process_count() > 1:
         raise ValueError(f"{what} in the run's workdir is for single-process runs (every host would race "
                          f"to write it); on a multi-host run pass {instead}")
@@ -32,7 +33,7 @@ def prepare_reward_data(config, workdir: str) -> tuple[str, str]:
             if not records.shard_paths(folder):
                 raise FileNotFoundError(f"no reward-*.array_record shards in {folder}")
         return data.train_dir, data.eval_dir
-    _single_process("generating reward data", "--config.data.train_dir=... --config.data.eval_dir=... "
+    require_single_process("generating reward data", "--config.data.train_dir=... --config.data.eval_dir=... "
                     "(make them once with python -m visual_erm.make_data)")
     kinds = tuple(data.kinds)
     train_dir, eval_dir = (os.path.join(workdir, "data", split) for split in ("train", "eval"))
@@ -65,7 +66,7 @@ def prepare_base_model(config, workdir: str, data_dir: str) -> str:
         return model.checkpoint
     out = os.path.join(workdir, "base_model")
     if not os.path.exists(os.path.join(out, "config.json")):
-        _single_process("building a tiny base model", "--config.model.checkpoint=HF_DIR")
+        require_single_process("building a tiny base model", "--config.model.checkpoint=HF_DIR")
         tiny_checkpoint.build(out + ".partial", tokenizer_corpus(data_dir), vocab_size=model.vocab_size,
                               max_pixels=model.max_pixels, seed=config.seed,
                               text_overrides=model.get("text", None) and model.text.to_dict())

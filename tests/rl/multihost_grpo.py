@@ -1,0 +1,56 @@
+"""Two GRPO steps of the tiny config on 8 CPU devices, as one process or one of two `jax.distributed` ones.
+
+    python -m tests.rl.multihost_grpo POLICY_DIR WORKDIR OUT_JSON [PROCESS_ID PORT]
+
+Each process has its own render pool and samples, renders and scores its block of every global batch.
+Process 0 writes the step metrics (timings left out) to OUT_JSON and the parameters to OUT_JSON.npz.
+"""
+import json
+import os
+import sys
+
+PROCESSES, LOCAL_DEVICES = 2, 4
+
+
+def completion_length(task, completion, rendered=None, critique=None, **_):
+    """A reward that varies even for an untrained policy, so the compared updates are not zero."""
+    return len(completion) / 100.0
+
+
+def main(policy_dir: str, workdir: str, out: str, process_id: int | None = None, port: int | None = None):
+    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={LOCAL_DEVICES * (2 if process_id is None else 1)}"
+    import jax
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    if process_id is not None:
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=PROCESSES,
+                                   process_id=process_id)
+    from rl.rewards import REWARDS, RewardFn
+    from rl.trainer import GRPOTrainer
+    from tests.rl.test_trainer import tiny_config
+
+    REWARDS["completion_length"] = RewardFn(completion_length)
+    config = tiny_config(**{"mesh_shape": (2, 4, 1), "model.checkpoint": policy_dir, "reward": "completion_length",
+                            "total_steps": 2, "warmstart.steps": 2, "warmstart.batch_size": 4,
+                            "checkpoint_every": 100, "prompts_per_step": 4, "group_size": 4, "render_workers": 1})
+    trainer = GRPOTrainer(config, workdir)
+    try:
+        trainer.start()
+        metrics = [{k: v for k, v in trainer.rl_step(step).items() if not k.startswith("time/")} for step in (1, 2)]
+        params = [np.asarray(multihost_utils.process_allgather(x, tiled=True)) for x in jax.tree.leaves(
+            trainer.state.params)]
+        if jax.process_index() == 0:
+            with open(out, "w") as f:
+                json.dump({"metrics": metrics}, f)
+            np.savez(out + ".npz", *params)
+    finally:
+        trainer.close()
+    if process_id is not None:
+        jax.distributed.shutdown()
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    main(*args[:3], *(int(a) for a in args[3:]))
