@@ -19,6 +19,8 @@ import os
 
 import numpy as np
 
+from render import sandbox
+
 MADV_POPULATE_WRITE = 23  # Linux >= 5.14
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _PRESENT, _EXCLUSIVE = np.uint64(1 << 63), np.uint64(1 << 56)
@@ -63,26 +65,14 @@ def learn(action) -> list[tuple[int, int]]:
 
     Must run in a single-threaded process (it forks).
     """
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
+    def produce() -> bytes:
         try:
             action()
-            answer = json.dumps(dirty_ranges()).encode()
+            return json.dumps(dirty_ranges()).encode()
         except BaseException:  # noqa: BLE001 - no pagemap, no bit 56: no prefaulting
-            answer = b"[]"
-        view = memoryview(answer)
-        while view:
-            view = view[os.write(write_fd, view):]
-        os._exit(0)
-    os.close(write_fd)
-    chunks = []
-    while chunk := os.read(read_fd, 1 << 20):
-        chunks.append(chunk)
-    os.close(read_fd)
-    os.waitpid(pid, 0)
-    return [tuple(r) for r in json.loads(b"".join(chunks) or b"[]")]
+            return b"[]"
+
+    return [tuple(r) for r in json.loads(sandbox.answer_of_child(produce) or b"[]")]
 
 
 def populate(ranges) -> None:

@@ -168,22 +168,36 @@ def read_paths() -> list[str]:
     return python_read_paths() + list(_SYSTEM_READ_PATHS)
 
 
-def _child_succeeds(action) -> str | None:
-    """Run `action` in a forked child; None if it worked, else why not."""
+def answer_of_child(produce) -> bytes:
+    """Run `produce` (-> bytes) in a forked child and return what it produced (b"" if the child died).
+
+    Must run in a single-threaded process (it forks).
+    """
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)
-        try:
-            action()
-            os.write(write_fd, b"ok")
-        except BaseException as exc:  # noqa: BLE001
-            os.write(write_fd, f"{type(exc).__name__}: {exc}".encode()[:300])
+        view = memoryview(produce())
+        while view:
+            view = view[os.write(write_fd, view):]
         os._exit(0)
     os.close(write_fd)
     with os.fdopen(read_fd, "rb") as pipe:
-        answer = pipe.read().decode(errors="replace")
+        answer = pipe.read()
     os.waitpid(pid, 0)
+    return answer
+
+
+def _child_succeeds(action) -> str | None:
+    """Run `action` in a forked child; None if it worked, else why not."""
+    def produce() -> bytes:
+        try:
+            action()
+            return b"ok"
+        except BaseException as exc:  # noqa: BLE001
+            return f"{type(exc).__name__}: {exc}".encode()[:300]
+
+    answer = answer_of_child(produce).decode(errors="replace")
     return None if answer == "ok" else (answer or "probe child died")
 
 
