@@ -117,9 +117,9 @@ class GRPOTrainer:
                                     group_size=config.group_size, max_new_tokens=config.max_new_tokens,
                                     params=params, judge=judge, micro_batches=config.micro_batches,
                                     reward_deps=deps, overlap=config.overlap)
-        # Every host reads the same global task stream and keeps its block of each global batch: the
-        # global batches (and so the run) are the same on one host or many, and the iterator state is
-        # the same on every host. The price: each host materialises the whole global batch of tasks.
+        # Every host reads the same global task stream and keeps its block of every micro-batch
+        # (`_draw`): each sampler call, and so the run, is the same on one host or many, and the
+        # iterator state is the same on every host. The price: each host materialises every task.
         tasks = make_task_dataset(config.tasks, seed=config.seed, renderer=self.pool)
         self.task_iter = iter(tasks.to_iter_dataset())
         self.checkpointer = checkpointing.Checkpointer(os.path.join(self.workdir, "checkpoints"),
