@@ -106,4 +106,3 @@ class VisualERM:
         """critique_reward of each critique, in [0, 1]."""
         critiques = self.critique(kinds, references, candidates)
         return np.array([critique_reward(c, k, **reward_kwargs) for c, k in zip(critiques, kinds)], np.float32)
-
