@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from visual_erm.bench_data import to_critique
 from visual_erm.matching import MatchConfig, match_errors
-from visual_erm.schema import KINDS, Critique, Discrepancy
+from visual_erm.schema import KINDS, Discrepancy
 
 
 @dataclasses.dataclass

@@ -318,7 +318,8 @@ def test_chartmimic_thins_colour_lists_longer_than_ten():
 
 
 def test_chartmimic_graph_layout_and_empty_sides():
-    pred, ref = {"layout": [[1, 2, 0, 0, 0, 0], [1, 2, 0, 0, 1, 1]]}, {"layout": [[2, 1, 0, 0, 0, 0], [2, 1, 1, 1, 0, 0]]}
+    pred = {"layout": [[1, 2, 0, 0, 0, 0], [1, 2, 0, 0, 1, 1]]}
+    ref = {"layout": [[2, 1, 0, 0, 0, 0], [2, 1, 1, 1, 0, 0]]}
     close(M.layout_f1(pred, ref), 0, 0, 0)
     close(M.layout_f1(pred, ref, graph=True), 1, 1, 1)  # every axis of a graph chart is (1, 1, 0, 1, 0, 1)
     close(M.layout_f1({"layout": [[1, 1, 0, 0, 0, 0]]}, ref, graph=True), 1, 1 / 2, 2 / 3)

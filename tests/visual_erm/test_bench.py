@@ -128,7 +128,8 @@ def test_shuffling_errors_keeps_metrics_exactly(seed):
     assert json.dumps(res, sort_keys=True) == json.dumps(base, sort_keys=True)
     # Item order changes nothing but the float summation order of the correlation.
     order = [2, 0, 3, 1]
-    res = evaluate([PREDS[i] for i in order], [REFS[i] for i in order], kind=[KINDS[i] for i in order], mode="per_error")
+    res = evaluate([PREDS[i] for i in order], [REFS[i] for i in order], kind=[KINDS[i] for i in order],
+                   mode="per_error")
     assert res["overall"] == base["overall"] and res["by_category"] == base["by_category"]
     assert res["severity_pearson"] == pytest.approx(base["severity_pearson"])
 
