@@ -102,8 +102,9 @@ def main(argv=None) -> None:
     for judge in args.judge.split(","):
         results[judge] = score(judge, data, args.checkpoint, args.greedy, args.mode)
         print(format_row(judge, results[judge]))
-        if results[judge]["item_errors"]:
-            print(f"{'':>12}  {len(results[judge]['item_errors'])} item errors, e.g. {results[judge]['item_errors'][0]}")
+        errors = results[judge]["item_errors"]
+        if errors:
+            print(f"{'':>12}  {len(errors)} item errors, e.g. {errors[0]}")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1, default=str)
