@@ -128,10 +128,9 @@ def _image(raw: Mapping[str, Any], key: str, base: Path, required: bool, name: s
     except (OSError, ValueError) as exc:  # e.g. an embedded NUL byte
         raise BenchItemError(name, f"{key!r} is not a usable path: {exc}") from None
     if required and not found:
-        where = ("an absolute path that does not exist" if Path(value).is_absolute()
-                 else f"relative to the benchmark file's folder {base}")
-        raise BenchItemError(name, f"{key!r} image file not found: {resolved} ({where}; "
-                                   "pass image_root= to resolve relative paths elsewhere)")
+        where = ("an absolute path that does not exist on this machine" if Path(value).is_absolute()
+                 else f"resolved against {base}; image_root= resolves relative paths elsewhere")
+        raise BenchItemError(name, f"{key!r} image file not found: {resolved} ({where})")
     return str(resolved) if found else value
 
 
