@@ -306,7 +306,8 @@ def table_scores(task, completion: str, *, max_nodes: int = MAX_METRIC_TEDS_NODE
 def starvector_ssim(reference: np.ndarray, candidate: np.ndarray) -> float:
     """StarVector's ``compute_SSIM`` on two uint8 RGB arrays of one shape: skimage SSIM with an
     11x11 uniform window, data range 255 (uint8), sample covariance, K1 0.01, K2 0.03; the mean
-    over channels of the mean SSIM map, not clipped (it can be negative)."""
+    over channels of the mean SSIM map, not clipped (it can be negative). Their other branch (non-RGB
+    arrays averaged to float grey) passes no data range, which current skimage refuses for floats."""
     from skimage.metrics import structural_similarity
 
     if reference.dtype != np.uint8 or candidate.dtype != np.uint8 or reference.shape != candidate.shape:
