@@ -23,8 +23,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from rl.metrics import LOWER_IS_BETTER, METRICS, score_predictions, summarize
-from rl.rewards import MAX_TEDS_NODES
+from rl.metrics import LOWER_IS_BETTER, MAX_METRIC_TEDS_NODES, METRICS, METRICS_BY_FAMILY, score_predictions, summarize
 from rl.tasks import SOURCE_NAMES, LoadReport, build_source
 
 KIND_CHOICES = ("chart", "table", "svg", "all")
@@ -43,7 +42,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=None, help="render workers (default: CPU count)")
     parser.add_argument("--timeout_s", type=float, default=20.0, help="per-render time limit")
     parser.add_argument("--ticks", action="store_true", help="count tick labels in the chart text F1")
-    parser.add_argument("--teds_max_nodes", type=int, default=MAX_TEDS_NODES)
+    parser.add_argument("--teds_max_nodes", type=int, default=MAX_METRIC_TEDS_NODES)
     parser.add_argument("--max_new_tokens", type=int, default=2048)
     parser.add_argument("--batch_size", type=int, default=8)
     return parser.parse_args(argv)
@@ -124,7 +123,7 @@ def markdown(summary: dict, header: str = "") -> str:
     """One Markdown table per kind: F1s, rates, TEDS and SSIM in percent; NED and MSE raw (lower is better)."""
     lines = [header, ""] if header else []
     for kind, entry in summary.items():
-        names = METRICS[kind]
+        names = METRICS_BY_FAMILY[kind]
         labels = [f"{n} (lower better)" if n in LOWER_IS_BETTER else f"{n} (%)" for n in names]
         lines += [f"### {kind} (n={entry['n']}, skipped={entry['skipped']})", "",
                   "| " + " | ".join(labels) + " |", "|" + "---:|" * len(names),

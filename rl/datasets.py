@@ -287,10 +287,12 @@ def _parquet_files(root: pathlib.Path, split: str) -> list[pathlib.Path]:
 
 
 class StarVectorSource(TaskSource):
-    """StarVector's SVG datasets: parquet rows of ``Filename`` and ``Svg``, rendered at `size`."""
+    """StarVector's SVG datasets: parquet rows of an id (``Filename``, or ``Id`` in FIGR-SVG) and
+    ``Svg``, rendered at `size`."""
 
     name = "starvector"
-    COLUMNS = ("Filename", "Svg")
+    ID_COLUMNS = ("Filename", "Id")  # svg-icons/stack/emoji/fonts name rows by Filename; FIGR-SVG by Id
+    SVG_COLUMN = "Svg"
 
     def __init__(self, path, *, split: str = "test", size=(224, 224), dataset: Optional[str] = None,
                  cache_row_groups: int = 4, **options):
@@ -302,7 +304,7 @@ class StarVectorSource(TaskSource):
             raise MissingFileError(root, f"no {split!r} parquet files (looked for data/{split}-*.parquet, "
                                          f"default/{split}/*.parquet)")
         self.dataset = dataset or (root.name if root.is_dir() else root.stem)
-        self.groups: list[tuple[pathlib.Path, int, int]] = []  # (file, row group, its first row in the file)
+        self.groups: list[tuple[pathlib.Path, int, int, str]] = []  # (file, row group, first row, id column)
         self.starts: list[int] = []  # each group's first task index
         total = 0
         for file in self.files:
@@ -311,14 +313,17 @@ class StarVectorSource(TaskSource):
             except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
                 self._error(BadRecordError(file, f"not a readable parquet file ({exc})"))
                 continue
-            missing = [c for c in self.COLUMNS if c not in meta.schema_arrow.names]
+            names = meta.schema_arrow.names
+            id_column = next((c for c in self.ID_COLUMNS if c in names), None)
+            missing = [c for c in (self.SVG_COLUMN,) if c not in names] + (
+                [] if id_column else [" or ".join(self.ID_COLUMNS)])
             if missing:
-                self._error(MissingFieldError(file, f"missing column(s) {missing}; has {meta.schema_arrow.names}"))
+                self._error(MissingFieldError(file, f"missing column(s) {missing}; has {names}"))
                 continue
             first = 0
             for group in range(meta.num_row_groups):
                 rows = meta.metadata.row_group(group).num_rows
-                self.groups.append((file, group, first))
+                self.groups.append((file, group, first, id_column))
                 self.starts.append(total)
                 total, first = total + rows, first + rows
         self.total = total
@@ -329,15 +334,15 @@ class StarVectorSource(TaskSource):
     def __len__(self) -> int:
         return self.total
 
-    def _columns(self, file: pathlib.Path, group: int) -> tuple[list, list]:
+    def _columns(self, file: pathlib.Path, group: int, id_column: str) -> tuple[list, list]:
         """One row group's columns, from a small LRU cache (random access decodes whole groups)."""
         key = (file, group)
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-            table = _parquet().ParquetFile(file).read_row_group(group, columns=list(self.COLUMNS))
-            value = (table.column("Filename").to_pylist(), table.column("Svg").to_pylist())
+            table = _parquet().ParquetFile(file).read_row_group(group, columns=[id_column, self.SVG_COLUMN])
+            value = (table.column(id_column).to_pylist(), table.column(self.SVG_COLUMN).to_pylist())
             self._cache[key] = value
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
@@ -345,13 +350,15 @@ class StarVectorSource(TaskSource):
 
     def _reference(self, index: int) -> Reference:
         g = bisect.bisect_right(self.starts, index) - 1
-        file, group, first = self.groups[g]
-        names, svgs = self._columns(file, group)
+        file, group, first, id_column = self.groups[g]
+        names, svgs = self._columns(file, group, id_column)
         row = index - self.starts[g]
         record = f"row {first + row}"
         name, svg = names[row], svgs[row]
+        if isinstance(name, int) and not isinstance(name, bool):
+            name = str(name)  # FIGR-SVG ids may be stored as integers
         if not isinstance(name, str) or not name:
-            raise MissingFieldError(file, "empty 'Filename'", record)
+            raise MissingFieldError(file, f"empty {id_column!r}", record)
         if not isinstance(svg, str) or not svg.strip():
             raise MissingFieldError(file, f"empty 'Svg' for {name!r}", record)
         return Reference(f"starvector/{self.dataset}/{name}", "svg", svg, where=f"{file} ({record})")
@@ -366,10 +373,11 @@ def load_starvector(path, *, split: str = "test", size=(224, 224), renderer=None
         path/data/train-00000-of-000NN.parquet  path/data/val-*.parquet  path/data/test-*.parquet
 
     (or the Hub's ``refs/convert/parquet`` layout ``path/default/<split>/0000.parquet``, or one
-    parquet file). Columns: ``Filename`` (unique id) and ``Svg`` (SVG source). Each SVG is the
+    parquet file). Columns: ``Filename`` (unique id; ``Id`` in FIGR-SVG, whose ``Caption`` is not
+    used) and ``Svg`` (SVG source). Each SVG is the
     reference code, rendered through `renderer` at `size` = (W, H). Needs pyarrow. Random access
     decodes a whole row group (cached, `cache_row_groups`): shuffle a split that fits, e.g. test.
-    Task ids are ``starvector/<dataset folder name>/<Filename>``; kind "svg".
+    Task ids are ``starvector/<dataset folder name>/<Filename or Id>``; kind "svg".
     """
     return StarVectorSource(path, split=split, size=size, renderer=renderer, dataset=dataset,
                             strict=strict, report=report)

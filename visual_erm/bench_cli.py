@@ -1,10 +1,14 @@
 """Score a judge on VC-RewardBench (a local copy) or on our synthetic set.
 
     python -m visual_erm.bench --judge=oracle|none|random|visual_erm|pred_json... \
-        [--data=PATH] [--n=300] [--checkpoint=DIR] [--greedy] [--out=metrics.json]
+        [--data=PATH] [--n=300] [--checkpoint=DIR] [--greedy] [--mode=official|per_error] [--out=metrics.json]
 
 Without --data, the synthetic set is built (once) under ./vc_rewardbench_synthetic.
 `--judge=pred_json...` scores a judge output cached in the items under that key.
+Scores use the official evaluator's formulas by default (`visual_erm.bench_official`) with the
+deterministic matcher (an LLM matcher needs a model endpoint: `matching.LLMMatcher` in code).
+Items are loaded as the official scorer reads them: a human error of a type not allowed for the
+item's kind is dropped, the item kept.
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import argparse
 import json
 import random
 
-from visual_erm import bench, bench_synth
+from visual_erm import bench_data, bench_score, bench_synth
 from visual_erm.schema import CATEGORIES
 
 _PLACES = {"chart": ["title", "legend", "x-axis", "y-axis", "bars", "line"],
@@ -63,12 +67,13 @@ def judge_visual_erm(items, checkpoint: str | None = None, greedy: bool = False,
 JUDGES = {"none": judge_none, "random": judge_random, "oracle": judge_oracle, "visual_erm": judge_visual_erm}
 
 
-def score(judge: str, data: str, checkpoint: str | None = None, greedy: bool = False) -> dict:
-    loaded = bench.load_bench(data, require_images=judge == "visual_erm")
+def score(judge: str, data: str, checkpoint: str | None = None, greedy: bool = False, mode: str = "official") -> dict:
+    loaded = bench_data.load_bench(data, require_images=judge == "visual_erm", off_list_errors="drop")
     if judge.startswith("pred_json"):
-        result = bench.evaluate_items(loaded.items, judge)
+        result = bench_score.evaluate_items(loaded.items, judge, mode=mode)
     else:
-        result = bench.evaluate_items(loaded.items, JUDGES[judge](loaded.items, checkpoint=checkpoint, greedy=greedy))
+        outputs = JUDGES[judge](loaded.items, checkpoint=checkpoint, greedy=greedy)
+        result = bench_score.evaluate_items(loaded.items, outputs, mode=mode)
     result["item_errors"] = [str(e) for e in loaded.errors] + result["item_errors"]
     return result
 
@@ -90,14 +95,16 @@ def main(argv=None) -> None:
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--out", default=None)
     parser.add_argument("--greedy", action="store_true", help="greedy judge decoding (tiny judges)")
+    parser.add_argument("--mode", default="official", choices=bench_score.MODES, help="scoring formulas")
     args = parser.parse_args(argv)
     data = args.data or bench_synth.build("vc_rewardbench_synthetic", args.n)
     results = {}
     for judge in args.judge.split(","):
-        results[judge] = score(judge, data, args.checkpoint, args.greedy)
+        results[judge] = score(judge, data, args.checkpoint, args.greedy, args.mode)
         print(format_row(judge, results[judge]))
-        if results[judge]["item_errors"]:
-            print(f"{'':>12}  {len(results[judge]['item_errors'])} item errors, e.g. {results[judge]['item_errors'][0]}")
+        errors = results[judge]["item_errors"]
+        if errors:
+            print(f"{'':>12}  {len(errors)} item errors, e.g. {errors[0]}")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1, default=str)

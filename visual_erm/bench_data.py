@@ -2,9 +2,14 @@
 
 Published layout: JSON files (a list) or JSONL files of items with ``id``, ``idx``, ``category`` (the
 task kind: table / chart / svg), ``gt_img_path``, ``pred_img_path``, ``human_errors`` (the reference
-discrepancies; the type key is ``type`` for tables and ``category`` otherwise; severity may be
-absent) and cached judge outputs under ``pred_json*`` keys (a dict with ``errors``, a list, or raw
-text).
+discrepancies, typed by ``type``, which the official scorer reads; severity may be absent) and
+cached judge outputs under ``pred_json*`` keys (a dict with ``errors``, a list, or raw text).
+
+Each item keeps its raw ``human_errors`` for the official scorer (``visual_erm.bench_official``,
+with its own type and severity rules) and a coerced ``reference`` critique for the per-error one.
+A human error outside the kind's types rejects the item by default (``off_list_errors="reject"``:
+label bugs surface); ``"drop"`` keeps the item without that error, as the official scorer does
+(``bench_cli`` loads that way). Relative image paths resolve against the benchmark file's folder.
 
 A benchmark run over hundreds of items must not die on one broken line: every problem becomes a
 ``BenchItemError`` naming the item (or the file and line when no id can be read), collected in
@@ -32,6 +37,7 @@ from visual_erm.schema import (
 log = logging.getLogger(__name__)
 
 PRED_PREFIX = "pred_json"
+OFF_LIST_MODES = ("reject", "drop")
 _LIST_KEYS = ("items", "data", "examples")
 
 
@@ -63,6 +69,7 @@ class BenchItem:
     pred_img_path: str | None = None
     judge_outputs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     source: str = ""
+    human_errors: tuple | None = None  # the raw entries (official scoring); None: use `reference`
 
 
 @dataclasses.dataclass
@@ -121,7 +128,9 @@ def _image(raw: Mapping[str, Any], key: str, base: Path, required: bool, name: s
     except (OSError, ValueError) as exc:  # e.g. an embedded NUL byte
         raise BenchItemError(name, f"{key!r} is not a usable path: {exc}") from None
     if required and not found:
-        raise BenchItemError(name, f"{key!r} image file not found: {resolved}")
+        where = ("an absolute path that does not exist on this machine" if Path(value).is_absolute()
+                 else f"resolved against {base}; image_root= resolves relative paths elsewhere")
+        raise BenchItemError(name, f"{key!r} image file not found: {resolved} ({where})")
     return str(resolved) if found else value
 
 
@@ -132,11 +141,16 @@ def parse_item(
     image_root: Path | None = None,
     require_images: bool = False,
     default_severity: int = 1,
+    off_list_errors: str = "reject",
 ) -> BenchItem:
     """One raw record -> BenchItem; raises BenchItemError naming the item on any problem.
 
-    Relative image paths resolve against ``image_root`` (default: the working directory).
+    Relative image paths resolve against ``image_root`` (default: the working directory). A human
+    error that cannot be coerced (e.g. a type not allowed for the kind) rejects the item, or with
+    ``off_list_errors="drop"`` is left out of ``reference`` (noted in its problems).
     """
+    if off_list_errors not in OFF_LIST_MODES:
+        raise ValueError(f"off_list_errors must be one of {OFF_LIST_MODES}, got {off_list_errors!r}")
     if not isinstance(raw, Mapping):
         raise BenchItemError(None, f"item is a {type(raw).__name__}, expected an object", source)
     item_id = _scalar_id(raw.get("id"))
@@ -160,7 +174,7 @@ def parse_item(
         e = coerce_discrepancy(entry, kind, notes, i, default_severity)
         if e is not None:
             errors.append(e)
-    if len(errors) != len(human):
+    if len(errors) != len(human) and off_list_errors == "reject":
         raise BenchItemError(item_id, "bad human_errors: " + "; ".join(notes.result()), source)
     base = image_root if image_root is not None else Path(".")
     idx = raw.get("idx")
@@ -176,6 +190,7 @@ def parse_item(
             k: v for k, v in raw.items() if isinstance(k, str) and k.startswith(PRED_PREFIX)
         },
         source=source,
+        human_errors=tuple(human),
     )
 
 
@@ -194,12 +209,14 @@ def load_bench(
     require_images: bool = False,
     image_root: str | Path | None = None,
     default_severity: int = 1,
+    off_list_errors: str = "reject",
 ) -> BenchData:
     """Load every item under ``path`` (a .json/.jsonl file or a directory of them).
 
     Image paths resolve against ``image_root`` (default: the item's file directory); with
     ``require_images`` both images must exist. Human errors without severity get
     ``default_severity`` and the item is marked ``severity_known=False``. Duplicate ids are errors.
+    ``off_list_errors``: see ``parse_item`` (``"drop"`` for official scoring).
     """
     root = Path(image_root) if image_root is not None else None
     items: list[BenchItem] = []
@@ -213,6 +230,7 @@ def load_bench(
                 item = parse_item(
                     record[0], record[1], image_root=root or file.parent,
                     require_images=require_images, default_severity=default_severity,
+                    off_list_errors=off_list_errors,
                 )  # fmt: skip
                 if item.id in seen:
                     raise BenchItemError(item.id, "duplicate id", item.source)

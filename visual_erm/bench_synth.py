@@ -1,9 +1,9 @@
 """A synthetic VC-RewardBench-style set from held-out generator seeds.
 
 Items are written in the published layout (one JSONL file; `gt_img_path`,
-`pred_img_path` relative to it; `human_errors` with `type` for tables and
-`category` otherwise), so `bench_data.load_bench` reads them exactly as it reads
-the real benchmark. Labels are the exact injected discrepancies.
+`pred_img_path` relative to it; `human_errors` typed by `type`, the key the official
+scorer reads), so `bench_data.load_bench` reads them exactly as it reads the real
+benchmark. Labels are the exact injected discrepancies.
 """
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ ITEMS_FILE = "vc_rewardbench_synthetic.jsonl"
 
 def _human_errors(kind: str, critique_json: str) -> list[dict]:
     errors = json.loads(critique_json)["errors"]
-    if kind == "table":  # the published table items name the category `type` and carry no location
+    if kind == "table":  # the published table items carry no location
         return [{"type": e["category"], "severity": e["severity"], "description": e["description"]} for e in errors]
-    return errors
+    return [{"type": e["category"], "severity": e["severity"], "location": e["location"],
+             "description": e["description"]} for e in errors]
 
 
 def build(out: str, n: int = 300, *, workers: int = 2, kinds=KINDS, max_edits: int = 4) -> str:

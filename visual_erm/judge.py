@@ -106,23 +106,3 @@ class VisualERM:
         """critique_reward of each critique, in [0, 1]."""
         critiques = self.critique(kinds, references, candidates)
         return np.array([critique_reward(c, k, **reward_kwargs) for c, k in zip(critiques, kinds)], np.float32)
-
-
-def evaluate_judge(model, processor: Processor, eval_dir: str, config) -> dict:
-    """Parse rate and bench F1 of the model's critiques on the first held-out pairs."""
-    from visual_erm import bench, records
-
-    examples = []
-    for example in records.read_examples(eval_dir):
-        examples.append(example)
-        if len(examples) >= config.eval.critiques:
-            break
-    judge = VisualERM(model, processor, max_new_tokens=config.eval.max_new_tokens, batch_size=config.batch_size,
-                      seed=config.seed, settings=GREEDY_SETTINGS if config.eval.get("greedy") else None)
-    images = [example.images() for example in examples]
-    kinds = [example.kind for example in examples]
-    critiques = judge.critique(kinds, [ref for ref, _ in images], [cand for _, cand in images])
-    references = [parse_critique(example.critique, example.kind) for example in examples]
-    scores = bench.evaluate(critiques, references, kind=kinds)
-    return {"parse_rate": float(np.mean([c.valid for c in critiques])),
-            "bench_f1_soft": scores["overall"]["soft"]["f1"], "bench_f1_hard": scores["overall"]["hard"]["f1"]}

@@ -23,10 +23,19 @@ Level: ``"yes"`` if sim >= 0.5, ``"partial"`` if sim >= 0.25, else none; with
 ``credit(level) + 1e-3 * sim`` with ``scipy.optimize.linear_sum_assignment`` (soft true positives
 first, similarity as tie-break), on errors put in a canonical order first, so shuffling the input
 cannot change the result.
+
+``LLMMatcher`` is the official evaluator's matching (InternLM/Visual-ERM ``evaluation.py``:
+``build_llm_prompt`` + the cleaning in ``evaluate_one_item_with_llm``) as a plug-in: one prompt per
+item with both error lists and the same rules (same type only; "yes" for the same concrete error,
+"partial" for a vaguer description of it; one-to-one; no match rather than a wrong one), written
+in our own words; the reply's matches are kept in order while they are in range, "yes"/"partial"
+and one-to-one (``validate_matches``), as the official cleaning does. An unreadable reply raises,
+and the scorer leaves that item out, as the official scorer does.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 import unicodedata
@@ -35,7 +44,7 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from visual_erm.schema import Discrepancy
+from visual_erm.schema import CATEGORIES, Discrepancy
 
 LEVELS = ("yes", "partial")
 CATEGORY_MODES = ("required", "ignored")
@@ -239,3 +248,72 @@ def match_errors(
         matches, notes = validate_matches(raw, len(preds), len(refs))
     mapped = [Match(p_order[m.pred_idx], r_order[m.ref_idx], m.level, m.similarity) for m in matches]
     return sorted(mapped, key=lambda m: m.ref_idx), notes
+
+
+_LLM_RULES = """\
+You compare two lists of visual discrepancies found between a reference {kind} image and a
+rendering of it: PREDICTED errors (written by a judge model) and REFERENCE errors (written by a
+human). Pair each predicted error with the reference error that describes the same concrete error.
+
+Error types allowed for {kind}: {types}.
+1. Only errors of the same type may be paired; errors of different types are never paired.
+2. "yes": both name the same concrete spot (the same element, cell, mark or shape) and the same
+   fault, or nearly the same.
+3. "partial": the predicted error is vaguer than the reference one but clearly names the same spot.
+4. One-to-one: a predicted error pairs with at most one reference error and a reference error
+   with at most one predicted error.
+5. When in doubt, leave both unpaired: a missing pair is better than a wrong one.
+
+Reply with a single JSON object and nothing else:
+{{"matches": [{{"pred_id": <int>, "gt_id": <int>, "match_level": "yes" | "partial"}}]}}
+
+PREDICTED errors:
+{preds}
+
+REFERENCE errors:
+{refs}
+"""
+
+
+def llm_match_prompt(preds: Sequence[Discrepancy], refs: Sequence[Discrepancy], kind: str | None) -> str:
+    """The matching request for one item (the official rules in our words; ids index the lists)."""
+
+    def listing(errors: Sequence[Discrepancy], key: str) -> str:
+        rows = [{key: i, "type": e.category, "severity": e.severity, "location": e.location,
+                 "description": e.description} for i, e in enumerate(errors)]
+        return json.dumps(rows, ensure_ascii=False, indent=1)
+
+    types = ", ".join(CATEGORIES.get(kind, ())) if kind else "any"
+    return _LLM_RULES.format(kind=kind or "", types=types, preds=listing(preds, "pred_id"),
+                             refs=listing(refs, "gt_id"))
+
+
+def parse_llm_matches(text: str) -> list[tuple]:
+    """``(pred_id, gt_id, match_level)`` entries of a reply; ValueError when it holds no JSON object.
+
+    Fences and prose around the outermost ``{...}`` are ignored; entries are checked later by
+    ``validate_matches``.
+    """
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end <= start:
+        raise ValueError(f"matcher reply holds no JSON object: {text[:80]!r}")
+    reply = json.loads(text[start:end + 1])
+    matches = reply.get("matches") if isinstance(reply, dict) else None
+    if not isinstance(matches, list):
+        raise ValueError("matcher reply has no 'matches' list")
+    return [(m.get("pred_id"), m.get("gt_id"), m.get("match_level", "no")) if isinstance(m, dict) else m
+            for m in matches]
+
+
+@dataclasses.dataclass(frozen=True)
+class LLMMatcher:
+    """A plug-in matcher asking a language model, ``complete(prompt) -> reply``, per item.
+
+    ``MatchConfig(matcher=LLMMatcher(complete))``; ``complete`` is the caller's client (no network
+    here). Errors reach it in canonical order, so a deterministic model gives order-free results.
+    """
+
+    complete: Callable[[str], str]
+
+    def __call__(self, preds: Sequence[Discrepancy], refs: Sequence[Discrepancy], kind: str | None) -> list:
+        return parse_llm_matches(self.complete(llm_match_prompt(preds, refs, kind)))

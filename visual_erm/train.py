@@ -47,6 +47,28 @@ def evaluate_loss(eval_step, state, batches, mesh) -> float:
     return float(np.mean(losses)) if losses else float("nan")
 
 
+def evaluate_judge(model, processor: Processor, eval_dir: str, config) -> dict:
+    """Parse rate and bench F1 of the model's critiques on the first held-out pairs."""
+    from visual_erm import bench
+    from visual_erm.judge import GREEDY_SETTINGS, VisualERM
+    from visual_erm.schema import parse_critique
+
+    examples = []
+    for example in records.read_examples(eval_dir):
+        examples.append(example)
+        if len(examples) >= config.eval.critiques:
+            break
+    judge = VisualERM(model, processor, max_new_tokens=config.eval.max_new_tokens, batch_size=config.batch_size,
+                      seed=config.seed, settings=GREEDY_SETTINGS if config.eval.get("greedy") else None)
+    images = [example.images() for example in examples]
+    kinds = [example.kind for example in examples]
+    critiques = judge.critique(kinds, [ref for ref, _ in images], [cand for _, cand in images])
+    references = [parse_critique(example.critique, example.kind) for example in examples]
+    scores = bench.evaluate(critiques, references, kind=kinds)
+    return {"parse_rate": float(np.mean([c.valid for c in critiques])),
+            "bench_f1_soft": scores["overall"]["soft"]["f1"], "bench_f1_hard": scores["overall"]["hard"]["f1"]}
+
+
 def train(config, workdir: str) -> dict:
     """Run (or resume) SFT as `config` says; returns the final metrics record."""
     workdir = os.path.abspath(workdir)
@@ -90,8 +112,6 @@ def train(config, workdir: str) -> dict:
         if step % config.eval.every == 0 or step == config.total_steps:
             metrics["eval_loss"] = evaluate_loss(eval_step, state, eval_batches, mesh)
             if config.eval.get("critiques", 0):
-                from visual_erm.judge import evaluate_judge
-
                 metrics.update(evaluate_judge(merge_model(parts, state.params), processor, eval_dir, config))
         record = writer.write(step, metrics)
         progress.update(1, loss=metrics["loss"])

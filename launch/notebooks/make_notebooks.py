@@ -136,7 +136,7 @@ for judge, result in results.items():
 judges = list(results)
 plt.bar(judges, [results[j]["overall"]["soft"]["f1"] for j in judges], color=["seagreen", "gray", "lightgray"])
 plt.ylabel("soft F1"); plt.title("VC-RewardBench (synthetic)"); plt.show()
-print("per category (oracle):", {k: round(v["soft"]["f1"], 3) for k, v in results["oracle"]["by_category"].items()})'''),
+print("per error type (oracle):", {k: round(v["soft"]["f1"], 3) for k, v in results["oracle"]["by_type"].items()})'''),
     new_markdown_cell("Score your own judge: `python -m visual_erm.bench --judge=visual_erm --checkpoint=HF_DIR --data=PATH`, "
                       "or its cached outputs with `--judge=pred_json`."),
 ]

@@ -49,7 +49,7 @@ def close(prf, precision, recall, f1):
 
 def test_prf_definition_and_empty_sides():
     close(M.prf(2, 4, 3), 1 / 2, 2 / 3, 4 / 7)
-    close(M.prf(0, 0, 0), 1, 1, 1)  # nothing drawn on either side
+    close(M.prf(0, 0, 0), 0, 0, 0)  # nothing drawn on either side: ChartMimic's evaluators return 0
     close(M.prf(0, 0, 5), 0, 0, 0)
     close(M.prf(0, 5, 0), 0, 0, 0)
     close(M.prf(0, 3, 3), 0, 0, 0)
@@ -137,24 +137,67 @@ def test_table_scores_reuse_rewards_and_ned_worked_example():
     scores = M.table_scores(task, typo)
     document = rewards.teds_document(markdown).replace("\n", "")  # no other whitespace between tags
     assert scores["ned"] == pytest.approx(1 / len(document))  # one substitution
-    assert scores["teds"] == rewards.teds(task, typo) < 1.0
-    assert scores["teds_structure"] == rewards.teds_structure(task, typo) == 1.0
+    # TEDS over the 9 nodes table, thead, tr, th x2, tbody, tr, td x2: the one changed td costs its
+    # content's edit distance ["1", "2"] -> ["1", "3"] / 2 = 1/2, so TEDS = 1 - 0.5 / 9.
+    assert scores["teds"] == pytest.approx(1 - 0.5 / 9)
+    assert scores["teds_structure"] == 1.0
     assert M.table_scores(task, "no table here") == {"teds": 0.0, "teds_structure": 0.0, "ned": 1.0}
     assert M.normalized_edit_distance("kitten", "sitting") == pytest.approx(3 / 7)
 
 
 def test_svg_scores_worked_example():
-    white = Image.new("RGB", (8, 8), "white")
-    half = np.full((8, 8, 3), 255, np.uint8)
-    half[:, :4] = 0
+    white = Image.new("RGB", (16, 16), "white")
+    half = np.full((16, 16, 3), 255, np.uint8)
+    half[:, :8] = 0
     rendered = RenderResult(image=Image.fromarray(half))
     task = RLTask("s", "svg", white, "", "<svg/>", "test")
     scores = M.svg_scores(task, "", rendered)
     assert scores["render_rate"] == 1.0
     assert scores["mse"] == pytest.approx(0.5)  # half the pixels off by 1 in every channel
-    assert scores["ssim"] == rewards.ssim(task, "", rendered)
+    assert scores["ssim"] == M.starvector_ssim(np.asarray(white), half)
     assert M.svg_scores(task, "", RenderResult(image=white))["ssim"] == pytest.approx(1.0)
-    assert M.svg_scores(task, "", RenderResult.failure("syntax", "x")) == {"render_rate": 0.0, "ssim": 0.0, "mse": 1.0}
+    # A failed render is scored as StarVector's rasterizer scores it: a white canvas.
+    assert M.svg_scores(task, "", RenderResult.failure("syntax", "x")) == {"render_rate": 0.0, "ssim": 1.0, "mse": 0.0}
+
+
+def ssim_by_hand(a, b):
+    """StarVector's compute_SSIM (skimage structural_similarity on uint8 RGB, win_size=11, no Gaussian
+    weights), written out: L = 255, C1 = (0.01 L)^2, C2 = (0.03 L)^2, every 11x11 window fully inside
+    the image, variances and covariance with the sample normalisation N / (N - 1), N = 121; the mean
+    SSIM per channel, then the mean over channels."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    c1, c2, n = (0.01 * 255) ** 2, (0.03 * 255) ** 2, 121
+    values = []
+    for c in range(a.shape[2]):
+        x = sliding_window_view(a[..., c].astype(np.float64), (11, 11))
+        y = sliding_window_view(b[..., c].astype(np.float64), (11, 11))
+        mx, my = x.mean(axis=(-2, -1)), y.mean(axis=(-2, -1))
+        vx = (x * x).mean(axis=(-2, -1)) - mx * mx
+        vy = (y * y).mean(axis=(-2, -1)) - my * my
+        vxy = (x * y).mean(axis=(-2, -1)) - mx * my
+        vx, vy, vxy = (v * n / (n - 1) for v in (vx, vy, vxy))
+        s = ((2 * mx * my + c1) * (2 * vxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+        values.append(s.mean())
+    return float(np.mean(values))
+
+
+def test_ssim_equals_starvectors_formula_on_10_pairs():
+    rng = np.random.default_rng(0)
+    seven_by_seven_differs = 0
+    for i in range(10):
+        h, w = 16 + 3 * i, 40 - 2 * i
+        a = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        if i % 2:  # similar pairs: the first image plus clipped noise
+            b = np.clip(a.astype(int) + rng.integers(-30, 31, a.shape), 0, 255).astype(np.uint8)
+        else:  # unrelated blocks
+            b = np.kron(rng.integers(0, 256, (h // 4 + 1, w // 4 + 1, 3)), np.ones((4, 4, 1)))[:h, :w].astype(np.uint8)
+        ours = M.starvector_ssim(a, b)
+        assert ours == pytest.approx(ssim_by_hand(a, b), rel=1e-9, abs=1e-12)
+        from skimage.metrics import structural_similarity  # the window matters: 7x7 on [0, 1] floats differs
+        old = structural_similarity(a / 255.0, b / 255.0, data_range=1.0, channel_axis=-1)
+        seven_by_seven_differs += abs(old - ours) > 1e-6
+    assert seven_by_seven_differs == 10
 
 
 def test_summarize_means_per_kind_and_skips_reference_failures():
@@ -256,3 +299,89 @@ def test_score_predictions_through_the_pool_worked_example(pool):
     assert rows[1]["color_f1"] == pytest.approx(sim)
     assert rows[1]["low_level"] == pytest.approx((0 + 1 + 1 + sim) / 4)
     assert rows[2]["error"] == "runtime" and rows[2]["execution_rate"] == 0.0
+
+
+# ---------------------------------------------------------------- official-scorer edge cases
+
+
+def test_chartmimic_thins_colour_lists_longer_than_ten():
+    far = ["#ff0000", "#0000ff", "#00ff00", "#000000", "#ffffff", "#ff00ff", "#808080"]  # pairwise <= 0.7
+    colors = ([["bar", c] for c in far] + [["bar", "#fe0000"], ["plot", "#ff0101"]]
+              + [["imshow", "cmap:viridis"], ["imshow", "cmap:magma"]])
+    # 11 entries: "#fe0000" and "#ff0101" are within 0.7 similarity of "#ff0000" (any chart type): dropped.
+    assert M.color_similarity("#fe0000", "#ff0000") > 0.7 and M.color_similarity("#ff0101", "#ff0000") > 0.7
+    kept = [tuple(c) for c in colors[:7] + colors[9:]]
+    assert M.merge_colors(colors) == kept
+    assert M.merge_colors(colors[:10]) == [tuple(c) for c in colors[:10]]  # 10 or fewer: untouched
+    # color_f1 counts the thinned list: 9 predicted vs the same 9 reference colours, all matched -> 1.
+    close(M.color_f1({"colors": colors}, {"colors": kept}), 1, 1, 1)
+
+
+def test_chartmimic_graph_layout_and_empty_sides():
+    pred = {"layout": [[1, 2, 0, 0, 0, 0], [1, 2, 0, 0, 1, 1]]}
+    ref = {"layout": [[2, 1, 0, 0, 0, 0], [2, 1, 1, 1, 0, 0]]}
+    close(M.layout_f1(pred, ref), 0, 0, 0)
+    close(M.layout_f1(pred, ref, graph=True), 1, 1, 1)  # every axis of a graph chart is (1, 1, 0, 1, 0, 1)
+    close(M.layout_f1({"layout": [[1, 1, 0, 0, 0, 0]]}, ref, graph=True), 1, 1 / 2, 2 / 3)
+    assert M.is_graph_chart(RLTask("chartmimic/direct_600/graph_3", "chart", None, "", "", "chartmimic"))
+    assert not M.is_graph_chart(RLTask("chartmimic/direct_600/bar_3", "chart", None, "", "", "chartmimic"))
+    empty = dict(empty_trace(), types={"bar": 1}, colors=[["bar", "#ff0000"]], layout=[[1, 1, 0, 0, 0, 0]])
+    assert M.text_f1(empty, empty).f1 == 0.0  # no text on either side: 0, as ChartMimic
+
+
+def test_plot2code_pass_rate_and_text_match():
+    pred = dict(empty_trace(), texts=[["title", "Title"], ["label", " sales "], ["tick", "2020"], ["text", " "]])
+    ref = dict(empty_trace(), texts=[["title", "title"], ["label", "Sales"], ["tick", "2021"]])
+    # lower-cased, stripped, non-empty: {title, sales, 2020} vs {title, sales, 2021}: 2 matched,
+    # 1 unmatched on each side -> 2 / (2 + 1 + 1) = 1/2.
+    assert M.text_match(pred, ref) == 0.5
+    assert M.text_match(empty_trace(), empty_trace()) == 1.0
+    drawn = Image.new("RGB", (8, 8), "white")
+    drawn.putpixel((3, 3), (0, 0, 0))
+    assert M.plot2code_scores(RenderResult(image=drawn, trace=pred), ref) == {"pass_rate": 1.0, "text_match": 0.5}
+    white = RenderResult(image=Image.new("RGB", (8, 8), "white"), trace=pred)
+    assert M.plot2code_scores(white, ref) == {"pass_rate": 0.0, "text_match": None}  # all white: not a pass
+    assert M.plot2code_scores(RenderResult.failure("runtime", "x"), ref)["pass_rate"] == 0.0
+    # The text match averages passing items only.
+    rows = [{"kind": "chart", "family": "plot2code", "pass_rate": 1.0, "text_match": 0.5},
+            {"kind": "chart", "family": "plot2code", "pass_rate": 0.0, "text_match": None}]
+    out = M.summarize(rows)["plot2code"]
+    assert out["pass_rate"] == 0.5 and out["text_match"] == 0.5 and out["unscored"] == {"text_match": 1}
+    assert M.family(RLTask("plot2code/x", "chart", None, "", "", "plot2code")) == "plot2code"
+
+
+def big_table(rows: int, cols: int) -> str:
+    head = "<tr>" + "".join(f"<th>h{j}</th>" for j in range(cols)) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{i}.{j}</td>" for j in range(cols)) + "</tr>" for i in range(rows))
+    return f"<table><thead>{head}</thead><tbody>{body}</tbody></table>"
+
+
+def test_teds_of_a_perfect_2000_cell_table_is_one_without_tree_edit_distance(monkeypatch):
+    # Work bound: identical documents are scored by two lxml parses and one string comparison; the
+    # tree edit distance (APTED, super-quadratic in the ~2,200 nodes here) must never run, so it is
+    # patched to fail.
+    import table_recognition_metric
+
+    def no_apted(*args, **kwargs):
+        raise AssertionError("TEDS tree edit distance ran on identical tables")
+
+    monkeypatch.setattr(table_recognition_metric, "TEDS", no_apted)
+    code = big_table(199, 10)  # 10 header cells + 1,990 body cells = 2,000 cells
+    task = RLTask("t", "table", None, "", code, "test")
+    assert M.table_scores(task, f"```html\n{code}\n```") == {"teds": 1.0, "teds_structure": 1.0, "ned": 0.0}
+    # A large table that differs is left unscored (None), not scored 0; summarize counts it.
+    other = M.table_scores(task, big_table(199, 10).replace("<td>3.3</td>", "<td>3.4</td>"))
+    assert other["teds"] is None and other["teds_structure"] is None and 0 < other["ned"] < 0.01
+    summary = M.summarize([{"kind": "table", **other}, {"kind": "table", "teds": 1.0, "teds_structure": 1.0,
+                                                        "ned": 0.0}])
+    assert summary["table"]["teds"] == 1.0 and summary["table"]["unscored"] == {"teds": 1, "teds_structure": 1}
+
+
+def test_teds_keeps_header_cells_as_the_official_metric():
+    reference = "<table><tr><th>Name</th><th>Value</th></tr><tr><td>alpha</td><td>12</td></tr></table>"
+    header_typo = reference.replace("Name", "Nmae")
+    task = RLTask("t", "table", None, "", reference, "test")
+    # PubTabNet's TEDS compares the text of td cells only: a th typo costs nothing there ...
+    assert M.table_scores(task, header_typo)["teds"] == 1.0
+    # ... while the GRPO reward turns th into td and charges it.
+    assert rewards.teds(task, header_typo) < 1.0

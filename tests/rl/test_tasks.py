@@ -257,6 +257,20 @@ def test_starvector_reports_bad_files_and_rows(tmp_path):
         load_starvector(tmp_path / "svg-stack", renderer=fake_renderer)
 
 
+def test_starvector_reads_figr_svg_columns(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    data = tmp_path / "FIGR-SVG" / "data"
+    data.mkdir(parents=True)
+    svg = "<svg xmlns='http://www.w3.org/2000/svg' width='4' height='4'/>"
+    pq.write_table(pa.table({"Id": [17, 18], "Svg": [svg, svg], "Caption": ["a star", "a moon"]}),
+                   data / "test-00000-of-00001.parquet")
+    source = load_starvector(tmp_path / "FIGR-SVG", size=(16, 16), renderer=fake_renderer)
+    assert ids(source) == ["starvector/FIGR-SVG/17", "starvector/FIGR-SVG/18"]
+    assert source[0].reference_code == svg and not source.report.errors
+
+
 # ---------------------------------------------------------------- the grain pipeline
 
 

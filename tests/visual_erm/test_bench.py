@@ -20,7 +20,7 @@ from visual_erm.bench import (
     load_items,
     pearson,
 )
-from visual_erm.matching import MatchConfig, match_errors, similarity, tokens
+from visual_erm.matching import LLMMatcher, MatchConfig, match_errors, similarity, tokens
 from visual_erm.schema import Critique
 from visual_erm.schema import Discrepancy as D
 
@@ -69,7 +69,7 @@ def test_number_normalisation():
 
 
 def test_hand_computed_metrics():
-    res = evaluate(PREDS, REFS, kind=KINDS)
+    res = evaluate(PREDS, REFS, kind=KINDS, mode="per_error")
     o = res["overall"]
     # 5 predicted, 6 reference errors; matches: P1-R1 yes, P4-R4 yes, P2-R2 partial.
     assert (o["n_pred"], o["n_ref"], o["yes"], o["partial"]) == (5, 6, 2, 1)
@@ -104,14 +104,14 @@ def test_hand_computed_metrics():
 
 
 def test_design_signature_and_input_forms():
-    # DESIGN.md: visual_erm.bench.evaluate(predictions, references) -> dict, no kind needed.
-    res = evaluate([list(p.errors) for p in PREDS], [r.to_json() for r in REFS])
+    # DESIGN.md: visual_erm.bench.evaluate(predictions, references) -> dict; per_error needs no kind.
+    res = evaluate([list(p.errors) for p in PREDS], [r.to_json() for r in REFS], mode="per_error")
     assert res["overall"]["hard"]["f1"] == pytest.approx(4 / 11)
     assert res["by_kind"] == {}
     with pytest.raises(ValueError):
-        evaluate(PREDS, REFS[:2])
+        evaluate(PREDS, REFS[:2], mode="per_error")
     with pytest.raises(ValueError):
-        evaluate(PREDS, ["not a critique"] * 4)  # references must be valid
+        evaluate(PREDS, ["not a critique"] * 4, mode="per_error")  # references must be valid
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -123,12 +123,13 @@ def test_shuffling_errors_keeps_metrics_exactly(seed):
         rng.shuffle(errors)
         return Critique(tuple(errors))
 
-    base = evaluate(PREDS, REFS, kind=KINDS)
-    res = evaluate([shuffled(p) for p in PREDS], [shuffled(r) for r in REFS], kind=KINDS)
+    base = evaluate(PREDS, REFS, kind=KINDS, mode="per_error")
+    res = evaluate([shuffled(p) for p in PREDS], [shuffled(r) for r in REFS], kind=KINDS, mode="per_error")
     assert json.dumps(res, sort_keys=True) == json.dumps(base, sort_keys=True)
     # Item order changes nothing but the float summation order of the correlation.
     order = [2, 0, 3, 1]
-    res = evaluate([PREDS[i] for i in order], [REFS[i] for i in order], kind=[KINDS[i] for i in order])
+    res = evaluate([PREDS[i] for i in order], [REFS[i] for i in order], kind=[KINDS[i] for i in order],
+                   mode="per_error")
     assert res["overall"] == base["overall"] and res["by_category"] == base["by_category"]
     assert res["severity_pearson"] == pytest.approx(base["severity_pearson"])
 
@@ -159,7 +160,7 @@ def test_matching_is_order_independent_with_many_ties(preds, refs, rnd):
 
 
 def test_oracle_scores_one():
-    res = evaluate(REFS, REFS, kind=KINDS)
+    res = evaluate(REFS, REFS, kind=KINDS, mode="per_error")
     for block in [res["overall"], *res["by_kind"].values(), *res["by_category"].values()]:
         assert block["hard"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
         assert block["soft"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
@@ -167,12 +168,12 @@ def test_oracle_scores_one():
 
 
 def test_silent_judge_scores_zero_recall_and_nan_correlation():
-    res = evaluate([Critique()] * 4, REFS, kind=KINDS)
+    res = evaluate([Critique()] * 4, REFS, kind=KINDS, mode="per_error")
     assert res["overall"]["hard"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
     assert res["overall"]["soft"]["recall"] == 0.0
     assert math.isnan(res["severity_pearson"])
     assert any("predicted severity sums are constant" in n for n in res["notes"])
-    res = evaluate([Critique.invalid("x")] * 4, REFS)
+    res = evaluate([Critique.invalid("x")] * 4, REFS, mode="per_error")
     assert res["n_invalid_predictions"] == 4 and res["overall"]["soft"]["recall"] == 0.0
 
 
@@ -197,8 +198,8 @@ def test_assignment_is_optimal_not_greedy():
 def test_category_constraint_modes():
     pred = [D("text_error", 2, "title", "title reads revenue")]
     ref = [D("data_error", 2, "title", "title reads revenue")]
-    assert evaluate([pred], [ref])["overall"]["hard"]["f1"] == 0.0
-    res = evaluate([pred], [ref], config=MatchConfig(category="ignored"))
+    assert evaluate([pred], [ref], mode="per_error")["overall"]["hard"]["f1"] == 0.0
+    res = evaluate([pred], [ref], config=MatchConfig(category="ignored"), mode="per_error")
     assert res["overall"]["hard"]["f1"] == 1.0
     # Precision is credited to the predicted category, recall to the reference category.
     assert res["by_category"]["text_error"]["hard"]["precision"] == 1.0
@@ -218,7 +219,7 @@ def test_plugin_matcher_is_validated_and_failures_are_contained():
 
     preds = [D("text_error", 1, "", "a"), D("text_error", 1, "", "b")]
     refs = [D("text_error", 1, "", "c"), D("text_error", 1, "", "d")]
-    res = evaluate([preds], [refs], kind="table", config=MatchConfig(matcher=llm_matcher))
+    res = evaluate([preds], [refs], kind="table", config=MatchConfig(matcher=llm_matcher), mode="per_error")
     assert calls == ["table"]
     assert (res["overall"]["yes"], res["overall"]["partial"]) == (0, 1)
     assert res["overall"]["soft"]["precision"] == pytest.approx(0.25)  # 0.5 TP / 2 predicted
@@ -227,7 +228,7 @@ def test_plugin_matcher_is_validated_and_failures_are_contained():
     def broken(preds, refs, kind):
         raise TimeoutError("LLM timed out")
 
-    res = evaluate([preds, preds], [refs, refs], config=MatchConfig(matcher=broken), ids=["a", "b"])
+    res = evaluate([preds, preds], [refs, refs], config=MatchConfig(matcher=broken), ids=["a", "b"], mode="per_error")
     assert res["overall"]["hard"]["recall"] == 0.0
     assert res["notes"][:2] == ["item a: matcher failed: TimeoutError: LLM timed out",
                                 "item b: matcher failed: TimeoutError: LLM timed out"]  # fmt: skip
@@ -326,13 +327,167 @@ def test_cached_judges_and_evaluate_items(tmp_path):
     preds, errors = judge_predictions(items, "pred_json_raw")
     assert sorted(preds) == ["it0", "it1"] and not preds["it1"].valid
     assert [e.item_id for e in errors] == ["it1", "it2"]
-    res = evaluate_items(items, "pred_json_raw")
+    res = evaluate_items(items, "pred_json_raw", mode="per_error")
     # it0 matched (yes: same category, location, description); it1 invalid, it2 missing: 1/3 recall.
     assert res["overall"]["hard"] == pytest.approx({"precision": 1.0, "recall": 1 / 3, "f1": 0.5})
     assert res["n_invalid_predictions"] == 2
     assert [e.split(" (")[0] for e in res["item_errors"]] == ["item 'it1'", "item 'it2'"]
     # The cached "pred_json" judge, and a mapping with a missing id.
-    assert evaluate_items(items, "pred_json")["overall"]["hard"]["f1"] == 1.0
-    res = evaluate_items(items, {"it0": items[0].reference, "it1": "[]"})
+    assert evaluate_items(items, "pred_json", mode="per_error")["overall"]["hard"]["f1"] == 1.0
+    res = evaluate_items(items, {"it0": items[0].reference, "it1": "[]"}, mode="per_error")
     assert res["overall"]["hard"]["recall"] == pytest.approx(1 / 3)
     assert len(res["item_errors"]) == 1 and "it2" in res["item_errors"][0]
+
+
+# ---------------------------------------------------------------- official scoring (InternLM/Visual-ERM evaluation.py)
+
+
+def tag_matcher(preds, refs, kind):
+    """Scripted levels: same description -> yes; a description ending in "~" -> partial of its stem."""
+    out = []
+    for i, p in enumerate(preds):
+        for j, r in enumerate(refs):
+            if p.description == r.description:
+                out.append((i, j, "yes"))
+            elif p.description == r.description + "~":
+                out.append((i, j, "partial"))
+    return out
+
+
+def test_official_yes_plus_partial_example_from_the_issue():
+    # 2 predicted, 2 reference errors, one "yes" and one "partial" match.
+    refs = [{"type": "data_error", "severity": 2, "description": "bar 3 too short"},
+            {"type": "text_error", "severity": 1, "description": "title misspelled"}]
+    preds = {"errors": [{"category": "data_error", "severity": 2, "description": "bar 3 too short"},
+                        {"category": "text_error", "severity": 1, "description": "title misspelled~"}]}
+    res = evaluate([preds], [refs], kind="chart", config=MatchConfig(matcher=tag_matcher))
+    o = res["overall"]
+    # hard TP = 1, soft TP = 1 + 0.5 = 1.5; FP = unmatched predictions = 0; FN = unmatched references = 0.
+    assert (o["tp_hard"], o["tp_soft"], o["fp"], o["fn"]) == (1, 1.5, 0, 0)
+    # hard: P = 1/(1+0) = 1, R = 1/(1+0) = 1, F1 = 1.  soft: P = 1.5/1.5 = 1, R = 1, F1 = 1.
+    assert o["hard"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+    assert o["soft"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+    # per_error divides by the error counts: hard 1/2, soft (1 + 0.5)/2 = 0.75.
+    per_error = evaluate([preds], [refs], kind="chart", config=MatchConfig(matcher=tag_matcher), mode="per_error")
+    assert per_error["overall"]["hard"]["f1"] == 0.5 and per_error["overall"]["soft"]["f1"] == 0.75
+    # The same levels from the deterministic matcher (similarities 1 and 1/3, see above).
+    res = evaluate([Critique((P1, P2))], [Critique((R1, R2))], kind="chart")
+    assert res["overall"]["hard"]["f1"] == 1.0 and res["overall"]["soft"]["f1"] == 1.0
+
+
+def test_official_worked_example_per_kind_and_type():
+    res = evaluate(PREDS, REFS, kind=KINDS)
+    o = res["overall"]
+    # A: P1-R1 yes, P2-R2 partial, P3 unmatched (FP), R3 unmatched (FN).  B: P4-R4 yes, P5 FP, R6 FN.
+    # C: nothing.  D: R5 FN.  TP hard 2, soft 2.5, FP 2, FN 3.
+    assert (o["tp_hard"], o["tp_soft"], o["fp"], o["fn"]) == (2, 2.5, 2, 3)
+    # hard: P = 2/4, R = 2/5, F1 = 2(.5)(.4)/.9 = 4/9.  soft: P = 2.5/4.5 = 5/9, R = 2.5/5.5 = 5/11,
+    # F1 = 2(5/9)(5/11) / (5/9 + 5/11) = (50/99) / (100/99) = 1/2.
+    assert o["hard"] == pytest.approx({"precision": 0.5, "recall": 0.4, "f1": 4 / 9})
+    assert o["soft"] == pytest.approx({"precision": 5 / 9, "recall": 5 / 11, "f1": 0.5})
+    k = res["by_kind"]
+    # chart: TP 1 / 1.5, FP 1, FN 1 -> hard 1/2 everywhere; soft P = R = 1.5/2.5 = 0.6.
+    assert k["chart"]["hard"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5})
+    assert k["chart"]["soft"] == pytest.approx({"precision": 0.6, "recall": 0.6, "f1": 0.6})
+    assert k["table"]["soft"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5})
+    # svg: TP 0, FP 0, FN 1: P = 0/0 -> 0, R = 0/1 = 0, F1 0.
+    assert k["svg"]["hard"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+    t = res["by_type"]
+    # text_error: P2's partial is credited to its predicted type (TP soft 0.5); R6 is a FN.
+    # hard: all 0.  soft: P = .5/.5 = 1, R = .5/1.5 = 1/3, F1 = 2(1/3)/(4/3) = 1/2.
+    assert (t["text_error"]["tp_soft"], t["text_error"]["fp"], t["text_error"]["fn"]) == (0.5, 0, 1)
+    assert t["text_error"]["soft"] == pytest.approx({"precision": 1.0, "recall": 1 / 3, "f1": 0.5})
+    assert t["data_error"]["hard"]["f1"] == t["numeric_error"]["hard"]["f1"] == 1.0
+    assert t["structure_error"]["fp"] == 1 and t["style_error"]["fn"] == 1 and t["shape_error"]["fn"] == 1
+    # Nothing of text_symbol_error anywhere: TP = FP = FN = 0 -> hard F1 1 (f1_score's rule), soft F1 0.
+    assert t["text_symbol_error"]["hard"]["f1"] == 1.0 and t["text_symbol_error"]["soft"]["f1"] == 0.0
+    assert set(k["table"]["by_type"]) == {"layout_error", "text_error", "numeric_error"}
+    # Severity sums as in the per_error example: x = [6, 3, 0, 0], y = [6, 3, 0, 3] -> r = sqrt(8/11).
+    assert res["severity_pearson"] == pytest.approx(math.sqrt(8 / 11))
+    assert math.isnan(k["chart"]["severity_pearson"])  # one chart item
+    with pytest.raises(ValueError, match="kind"):
+        evaluate(PREDS, REFS)  # the allowed types depend on the kind
+
+
+def test_official_drops_an_off_list_reference_error_and_keeps_the_item(tmp_path):
+    human = [{"type": "numeric_error", "severity": 2, "description": "total 1000 should be 1000.5"},
+             {"type": "data_error", "severity": 3, "description": "chart type in a table"},  # not a table type
+             {"category": "text_error", "severity": 1, "description": "typed by category"}]  # no `type`
+    pred = {"errors": [{"type": "numeric_error", "severity": 2, "description": "total 1000 should be 1000.5"}]}
+    f = _write_jsonl(tmp_path / "b.jsonl", [_item(0, kind="table", human_errors=human, pred_json=pred)])
+    assert load_bench(f).items == []  # the default loader rejects the item (label bugs surface)
+    items = load_bench(f, off_list_errors="drop").items
+    assert [it.id for it in items] == ["it0"] and len(items[0].reference.errors) == 2  # category kept there
+    res = evaluate_items(items, "pred_json")
+    # Official: only the `type`-typed, allowed error is a reference: TP 1, FP 0, FN 0 -> F1 1 (hard, soft).
+    assert res["n_items"] == 1 and res["n_dropped_reference_errors"] == 2
+    assert (res["overall"]["tp_hard"], res["overall"]["fp"], res["overall"]["fn"]) == (1, 0, 0)
+    assert res["overall"]["hard"]["f1"] == 1.0 and res["overall"]["soft"]["f1"] == 1.0
+
+
+def test_official_missing_severity_counts_zero_and_per_type_correlation():
+    def err(t, description, severity=None):
+        e = {"type": t, "description": description}
+        return e if severity is None else {**e, "severity": severity}
+
+    refs = [[err("data_error", "bar 1", 3), err("text_error", "title")],  # text severity missing -> 0
+            [err("data_error", "bar 2", 1)],
+            [err("text_error", "legend", 2)]]
+    preds = [{"errors": [err("data_error", "bar 1", 2), err("text_error", "title", 1)]},
+             {"errors": [err("data_error", "bar 2", 1)]},
+             {"errors": [err("text_error", "legend", 3)]}]
+    res = evaluate(preds, refs, kind="chart")
+    by_type = res["by_kind"]["chart"]["severity_pearson_by_type"]
+    # data_error: x = [2, 1, 0], y = [3, 1, 0]; dx = [1, 0, -1], dy = [5/3, -1/3, -4/3]
+    # sum dx dy = 3, sum dx^2 = 2, sum dy^2 = 42/9 -> r = 3 / sqrt(2 * 42/9) = sqrt(27/28).
+    assert by_type["data_error"] == pytest.approx(math.sqrt(27 / 28))
+    # text_error: x = [1, 0, 3], y = [0, 0, 2] (missing -> 0); dx = [-1/3, -4/3, 5/3], dy = [-2/3, -2/3, 4/3]
+    # sum dx dy = 30/9, sum dx^2 = 42/9, sum dy^2 = 24/9 -> r = 30 / sqrt(42 * 24) = 5 / (2 sqrt 7).
+    assert by_type["text_error"] == pytest.approx(5 / (2 * math.sqrt(7)))
+    # Types never present sum to 0 on both sides: constant, nan with a note.
+    assert math.isnan(by_type["structure_error"]) and math.isnan(by_type["style_error"])
+    assert any(n.startswith("chart/style_error:") for n in res["notes"])
+    # Totals: x = [3, 1, 3], y = [3, 1, 2]; dx = [2/3, -4/3, 2/3], dy = [1, -1, 0]
+    # sum dx dy = 2, sum dx^2 = 8/3, sum dy^2 = 2 -> r = 2 / sqrt(16/3) = sqrt(3)/2 (chart and overall).
+    assert res["by_kind"]["chart"]["severity_pearson"] == pytest.approx(math.sqrt(3) / 2)
+    assert res["severity_pearson"] == pytest.approx(math.sqrt(3) / 2)
+    assert res["overall"]["hard"]["f1"] == 1.0  # every error found exactly
+
+
+def test_llm_matcher_follows_the_official_cleaning():
+    prompts = []
+
+    def complete(prompt):
+        prompts.append(prompt)
+        return ("```json\n" + json.dumps({"matches": [
+            {"pred_id": 0, "gt_id": 1, "match_level": "partial"},
+            {"pred_id": 0, "gt_id": 0, "match_level": "yes"},  # pred 0 already used: dropped
+            {"pred_id": 1, "gt_id": 0, "match_level": "yes"},
+            {"pred_id": 7, "gt_id": 0, "match_level": "yes"},  # out of range: dropped
+            {"pred_id": 1, "gt_id": 1, "match_level": "no"},
+        ]}) + "\n```")
+
+    preds = [D("text_error", 1, "", "a"), D("text_error", 2, "", "b")]
+    refs = [D("text_error", 1, "", "c"), D("text_error", 3, "", "d")]
+    res = evaluate([Critique(tuple(preds))], [Critique(tuple(refs))], kind="table",
+                   config=MatchConfig(matcher=LLMMatcher(complete)))
+    assert '"gt_id": 1' in prompts[0] and "text_error, numeric_error" in prompts[0]
+    o = res["overall"]
+    # Kept: (0, 1, partial), (1, 0, yes): hard TP 1, soft 1.5, nothing unmatched.
+    assert (o["tp_hard"], o["tp_soft"], o["fp"], o["fn"]) == (1, 1.5, 0, 0)
+    # An unreadable reply leaves the item out, as the official scorer does with a failed item.
+    res = evaluate([Critique(tuple(preds))] * 2, [Critique(tuple(refs))] * 2, kind="table", ids=["a", "b"],
+                   config=MatchConfig(matcher=LLMMatcher(lambda prompt: "no idea")))
+    assert res["failed_items"] == ["a", "b"] and res["n_items"] == 0
+
+
+def test_image_paths_resolve_against_the_file_folder_and_name_the_item(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "gt0.png").write_bytes(b"png")
+    (tmp_path / "sub" / "pr0.png").write_bytes(b"png")
+    missing = str(tmp_path / "elsewhere" / "gt1.png")
+    f = _write_jsonl(tmp_path / "sub" / "b.jsonl", [_item(0), _item(1, gt_img_path=missing)])
+    data = load_bench(f, require_images=True)
+    assert data.items[0].gt_img_path == str(tmp_path / "sub" / "gt0.png")
+    message = str(data.errors[0])
+    assert message.startswith("item 'it1'") and missing in message and "absolute path that does not exist" in message
