@@ -72,8 +72,8 @@ class BenchItem:
         """(reference, rendered) as RGB PIL images, from the stored bytes or the image files."""
         from PIL import Image
 
-        return tuple(Image.open(io.BytesIO(data) if data is not None else path).convert("RGB")
-                     for data, path in ((self.reference_png, self.gt_img_path), (self.candidate_png, self.pred_img_path)))
+        stored = ((self.reference_png, self.gt_img_path), (self.candidate_png, self.pred_img_path))
+        return tuple(Image.open(io.BytesIO(data) if data is not None else path).convert("RGB") for data, path in stored)
 
 
 @dataclasses.dataclass

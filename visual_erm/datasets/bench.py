@@ -15,6 +15,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import ClassVar
 
 import tensorflow_datasets as tfds
 
@@ -58,7 +59,7 @@ class VcRewardbench(tfds.core.GeneratorBasedBuilder):
     """A local copy of the published VC-RewardBench (human-labelled discrepancies), one `test` split."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "The published JSON/JSONL items and their images."}
+    RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "The published JSON/JSONL items and their images."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "Place a copy of VC-RewardBench in its published layout in the manual dir: JSON (a list) or JSONL "
         "files of items with id, category, gt_img_path, pred_img_path (relative to the item's file) and "
@@ -89,9 +90,11 @@ class VcRewardbenchSynthetic(tfds.core.GeneratorBasedBuilder):
     """The synthetic VC-RewardBench (`bench_synth`): held-out generator seeds, exact labels."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Items of bench_synth.build, kinds in turn from HELD_OUT_SEED."}
-    BUILDER_CONFIGS = [SyntheticConfig(name="default", description="300 items, as `python -m visual_erm.bench`"),
-                       SyntheticConfig(name="tiny", description="a smoke-test set", n=12)]
+    RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "Items of bench_synth.build from HELD_OUT_SEED on."}
+    BUILDER_CONFIGS: ClassVar[list] = [
+        SyntheticConfig(name="default", description="300 items, as `python -m visual_erm.bench`"),
+        SyntheticConfig(name="tiny", description="a smoke-test set", n=12),
+    ]
     DEFAULT_CONFIG_NAME = "default"
 
     def __init__(self, *, render_workers: int = 2, file_format: str = "array_record", **kwargs):

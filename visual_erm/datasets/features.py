@@ -5,7 +5,8 @@ back with decoding skipped, so a reader gets the same bytes; labels are JSON tex
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -60,13 +61,14 @@ def reward_to_features(example: RewardExample) -> dict:
             "critique": example.critique, "edits": list(example.edits)}
 
 
-def text(value: Any) -> str:
+def as_str(value: Any) -> str:
+    """TFDS hands text back as bytes."""
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def reward_from_record(record: Mapping[str, Any]) -> RewardExample:
     return RewardExample(
-        id=text(record["id"]), kind=text(record["kind"]), source=text(record["source"]), seed=int(record["seed"]),
+        id=as_str(record["id"]), kind=as_str(record["kind"]), source=as_str(record["source"]), seed=int(record["seed"]),
         reference_png=bytes(record["reference"]), candidate_png=bytes(record["candidate"]),
-        reference_code=text(record["reference_code"]), candidate_code=text(record["candidate_code"]),
-        critique=text(record["critique"]), edits=tuple(text(edit) for edit in record["edits"]))
+        reference_code=as_str(record["reference_code"]), candidate_code=as_str(record["candidate_code"]),
+        critique=as_str(record["critique"]), edits=tuple(as_str(edit) for edit in record["edits"]))

@@ -55,8 +55,8 @@ def load_bench(where: str, *, strict: bool = False, default_severity: int = 1) -
     for index in range(len(source)):
         record = source[index]
         try:
-            item = bench_data.parse_item(json.loads(features.text(record["record"])), features.text(record["source"]),
-                                         default_severity=default_severity)
+            raw = json.loads(features.as_str(record["record"]))
+            item = bench_data.parse_item(raw, features.as_str(record["source"]), default_severity=default_severity)
         except bench_data.BenchItemError as exc:
             if strict:
                 raise

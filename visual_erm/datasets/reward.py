@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+from typing import ClassVar
 
 import tensorflow_datasets as tfds
 
@@ -53,8 +54,9 @@ class VisualErmReward(tfds.core.GeneratorBasedBuilder):
     """(reference, edited rendering, exact critique) pairs from the seeded task generators."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Generated pairs of make_data (13 chart types, tables, SVG icons; 0-4 edits)."}
-    BUILDER_CONFIGS = [
+    RELEASE_NOTES: ClassVar[dict[str, str]] = {
+        "1.0.0": "Generated pairs of make_data (13 chart types, tables, SVG icons; 0-4 edits)."}
+    BUILDER_CONFIGS: ClassVar[list] = [
         RewardConfig(name="tiny", description="a smoke-test set (the tests build it)", train=24, validation=6, test=6),
         RewardConfig(name="small", description="enough for the tiny SFT configs"),
         RewardConfig(name="full", description="the paper-scale set", train=100_000, validation=1000, test=1000),
