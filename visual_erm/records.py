@@ -97,13 +97,14 @@ class FolderSource(grain.sources.RandomAccessDataSource):
         paths = shard_paths(folder)
         if not paths:
             raise RecordError(f"{folder}: no reward-*.array_record shards")
+        self._folder = folder
         self._source = grain.sources.ArrayRecordDataSource(paths)
 
     def __len__(self) -> int:
         return len(self._source)
 
     def __getitem__(self, index: int) -> RewardExample:
-        return decode(self._source[index], f"record {index}")
+        return decode(self._source[index], f"{self._folder}: record {index}")
 
 
 def reward_source(location: str | os.PathLike) -> grain.sources.RandomAccessDataSource:
