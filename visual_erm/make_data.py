@@ -161,7 +161,8 @@ def build_tfds(data_dir: str, config: str = "small", workers: int = 2) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", help="a make_data folder (ArrayRecord shards of msgpack records)")
-    parser.add_argument("--tfds_data_dir", help="write the TFDS dataset visual_erm_reward here instead of --out")
+    parser.add_argument("--tfds_data_dir", help="write the TFDS dataset visual_erm_reward here instead of --out "
+                        "(split sizes and seeds come from --tfds_config; --n, --seed, --kinds do not apply)")
     parser.add_argument("--tfds_config", default="small", help="builder config: tiny, small or full")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--kinds", default=",".join(KINDS))
