@@ -31,6 +31,9 @@ CORE = [
     "tensorboardX>=2.6",  # TensorBoard event files without TensorFlow
     "msgpack>=1",
     "array-record>=0.5",
+    # Datasets as TFDS (visual_erm/datasets/): written and read as ArrayRecord without TensorFlow.
+    "tensorflow-datasets>=4.9",
+    "importlib_resources",  # tfds needs it to locate builders defined in a package
 ]
 
 EXTRAS = {
@@ -44,7 +47,6 @@ EXTRAS = {
         "pyarrow",  # reads StarVector's parquet shards (rl/datasets.py) in tests
         "nbclient", "nbformat", "ipykernel",  # CI executes the notebooks
     ],
-    "tfds": ["tensorflow-datasets>=4.9", "importlib_resources", "tensorflow-cpu"],
 }
 
 setup(

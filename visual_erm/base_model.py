@@ -29,9 +29,11 @@ def prepare_reward_data(config, workdir: str) -> tuple[str, str]:
     """(train folder, held-out folder); generated under workdir/data when the config asks."""
     data = config.data
     if data.get("train_dir"):
-        for folder in (data.train_dir, data.eval_dir):
-            if not records.shard_paths(folder):
-                raise FileNotFoundError(f"no reward-*.array_record shards in {folder}")
+        for location in (data.train_dir, data.eval_dir):  # a make_data folder or "tfds:NAME:SPLIT@DATA_DIR"
+            try:
+                records.reward_source(location)
+            except records.RecordError:
+                raise FileNotFoundError(f"no reward-*.array_record shards in {location}") from None
         return data.train_dir, data.eval_dir
     require_single_process("generating reward data", "--config.data.train_dir=... --config.data.eval_dir=... "
                     "(make them once with python -m visual_erm.make_data)")

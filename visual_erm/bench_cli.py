@@ -53,14 +53,11 @@ def judge_visual_erm(items, checkpoint: str | None = None, greedy: bool = False,
     """Visual-ERM from a checkpoint directory, batched through the sampler (published sampling, or greedy)."""
     if not checkpoint:
         raise SystemExit("--judge=visual_erm needs --checkpoint=DIR")
-    from PIL import Image
-
     from visual_erm.judge import GREEDY_SETTINGS, VisualERM
 
     judge = VisualERM.from_pretrained(checkpoint, settings=GREEDY_SETTINGS if greedy else None)
-    references = [Image.open(item.gt_img_path).convert("RGB") for item in items]
-    candidates = [Image.open(item.pred_img_path).convert("RGB") for item in items]
-    critiques = judge.critique([item.kind for item in items], references, candidates)
+    pairs = [item.images() for item in items]  # from the image files, or the bytes of a TFDS split
+    critiques = judge.critique([item.kind for item in items], [ref for ref, _ in pairs], [cand for _, cand in pairs])
     return {item.id: critique.to_dict() if critique.valid else "" for item, critique in zip(items, critiques)}
 
 

@@ -18,11 +18,13 @@ A benchmark run over hundreds of items must not die on one broken line: every pr
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import logging
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from visual_erm.datasets import location as tfds_location
 from visual_erm.schema import (
     KINDS,
     Critique,
@@ -70,6 +72,15 @@ class BenchItem:
     judge_outputs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     source: str = ""
     human_errors: tuple | None = None  # the raw entries (official scoring); None: use `reference`
+    reference_png: bytes | None = None  # image bytes, when the item comes from a TFDS dataset
+    candidate_png: bytes | None = None
+
+    def images(self):
+        """(reference, rendered) as RGB PIL images, from the stored bytes or the image files."""
+        from PIL import Image
+
+        stored = ((self.reference_png, self.gt_img_path), (self.candidate_png, self.pred_img_path))
+        return tuple(Image.open(io.BytesIO(data) if data is not None else path).convert("RGB") for data, path in stored)
 
 
 @dataclasses.dataclass
@@ -202,6 +213,13 @@ def _files(path: Path) -> list[Path]:
     return [path]
 
 
+def read_records(path: str | Path) -> Iterator[tuple[Any, str, Path] | BenchItemError]:
+    """Raw records under ``path`` as (record, source, file), or errors for unreadable parts."""
+    for file in _files(Path(path)):
+        for record in _records(file):
+            yield record if isinstance(record, BenchItemError) else (*record, file)
+
+
 def load_bench(
     path: str | Path,
     *,
@@ -217,7 +235,13 @@ def load_bench(
     ``require_images`` both images must exist. Human errors without severity get
     ``default_severity`` and the item is marked ``severity_known=False``. Duplicate ids are errors.
     ``off_list_errors``: see ``parse_item`` (``"drop"`` for official scoring).
+    ``path`` may also name a split of a TFDS dataset, "tfds:vc_rewardbench:test@DATA_DIR"
+    (``visual_erm.datasets``); its items carry their image bytes.
     """
+    if tfds_location.is_tfds(path):
+        from visual_erm.datasets import read  # imports tensorflow_datasets: only when asked
+
+        return read.load_bench(path, strict=strict, default_severity=default_severity, off_list_errors=off_list_errors)
     root = Path(image_root) if image_root is not None else None
     items: list[BenchItem] = []
     errors: list[BenchItemError] = []

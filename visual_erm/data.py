@@ -25,19 +25,17 @@ DEFAULT_PATCH_BUCKETS = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
 
 
 class RewardSource(grain.sources.RandomAccessDataSource):
-    """Random access to the RewardExamples of a reward-data folder."""
+    """Random access to the RewardExamples at a location: a make_data folder or a TFDS split
+    ("tfds:visual_erm_reward/small:train@DATA_DIR"); see `records.reward_source`."""
 
-    def __init__(self, folder: str):
-        paths = records.shard_paths(folder)
-        if not paths:
-            raise records.RecordError(f"{folder}: no reward-*.array_record shards")
-        self._source = grain.sources.ArrayRecordDataSource(paths)
+    def __init__(self, location: str):
+        self._source = records.reward_source(location)
 
     def __len__(self) -> int:
         return len(self._source)
 
     def __getitem__(self, index: int) -> records.RewardExample:
-        return records.decode(self._source[index], f"record {index}")
+        return self._source[index]
 
 
 def example_features(example: records.RewardExample, processor) -> dict:
@@ -86,7 +84,7 @@ def make_dataset(folder: str, processor, model_config, *, batch_size: int, seed:
                  num_epochs: int | None = None, process_index: int = 0, process_count: int = 1,
                  seq_buckets: Sequence[int] = DEFAULT_SEQ_BUCKETS,
                  patch_buckets: Sequence[int] = DEFAULT_PATCH_BUCKETS) -> grain.MapDataset:
-    """Batches of a reward-data folder; `iter(ds.to_iter_dataset())` is checkpointable."""
+    """Batches of a reward-data folder or TFDS split; `iter(ds.to_iter_dataset())` is checkpointable."""
     dataset = grain.MapDataset.source(RewardSource(folder))
     if shuffle:
         dataset = dataset.shuffle(seed=seed)

@@ -5,6 +5,11 @@ Layout of a reward-data folder:
     progress.json   (how far generation got; lets `make_data` resume)
 Each record is a msgpack map with the fields of `RewardExample`; images are PNG
 bytes. ArrayRecord gives grain random access without TensorFlow.
+
+The same examples can live in a TFDS dataset (`visual_erm/datasets/`), named by a
+location string "tfds:NAME[/CONFIG][:VERSION]:SPLIT@DATA_DIR". `reward_source`
+opens either kind of location and yields `RewardExample`s, so SFT, the judge's
+evaluation and the tokenizer corpus read both through one reader.
 """
 from __future__ import annotations
 
@@ -14,9 +19,12 @@ import io
 import os
 from typing import Iterator
 
+import grain
 import msgpack
-from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
+from array_record.python.array_record_module import ArrayRecordWriter
 from PIL import Image
+
+from visual_erm.datasets import location as tfds_location
 
 SHARD_PATTERN = "reward-{:05d}.array_record"
 
@@ -82,21 +90,34 @@ def shard_paths(folder: str) -> list[str]:
     return sorted(glob.glob(os.path.join(folder, "reward-*.array_record")))
 
 
-def read_shard(path: str) -> Iterator[RewardExample]:
-    try:
-        reader = ArrayRecordReader(path)
-    except Exception as exc:  # noqa: BLE001
-        raise RecordError(f"{path}: unreadable shard ({exc})") from None
-    try:
-        for index in range(reader.num_records()):
-            yield decode(reader.read([index])[0], f"{os.path.basename(path)}[{index}]")
-    finally:
-        reader.close()
+class FolderSource(grain.sources.RandomAccessDataSource):
+    """Random access to the RewardExamples of a make_data folder (its complete shards)."""
+
+    def __init__(self, folder: str):
+        paths = shard_paths(folder)
+        if not paths:
+            raise RecordError(f"{folder}: no reward-*.array_record shards")
+        self._folder = folder
+        self._source = grain.sources.ArrayRecordDataSource(paths)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getitem__(self, index: int) -> RewardExample:
+        return decode(self._source[index], f"{self._folder}: record {index}")
 
 
-def read_examples(folder: str) -> Iterator[RewardExample]:
-    paths = shard_paths(folder)
-    if not paths:
-        raise RecordError(f"{folder}: no reward-*.array_record shards")
-    for path in paths:
-        yield from read_shard(path)
+def reward_source(location: str | os.PathLike) -> grain.sources.RandomAccessDataSource:
+    """RewardExamples at `location`: a make_data folder, or a TFDS split ("tfds:NAME:SPLIT@DATA_DIR")."""
+    location = os.fspath(location)
+    if tfds_location.is_tfds(location):
+        from visual_erm.datasets.read import TfdsRewardSource  # imports tensorflow_datasets: only when asked
+
+        return TfdsRewardSource(location)
+    return FolderSource(location)
+
+
+def read_examples(location: str | os.PathLike) -> Iterator[RewardExample]:
+    source = reward_source(location)
+    for index in range(len(source)):
+        yield source[index]

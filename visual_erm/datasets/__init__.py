@@ -1,0 +1,12 @@
+"""Visual-ERM data as tensorflow-datasets (TFDS) datasets, written and read without TensorFlow.
+
+Builders (import the module to register them with TFDS):
+    reward.VisualErmReward          "visual_erm_reward": generated reward pairs, splits by generator seeds
+    bench.VcRewardbenchSynthetic    "vc_rewardbench_synthetic": the synthetic VC-RewardBench
+    bench.VcRewardbench             "vc_rewardbench": a local VC-RewardBench copy (manual_dir)
+
+Readers (`read`) need only `tensorflow_datasets` and the files: a dataset is named by a location
+string (`location`), and the existing readers (`records.reward_source`, `bench_data.load_bench`)
+accept it wherever they accept a folder. This package imports nothing heavy itself, so
+`records` can check a location string without importing TFDS.
+"""
