@@ -400,7 +400,8 @@ def render(kind: str, code: str, *, size=None, timeout_s: float = 10.0) -> Rende
 def sandbox_report(limits: sandbox.Limits = sandbox.Limits()) -> dict[str, dict]:
     """Which protections are active, as a task really has them: a fresh zygote forks one task
     the way it forks every task and asks it (uid, capability sets, namespaces, rlimits, task-dir
-    capacity: the "task" entry); each protection's entry says whether that task showed it."""
+    capacity: the "task" field of the "no_privileges" entry); each protection's entry says whether
+    that task showed it."""
     options = {"limits": dataclasses.asdict(limits), "allow_weak_sandbox": True, "prefault": False}
     out = subprocess.run(
         [sys.executable, "-m", "render.zygote", "--report", json.dumps(options)], env=_zygote_environment(),

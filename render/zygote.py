@@ -213,7 +213,6 @@ def _probe_task(limits, active, base, own_pid_ns) -> dict:
 
 def judge_task(report: dict, facts: dict, host_namespaces: dict) -> None:
     """Overwrite the report's entries with what a real task showed (not what the kernel offers)."""
-    report["task"] = facts
     caps = facts["caps"]
     held = {name: f"{value:#x}" for name, value in caps.items() if value}
     if held or 0 in facts["uid"]:
@@ -222,6 +221,7 @@ def judge_task(report: dict, facts: dict, host_namespaces: dict) -> None:
         report["no_privileges"] = {"active": True, "detail": (
             f"uid/gid {facts['uid'][0]}/{facts['gid'][0]}, no capability in any set, "
             f"no_new_privs {facts['no_new_privs']}, securebits {facts['securebits']:#x}")}
+    report["no_privileges"]["task"] = facts  # uid, capability sets, namespaces, rlimits, task-dir size
     shared = [name for name in ("net", "pid", "ipc", "uts", "mnt")
               if facts["namespaces"].get(name) == host_namespaces.get(name)]
     for protection, names in (("network_namespace", ["net"]), ("pid_namespace", ["pid"]),
