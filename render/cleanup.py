@@ -18,35 +18,60 @@ _BASE_NAME = re.compile(re.escape(BASE_PREFIX) + r"(\d+)-\w+")
 
 
 def remove_tree(path: str, budget_s: float) -> bool:
-    """Delete `path` and everything beneath it; True when it is gone, False when the budget ran out."""
-    deadline = time.monotonic() + budget_s
-    stack = [path]
-    while stack:
-        if time.monotonic() > deadline:
-            return False
-        top = stack[-1]
-        try:
-            info = os.lstat(top)
-        except FileNotFoundError:
-            stack.pop()
-            continue
-        if not stat.S_ISDIR(info.st_mode):
-            os.unlink(top)
-            stack.pop()
-            continue
-        if info.st_mode & 0o700 != 0o700:
-            os.chmod(top, 0o700)
-        try:
+    """Delete `path` and everything beneath it; True when it is gone, False when the budget ran
+    out or something could not be removed now (never raises: the caller tries again later)."""
+    try:
+        return _remove_tree(path, time.monotonic() + budget_s)
+    except OSError:
+        return False
+
+
+def _open_dir(name: str, dir_fd: int | None) -> int:
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(name, flags, dir_fd=dir_fd)
+    except PermissionError:
+        os.chmod(name, 0o700, dir_fd=dir_fd)
+        return os.open(name, flags, dir_fd=dir_fd)
+
+
+def _remove_tree(path: str, deadline: float) -> bool:
+    """Flatten, then delete: every subdirectory found is renamed up into `path` itself, so depth
+    never grows a stack, a path beyond PATH_MAX or a descriptor per level."""
+    try:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            os.unlink(path)
+            return True
+    except FileNotFoundError:
+        return True
+    top = _open_dir(path, None)
+    prefix = f".up-{time.monotonic_ns()}-"  # unlike the names a stopped earlier call left
+    try:
+        moved = 0
+        while True:
             with os.scandir(top) as entries:
-                children = [entry.path for _, entry in zip(range(256), entries)]
-        except FileNotFoundError:
-            stack.pop()
-            continue
-        if children:
-            stack.extend(children)
-        else:
-            os.rmdir(top)
-            stack.pop()
+                folders = [entry.name for entry in entries if entry.is_dir(follow_symlinks=False)
+                           or os.unlink(entry.name, dir_fd=top)]
+            if not folders:
+                break
+            for name in folders:
+                inner = _open_dir(name, top)
+                try:
+                    with os.scandir(inner) as entries:
+                        for entry in entries:
+                            if time.monotonic() > deadline:
+                                return False
+                            if entry.is_dir(follow_symlinks=False):
+                                moved += 1
+                                os.rename(entry.name, f"{prefix}{moved}", src_dir_fd=inner, dst_dir_fd=top)
+                            else:
+                                os.unlink(entry.name, dir_fd=inner)
+                finally:
+                    os.close(inner)
+                os.rmdir(name, dir_fd=top)
+    finally:
+        os.close(top)
+    os.rmdir(path)
     return True
 
 

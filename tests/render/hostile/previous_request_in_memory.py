@@ -13,7 +13,9 @@ while frame is not None:
         frame = frame.f_back
         continue
     for value in list(frame.f_locals.values()):
-        if marker in repr(value)[:100000] and value is not marker:
+        if value is globals() or value is marker:
+            continue
+        if marker in repr(value)[:100000]:
             raise RuntimeError("found another request in a frame")
     frame = frame.f_back
 import matplotlib.pyplot as plt
