@@ -6,7 +6,7 @@ mknod, sethostname, ...). After its jail is set up, the task therefore drops, in
 order (each step needs a capability the next one removes): the capability bounding set,
 locked securebits (no root magic, no keeping capabilities across setuid, no ambient
 raise), the inheritable and ambient sets, supplementary groups, then setresgid/setresuid
-to an unprivileged id, which empties the permitted and effective sets.
+to an unused unprivileged id (`task_id`), which empties the permitted and effective sets.
 
 `facts()` reads the result with syscalls only (no /proc files: Landlock hides them), so
 it works from inside a jailed task; the pool refuses to start when it shows a capability.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import ctypes
 import os
 
-TASK_UID = TASK_GID = 65534  # "nobody": owns nothing on the host
+TASK_ID_BASE = 1 << 30  # task uids/gids: TASK_ID_BASE + the zygote's pid, ids no account uses
 PR_CAPBSET_READ, PR_CAPBSET_DROP = 23, 24
 PR_GET_SECUREBITS, PR_SET_SECUREBITS = 27, 28
 PR_GET_NO_NEW_PRIVS = 39
@@ -75,8 +75,14 @@ def _capset_empty() -> None:
         raise OSError(err, f"capset: {os.strerror(err)}")
 
 
-def drop(uid: int = TASK_UID, gid: int = TASK_GID) -> None:
-    """Leave this process with no capability in any set, as `uid`/`gid` when it was root.
+def task_id(zygote_pid: int) -> int:
+    """The uid and gid of a zygote's tasks: one per zygote, so a per-uid count (RLIMIT_NPROC)
+    is per worker, and no task shares an id with anything else on the host."""
+    return TASK_ID_BASE + zygote_pid
+
+
+def drop(uid: int) -> None:
+    """Leave this process with no capability in any set, as uid and gid `uid` when it was root.
 
     Irreversible. Run after every step that needs privilege (namespaces, mounts, Landlock)
     and before seccomp (which refuses the calls used here). A non-root process keeps its
@@ -88,7 +94,7 @@ def drop(uid: int = TASK_UID, gid: int = TASK_GID) -> None:
         _prctl(PR_SET_SECUREBITS, SECUREBITS)
         _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
         os.setgroups([])
-        os.setresgid(gid, gid, gid)
+        os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)  # root -> non-root empties permitted and effective
     _capset_empty()  # the inheritable set survives setresuid
 

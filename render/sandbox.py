@@ -164,14 +164,14 @@ def seccomp_filter():
     return denied
 
 
-def mount_task_dir(workdir: str, limits: Limits) -> None:
+def mount_task_dir(workdir: str, limits: Limits, uid: int) -> None:
     """In a fresh mount namespace: the task dir becomes a capped tmpfs owned by the task's uid.
 
     Mount events must not propagate back to the host, hence the recursive MS_PRIVATE first.
     The tmpfs (and all the task wrote) is freed when the task, its namespace's last process, dies.
     """
     _mount(None, "/", None, MS_REC | MS_PRIVATE, None)
-    owner = (privileges.TASK_UID, privileges.TASK_GID) if os.geteuid() == 0 else (os.getuid(), os.getgid())
+    owner = (uid, uid) if os.geteuid() == 0 else (os.getuid(), os.getgid())
     options = f"size={limits.disk_mb}m,nr_inodes={limits.max_files},mode=0700,uid={owner[0]},gid={owner[1]}"
     _mount("tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options)
 
@@ -216,14 +216,15 @@ def _mount(source, target, fstype, flags: int, data) -> None:
 
 
 def enter(workdir: str, keep_fds: tuple[int, ...], limits: Limits, active: frozenset, *, readable: list[str],
-          seccomp=None, exposure=()) -> None:
+          uid: int, seccomp=None, exposure=()) -> None:
     """Confine the current (task) process. Irreversible; call right after fork.
 
     Needs nothing from the request, so a task can be jailed before its request arrives; it
     sets its CPU-seconds limit with `limit_own_cpu` once the timeout is known.
     `seccomp` is the filter from `seccomp_filter()`, required when "seccomp" is active;
     `readable` is the Landlock read list (`read_paths()`), computed once by the caller, and
-    `exposure` its `exposure_plan` (re-exposed in the task's mount namespace).
+    `exposure` its `exposure_plan` (re-exposed in the task's mount namespace); `uid` is the
+    unprivileged uid and gid the task takes (`privileges.task_id`) when it starts as root.
     """
     devnull = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):
@@ -235,11 +236,11 @@ def enter(workdir: str, keep_fds: tuple[int, ...], limits: Limits, active: froze
     os.closerange(low, 1 << 16)
     if "private_namespaces" in active:
         unshare(CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS)
-        mount_task_dir(workdir, limits)
+        mount_task_dir(workdir, limits, uid)
         if "no_privileges" in active:
             expose(exposure)
     elif "no_privileges" in active and os.geteuid() == 0:
-        os.chown(workdir, privileges.TASK_UID, privileges.TASK_GID)
+        os.chown(workdir, uid, uid)
     os.chdir(workdir)
     os.environ.clear()
     os.environ.update(HOME=workdir, TMPDIR=workdir, PATH="/nonexistent", LANG="C.UTF-8")
@@ -250,7 +251,7 @@ def enter(workdir: str, keep_fds: tuple[int, ...], limits: Limits, active: froze
     if "landlock" in active:
         landlock.restrict(readable, [workdir, "/dev/null"])
     if "no_privileges" in active:
-        privileges.drop()
+        privileges.drop(uid)
     if "seccomp" in active:
         seccomp.load()
 
@@ -314,11 +315,11 @@ def _private_namespaces():
     import tempfile
 
     unshare(CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS)
-    mount_task_dir(tempfile.gettempdir(), Limits())  # over /tmp, in this child's own mount namespace
+    mount_task_dir(tempfile.gettempdir(), Limits(), privileges.task_id(os.getpid()))  # over /tmp, in this child's own mount namespace
 
 
 def _no_privileges():
-    privileges.drop()
+    privileges.drop(privileges.task_id(os.getpid()))
     held = {name: value for name, value in privileges.facts()["caps"].items() if value}
     if held:
         raise OSError(f"capabilities remain after dropping them: {held}")
@@ -344,8 +345,7 @@ def probe() -> dict[str, dict]:
     for name, (action, detail) in checks.items():
         failure = _child_succeeds(action)
         report[name] = {"active": failure is None, "detail": detail if failure is None else failure}
-    nproc = ("threads per uid (tasks share their uid, so concurrent tasks share this count)"
-             if os.geteuid() == 0 else "process count")
+    nproc = "threads per uid (one uid per worker)" if os.geteuid() == 0 else "process count"
     report["rlimits"] = {"active": True, "detail": f"CPU seconds, address space, open files, file size, {nproc}"}
     report["clean_environment"] = {"active": True, "detail": "environment replaced; stdio to /dev/null; fds closed"}
     return report

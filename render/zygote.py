@@ -40,6 +40,7 @@ CLEANUP_BUDGET_S = 0.2  # per reaped task; the rest waits for the next idle mome
 _SECCOMP = None  # the task filter, built once in the zygote
 _READABLE: list[str] = []  # the task's Landlock read list, computed once in the zygote
 _EXPOSURE: list = []  # read paths behind folders the task's uid cannot pass (sandbox.exposure_plan)
+_TASK_ID = 0  # the uid/gid this zygote's tasks take (privileges.task_id)
 
 
 def _read_request(fd: int) -> dict | None:
@@ -74,7 +75,7 @@ def _task_main(request_fd: int, result_fd: int, limits: sandbox.Limits, active: 
     request = None
     try:
         sandbox.enter(workdir, (request_fd, result_fd), limits, active, readable=_READABLE, seccomp=_SECCOMP,
-                      exposure=_EXPOSURE)
+                      exposure=_EXPOSURE, uid=_TASK_ID)
         request = _read_request(request_fd)
         if request is None:
             os._exit(0)
@@ -243,7 +244,8 @@ def _setup(options: dict):
     host_namespaces = privileges.host_namespaces()
     if "network_namespace" in active:
         sandbox.unshare(sandbox.CLONE_NEWNET)
-    global _SECCOMP, _READABLE, _EXPOSURE
+    global _SECCOMP, _READABLE, _EXPOSURE, _TASK_ID
+    _TASK_ID = privileges.task_id(os.getpid())
     if "seccomp" in active:
         _SECCOMP = sandbox.seccomp_filter()
     _READABLE = sandbox.read_paths()
