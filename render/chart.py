@@ -3,7 +3,9 @@
 The code runs as written (plt.show(), plt.savefig('x.png'), fig.savefig(...),
 or nothing at all); instead of rewriting it, we intercept the two ways a script
 hands over a figure (`Figure.savefig`, `pyplot.show`) and otherwise take the
-last open figure. The figure is then drawn once, at a fixed DPI, by us.
+last open figure. The figure is then drawn once, at a fixed DPI, by us, with Agg
+whatever backend the script asks for (`matplotlib.use`, `plt.switch_backend`, and
+MPLBACKEND, which matplotlib only reads at import: before the script runs).
 """
 from __future__ import annotations
 
@@ -77,7 +79,13 @@ def render_chart(code: str, tracer=None) -> np.ndarray:
         if plt.get_fignums():
             handed_over.append(plt.gcf())
 
+    real_use, real_switch = matplotlib.use, plt.switch_backend
+
+    def keep_agg(*args, **kwargs):  # matplotlib.use / plt.switch_backend: we draw with Agg, always
+        real_switch("agg")
+
     Figure.savefig, plt.show = savefig, show
+    matplotlib.use, plt.switch_backend = keep_agg, keep_agg
     try:
         run_python(code, {"__name__": "__main__", "__builtins__": builtins})
         if handed_over:
@@ -92,3 +100,5 @@ def render_chart(code: str, tracer=None) -> np.ndarray:
             return _figure_to_rgb(fig)
     finally:
         Figure.savefig, plt.show = real_savefig, real_show
+        matplotlib.use, plt.switch_backend = real_use, real_switch
+        matplotlib.rcParams["backend"] = "agg"  # a script may have set it directly

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from render.chart import render_chart
-from render.errors import RenderInputError, RenderResult
+from render.errors import RenderResult
 from render.pycode import classify
 from render.request import check_request
 from render.svg import svg_to_rgb

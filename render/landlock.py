@@ -28,6 +28,7 @@ SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
 
 FILE_RIGHTS = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV
 READ_RIGHTS = READ_FILE | READ_DIR
+SPECIAL_FILES = MAKE_CHAR | MAKE_BLOCK | MAKE_SOCK | MAKE_FIFO  # never granted: no devices, sockets, FIFOs
 
 
 def fs_rights(abi: int) -> int:
@@ -71,7 +72,7 @@ def restrict(read_paths, write_paths, *, deny_tcp: bool = True, scope_signals: b
     """Confine this process (and its future children) for good.
 
     read_paths: readable (files and directories beneath); write_paths: full
-    access beneath. Missing paths are skipped. TCP bind/connect (ABI >= 4) and
+    access beneath except making devices, sockets and FIFOs. Missing paths are skipped. TCP bind/connect (ABI >= 4) and
     signals to processes outside the domain (ABI >= 6) are denied. Returns the
     ABI used.
     """
@@ -86,8 +87,8 @@ def restrict(read_paths, write_paths, *, deny_tcp: bool = True, scope_signals: b
     size = ctypes.sizeof(_RulesetAttr) if abi >= 4 else 8
     ruleset = _check(_libc.syscall(SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0)), "create_ruleset")
     try:
-        full = fs_rights(abi)
-        for paths, rights in ((read_paths, READ_RIGHTS), (write_paths, full)):
+        write = fs_rights(abi) & ~SPECIAL_FILES
+        for paths, rights in ((read_paths, READ_RIGHTS), (write_paths, write)):
             for path in paths:
                 _add_path(ruleset, path, rights)
         _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")

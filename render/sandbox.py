@@ -2,18 +2,21 @@
 
 A task process, forked from a warm zygote before its request arrives, enters
 the sandbox in this order: file descriptors closed and stdio sent to /dev/null;
-a fresh working directory and a scrubbed environment; rlimits (address space,
-open files, file size, processes, no core dumps; CPU seconds are set by the
-zygote once the request's timeout is known); Landlock (read only the Python
-installation, fonts and shared libraries; write only its working directory; no
-TCP; no signals or abstract sockets outside its domain); a seccomp filter (no
-new processes, no exec, no ptrace, no namespace or mount games, no sockets at
-all: a named AF_UNIX socket on the host is reachable from any network namespace
-and Landlock does not guard connect()/sendto() to it; no changing its own
-rlimits; and the task may not clear the parent-death signal that ties it to
-its zygote). The zygote itself
-lives in a network namespace with no interfaces, and each task is PID 1 of its
-own PID namespace, so killing it kills every process it made.
+fresh IPC, UTS and mount namespaces, its working directory a size- and
+inode-capped tmpfs mounted in that mount namespace (so whatever it writes counts
+against a cap, and vanishes with the task); a scrubbed environment; rlimits
+(address space, open files, file size, processes, no core dumps; CPU seconds
+are set by the task itself, before it runs any model code, once its
+request's timeout is known); Landlock (read only
+the Python installation, fonts and shared libraries; write only its working
+directory, where it may not make devices, sockets or FIFOs; no TCP; no signals
+or abstract sockets outside its domain); every privilege dropped
+(render/privileges.py: no capability in any set, an unprivileged uid); and a
+seccomp filter (no new processes, no exec, no ptrace, no namespace or mount
+games, no sockets at all, no changing its own rlimits, and the denylist below:
+file metadata, SysV IPC and mqueues, memfds, watches, clocks, kernel log, ...).
+The zygote itself lives in a network namespace with no interfaces, and each
+task is PID 1 of its own PID namespace, so killing it kills every process it made.
 """
 from __future__ import annotations
 
@@ -23,20 +26,26 @@ import errno
 import math
 import os
 import resource
+import stat
 import sys
 import sysconfig
 
-from render import landlock
+from render import landlock, privileges
 
 CLONE_NEWNET, CLONE_NEWPID, CLONE_THREAD = 0x40000000, 0x20000000, 0x00010000
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUTS = 0x00020000, 0x08000000, 0x04000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 1 << 12, 1 << 14, 1 << 18
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.prctl.restype = ctypes.c_int
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 
 PROTECTIONS = (
     "network_namespace",
     "pid_namespace",
+    "private_namespaces",
     "landlock",
     "seccomp",
+    "no_privileges",
     "rlimits",
     "clean_environment",
 )
@@ -45,12 +54,29 @@ _SYSTEM_READ_PATHS = (
     "/usr/share/fonts", "/usr/local/share/fonts", "/usr/share/fontconfig", "/etc/fonts",
     "/var/cache/fontconfig", "/etc/ld.so.cache", "/usr/share/zoneinfo", "/dev/urandom",
 )
-_DENIED_SYSCALLS = (
+DENIED_SYSCALLS = (
     "execve", "execveat", "fork", "vfork", "ptrace", "process_vm_readv", "process_vm_writev",
     "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "bpf", "perf_event_open",
     "kexec_load", "init_module", "finit_module", "delete_module", "keyctl", "add_key",
     "request_key", "userfaultfd", "io_uring_setup", "personality", "swapon", "swapoff", "reboot",
-    "setrlimit",  # a root task with CAP_SYS_RESOURCE could raise its own limits (prlimit64: below)
+    "setrlimit",  # the legacy call; limits go through prlimit64 (below)
+    "kexec_file_load", "io_uring_enter", "io_uring_register", "acct", "quotactl", "quotactl_fd", "iopl",
+    "ioperm", "pidfd_getfd", "kcmp", "process_madvise", "vhangup", "lookup_dcookie",
+    # File metadata: even on files it may write, a task has no use for these.
+    "mknod", "mknodat", "chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "lchown", "fchownat",
+    "setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr", "fremovexattr", "setxattrat",
+    "removexattrat", "utime", "utimes", "utimensat", "futimesat",
+    # Memory outside RLIMIT_AS and objects that outlive a process: SysV IPC, POSIX mqueues, memfds.
+    "shmget", "shmat", "shmdt", "shmctl", "semget", "semop", "semtimedop", "semctl",
+    "msgget", "msgsnd", "msgrcv", "msgctl", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive",
+    "mq_notify", "mq_getsetattr", "memfd_create", "memfd_secret",
+    # Watching or changing the host: file watches, kernel log, names, clocks, RT scheduling.
+    "fanotify_init", "fanotify_mark", "inotify_init", "inotify_init1", "inotify_add_watch",
+    "inotify_rm_watch", "syslog", "sethostname", "setdomainname", "settimeofday", "clock_settime",
+    "clock_adjtime", "adjtimex", "sched_setscheduler", "sched_setparam", "sched_setattr",
+    # The new mount API and file handles (open_by_handle_at walks around path checks).
+    "fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "open_tree_attr",
+    "mount_setattr", "name_to_handle_at", "open_by_handle_at",
 )
 
 
@@ -62,6 +88,8 @@ class Limits:
     max_open_files: int = 256
     max_file_mb: int = 64
     max_processes: int = 64
+    disk_mb: int = 64  # the task dir's tmpfs: its files are memory, outside RLIMIT_AS
+    max_files: int = 4096  # inodes in that tmpfs
 
 
 def unshare(flags: int) -> None:
@@ -104,10 +132,11 @@ def _set_rlimits(limits: Limits) -> None:
         resource.setrlimit(limit, value)
 
 
-def limit_cpu(pid: int, cpu_seconds: float) -> None:
-    """Set a task's CPU-seconds limit from outside (the task itself may not call setrlimit)."""
+def limit_own_cpu(cpu_seconds: float) -> None:
+    """Set this task's CPU-seconds limit once its request (and timeout) is known. Unprivileged,
+    it can only lower the hard limit; seccomp lets it touch no other limit and no other process."""
     cpu = int(math.ceil(cpu_seconds)) + 1
-    resource.prlimit(pid, resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
 
 
 def seccomp_filter():
@@ -123,9 +152,11 @@ def seccomp_filter():
     denied.add_rule(sc.ERRNO(errno.EACCES), "socketpair")
     # The zygote sets PR_SET_PDEATHSIG (1) so the task dies with it; it may not undo that.
     denied.add_rule(sc.ERRNO(errno.EPERM), "prctl", sc.Arg(0, sc.EQ, 1))
-    # prlimit64 may read limits (glibc's getrlimit uses it) but not set them.
-    denied.add_rule(sc.ERRNO(errno.EPERM), "prlimit64", sc.Arg(2, sc.NE, 0))
-    for name in _DENIED_SYSCALLS:
+    # prlimit64 may read limits (glibc's getrlimit uses it) and set this process's own CPU
+    # limit (below the hard limit: no CAP_SYS_RESOURCE), nothing else.
+    denied.add_rule(sc.ERRNO(errno.EPERM), "prlimit64", sc.Arg(2, sc.NE, 0), sc.Arg(0, sc.NE, 0))
+    denied.add_rule(sc.ERRNO(errno.EPERM), "prlimit64", sc.Arg(2, sc.NE, 0), sc.Arg(1, sc.NE, resource.RLIMIT_CPU))
+    for name in DENIED_SYSCALLS:
         try:
             denied.add_rule(sc.ERRNO(errno.EPERM), name)
         except (ValueError, RuntimeError, OSError):
@@ -133,14 +164,67 @@ def seccomp_filter():
     return denied
 
 
+def mount_task_dir(workdir: str, limits: Limits, uid: int) -> None:
+    """In a fresh mount namespace: the task dir becomes a capped tmpfs owned by the task's uid.
+
+    Mount events must not propagate back to the host, hence the recursive MS_PRIVATE first.
+    The tmpfs (and all the task wrote) is freed when the task, its namespace's last process, dies.
+    """
+    _mount(None, "/", None, MS_REC | MS_PRIVATE, None)
+    owner = (uid, uid) if os.geteuid() == 0 else (os.getuid(), os.getgid())
+    options = f"size={limits.disk_mb}m,nr_inodes={limits.max_files},mode=0700,uid={owner[0]},gid={owner[1]}"
+    _mount("tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options)
+
+
+def exposure_plan(paths) -> list[tuple[str, list[str]]]:
+    """For read paths behind a folder an unprivileged uid cannot pass (a Python under /root):
+    [(that folder, the read paths beneath it)], so a task's mount namespace can re-expose them."""
+    plan: dict[str, list[str]] = {}
+    for path in sorted(p for p in paths if os.path.exists(p)):
+        parts = os.path.abspath(path).split(os.sep)[1:]
+        for depth in range(1, len(parts)):
+            folder = os.sep + os.path.join(*parts[:depth])
+            if not os.stat(folder).st_mode & stat.S_IXOTH:
+                exposed = plan.setdefault(folder, [])
+                if not any(path.startswith(e + os.sep) or path == e for e in exposed):
+                    exposed.append(path)
+                break
+    return sorted(plan.items())
+
+
+def expose(plan) -> None:
+    """Cover each closed folder with an empty world-searchable tmpfs and bind the read paths
+    beneath it back in place (only in this task's mount namespace)."""
+    for folder, paths in plan:
+        sources = [os.open(path, os.O_PATH | os.O_CLOEXEC) for path in paths]  # before they are covered
+        _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k,nr_inodes=256")
+        for path, source in zip(paths, sources):
+            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+            if os.path.isdir(f"/proc/self/fd/{source}"):
+                os.mkdir(path, 0o755)
+            else:
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o644))
+            _mount(f"/proc/self/fd/{source}", path, None, MS_BIND | MS_REC, None)
+            os.close(source)
+
+
+def _mount(source, target, fstype, flags: int, data) -> None:
+    encode = lambda value: value.encode() if value is not None else None  # noqa: E731
+    if _libc.mount(encode(source), encode(target), encode(fstype), flags, encode(data)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {target}: {os.strerror(err)}")
+
+
 def enter(workdir: str, keep_fds: tuple[int, ...], limits: Limits, active: frozenset, *, readable: list[str],
-          seccomp=None) -> None:
+          uid: int, seccomp=None, exposure=()) -> None:
     """Confine the current (task) process. Irreversible; call right after fork.
 
-    Needs nothing from the request, so a task can be jailed before its request arrives; its
-    CPU-seconds limit is set from outside with `limit_cpu` once the timeout is known.
+    Needs nothing from the request, so a task can be jailed before its request arrives; it
+    sets its CPU-seconds limit with `limit_own_cpu` once the timeout is known.
     `seccomp` is the filter from `seccomp_filter()`, required when "seccomp" is active;
-    `readable` is the Landlock read list (`read_paths()`), computed once by the caller.
+    `readable` is the Landlock read list (`read_paths()`), computed once by the caller, and
+    `exposure` its `exposure_plan` (re-exposed in the task's mount namespace); `uid` is the
+    unprivileged uid and gid the task takes (`privileges.task_id`) when it starts as root.
     """
     devnull = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):
@@ -150,6 +234,13 @@ def enter(workdir: str, keep_fds: tuple[int, ...], limits: Limits, active: froze
         os.closerange(low, fd)
         low = fd + 1
     os.closerange(low, 1 << 16)
+    if "private_namespaces" in active:
+        unshare(CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS)
+        mount_task_dir(workdir, limits, uid)
+        if "no_privileges" in active:
+            expose(exposure)
+    elif "no_privileges" in active and os.geteuid() == 0:
+        os.chown(workdir, uid, uid)
     os.chdir(workdir)
     os.environ.clear()
     os.environ.update(HOME=workdir, TMPDIR=workdir, PATH="/nonexistent", LANG="C.UTF-8")
@@ -159,6 +250,8 @@ def enter(workdir: str, keep_fds: tuple[int, ...], limits: Limits, active: froze
     _set_rlimits(limits)
     if "landlock" in active:
         landlock.restrict(readable, [workdir, "/dev/null"])
+    if "no_privileges" in active:
+        privileges.drop(uid)
     if "seccomp" in active:
         seccomp.load()
 
@@ -218,6 +311,20 @@ def _landlock():
     landlock.restrict(python_read_paths(), [])
 
 
+def _private_namespaces():
+    import tempfile
+
+    unshare(CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS)
+    mount_task_dir(tempfile.gettempdir(), Limits(), privileges.task_id(os.getpid()))  # over /tmp, in this child's own mount namespace
+
+
+def _no_privileges():
+    privileges.drop(privileges.task_id(os.getpid()))
+    held = {name: value for name, value in privileges.facts()["caps"].items() if value}
+    if held:
+        raise OSError(f"capabilities remain after dropping them: {held}")
+
+
 def probe() -> dict[str, dict]:
     """Which protections work on this host: {name: {"active": bool, "detail": str}}.
 
@@ -229,13 +336,16 @@ def probe() -> dict[str, dict]:
         "pid_namespace": (_pid_namespace, "each task is PID 1 of its namespace; its death kills all it forked"),
         "landlock": (_landlock, f"Landlock ABI {abi}: read-only Python/fonts/libs, write only the task dir"
                      + (", no TCP" if abi >= 4 else "") + (", signals scoped" if abi >= 6 else "")),
-        "seccomp": (lambda: seccomp_filter().load(), "no fork/exec/ptrace/namespaces; no sockets; no rlimit changes"),
+        "private_namespaces": (_private_namespaces, "fresh IPC, UTS and mount namespaces; the task dir a capped tmpfs"),
+        "seccomp": (lambda: seccomp_filter().load(), "no fork/exec/ptrace/namespaces/sockets/rlimit changes; "
+                    "no file-metadata, SysV IPC, mqueue, memfd, watch, clock or kernel-log calls"),
+        "no_privileges": (_no_privileges, "no capability in any set, unprivileged uid"),
     }
     report = {}
     for name, (action, detail) in checks.items():
         failure = _child_succeeds(action)
         report[name] = {"active": failure is None, "detail": detail if failure is None else failure}
-    nproc = "process count not enforced for root (seccomp blocks new processes instead)" if os.geteuid() == 0 else "process count"
+    nproc = "threads per uid (one uid per worker)" if os.geteuid() == 0 else "process count"
     report["rlimits"] = {"active": True, "detail": f"CPU seconds, address space, open files, file size, {nproc}"}
     report["clean_environment"] = {"active": True, "detail": "environment replaced; stdio to /dev/null; fds closed"}
     return report
@@ -248,8 +358,3 @@ def format_report(report: dict[str, dict]) -> str:
         lines.append(f"  [{'on ' if entry['active'] else 'OFF'}] {name}: {entry['detail']}")
     return "\n".join(lines)
 
-
-if __name__ == "__main__":
-    import json
-
-    print(json.dumps(probe()))

@@ -1,156 +1,102 @@
 """The warm worker: imports everything once, then forks a fresh jailed task per request.
 
 Process tree for one task:
-    zygote (network namespace without interfaces; never runs model code)
+    zygote (network namespace without interfaces; never runs model code, never sees a request)
       -> task (PID 1 of a new PID namespace: unshare before the fork, setns
                back after it; enters the sandbox, waits for its request on a
-               pipe, renders, writes one length-prefixed frame to a pipe, exits)
-Killing the task kills every process it could have made. The zygote reads the
-frame with a deadline and a size cap, so a hostile task can only ever produce
-a (harmless) image or an error.
+               pipe, renders, writes one frame (render/wire.py) to a pipe, exits)
+Killing the task kills every process it could have made.
 
-The zygote keeps the next task forked and jailed before its request arrives,
-and cleans up the last one while the current one renders: fork, jail and reap
-overlap the rendering instead of adding to every request's latency.
+The zygote keeps one task forked and jailed before its request arrives and hands its two
+pipe ends to the pool over a SOCK_SEQPACKET socket: the pool writes the request and reads the
+frame itself. So every task is forked from a process whose memory never held any request or
+result, not even freed. Messages (pool -> zygote): {"start": pid, "kind": k} (fork the next
+spare, prefaulted for kind k), {"done": pid, "status": bool} (kill, reap, clean up; answer
+{"status": waitstatus} when asked), {"retire": true}. Fork, jail and clean-up overlap the
+rendering instead of adding to a request's latency.
 """
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import gc
 import json
 import os
+import resource
 import select
-import shutil
 import signal
-import struct
+import socket
 import sys
 import tempfile
 import time
-from multiprocessing.connection import Connection
 
-from render import prefault, sandbox
+from render import cleanup, prefault, privileges, sandbox, wire
 from render.request import KINDS
-from render.trace_schema import MAX_TRACE_BYTES, shrink_trace, validate_trace
 
-HEADER = struct.Struct(">II")  # header length, payload length
-MAX_HEADER = 4096 + MAX_TRACE_BYTES  # room for an optional chart trace
-MAX_PAYLOAD = 4096 * 4096 * 3
 PR_SET_PDEATHSIG = 1
 RESULT_PIPE_BYTES = 1 << 21
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    data = memoryview(data)
-    while data:
-        data = data[os.write(fd, data):]
-
-
-def _write_frame(fd: int, header: dict, payload: bytes = b"") -> None:
-    head = json.dumps(header).encode()[:MAX_HEADER]
-    _write_all(fd, HEADER.pack(len(head), len(payload)) + head + payload)
-
+MAX_REQUEST_BYTES = 8 << 20  # 1M chars of UTF-8 and the JSON around them
+CLEANUP_BUDGET_S = 0.2  # per reaped task; the rest waits for the next idle moment
 
 _SECCOMP = None  # the task filter, built once in the zygote
 _READABLE: list[str] = []  # the task's Landlock read list, computed once in the zygote
+_EXPOSURE: list = []  # read paths behind folders the task's uid cannot pass (sandbox.exposure_plan)
+_TASK_ID = 0  # the uid/gid this zygote's tasks take (privileges.task_id)
 
 
 def _read_request(fd: int) -> dict | None:
-    """The request the zygote writes to a waiting task; None when the zygote retires it."""
-    chunks = []
+    """The request the pool writes to a waiting task; None when the task is retired unused."""
+    chunks, size = [], 0
     while chunk := os.read(fd, 1 << 20):
         chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            raise ValueError("request too large")
     os.close(fd)
     return json.loads(b"".join(chunks)) if chunks else None
+
+
+def _probe_answer(workdir: str) -> dict:
+    """What a jailed task holds: privileges, namespaces, limits and its dir's capacity."""
+    facts = privileges.facts()
+    names = {"address_space": resource.RLIMIT_AS, "open_files": resource.RLIMIT_NOFILE,
+             "file_size": resource.RLIMIT_FSIZE, "processes": resource.RLIMIT_NPROC, "core": resource.RLIMIT_CORE}
+    facts["rlimits"] = {name: resource.getrlimit(limit)[1] for name, limit in names.items()}
+    disk = os.statvfs(workdir)
+    facts["task_dir"] = {"bytes": disk.f_blocks * disk.f_frsize, "inodes": disk.f_files}
+    return facts
 
 
 def _task_main(request_fd: int, result_fd: int, limits: sandbox.Limits, active: frozenset, workdir: str) -> None:
     """Runs in the task process: jail itself, wait for the request, render it; never returns."""
     from render.dispatch import render_array, render_traced
     from render.pycode import classify
+    from render.trace_schema import shrink_trace
 
     request = None
     try:
-        sandbox.enter(workdir, (request_fd, result_fd), limits, active, readable=_READABLE, seccomp=_SECCOMP)
+        sandbox.enter(workdir, (request_fd, result_fd), limits, active, readable=_READABLE, seccomp=_SECCOMP,
+                      exposure=_EXPOSURE, uid=_TASK_ID)
         request = _read_request(request_fd)
         if request is None:
             os._exit(0)
-        if request.get("trace"):
+        sandbox.limit_own_cpu(request.get("timeout_s", 30.0))
+        if request.get("probe"):
+            header, payload = {"ok": False, "kind": "runtime", "message": "probe", "probe": _probe_answer(workdir)}, b""
+        elif request.get("trace"):
             rgb, trace = render_traced(request["kind"], request["code"], request["size"])
+            header, payload = {"ok": True, "height": rgb.shape[0], "width": rgb.shape[1]}, rgb.tobytes()
+            if trace is not None:
+                header["trace"] = shrink_trace(trace)
         else:
-            rgb, trace = render_array(request["kind"], request["code"], request["size"]), None
-        header, payload = {"ok": True, "height": rgb.shape[0], "width": rgb.shape[1]}, rgb.tobytes()
-        if trace is not None:
-            header["trace"] = shrink_trace(trace)
+            rgb = render_array(request["kind"], request["code"], request["size"])
+            header, payload = {"ok": True, "height": rgb.shape[0], "width": rgb.shape[1]}, rgb.tobytes()
     except BaseException as exc:  # noqa: BLE001 - every failure is data
-        error = classify(exc, request["code"] if request else "").error
+        error = classify(exc, request["code"] if request and "code" in request else "").error
         header, payload = {"ok": False, "kind": error.kind, "message": error.message}, b""
     try:
-        _write_frame(result_fd, header, payload)
+        wire.write_frame(result_fd, header, payload)
     finally:
         os._exit(0)
-
-
-def _read_exact(fd: int, count: int, deadline: float) -> bytes | None:
-    chunks, remaining = [], count
-    while remaining:
-        wait = deadline - time.monotonic()
-        if wait <= 0 or not select.select([fd], [], [], wait)[0]:
-            return None
-        chunk = os.read(fd, min(remaining, 1 << 20))
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
-
-
-def _read_frame(fd: int, deadline: float) -> tuple[dict | None, bytes, bool]:
-    """(header, payload, timed_out); header None when the task sent no valid frame."""
-    sizes = _read_exact(fd, HEADER.size, deadline)
-    if sizes is None:
-        return None, b"", time.monotonic() >= deadline
-    head_len, payload_len = HEADER.unpack(sizes)
-    if head_len > MAX_HEADER or payload_len > MAX_PAYLOAD:
-        return None, b"", False
-    head = _read_exact(fd, head_len, deadline)
-    payload = _read_exact(fd, payload_len, deadline) if payload_len else b""
-    if head is None or payload is None:
-        return None, b"", time.monotonic() >= deadline
-    try:
-        header = json.loads(head)
-    except ValueError:
-        return None, b"", False
-    return (header if isinstance(header, dict) else None), payload, False
-
-
-def _validate(header: dict, payload: bytes, seconds: float) -> tuple:
-    """Turn an untrusted frame into a reply; anything off becomes an error."""
-    if header.get("ok") is True:
-        height, width = header.get("height"), header.get("width")
-        trace = header.get("trace")
-        if trace is not None and validate_trace(trace) is None:
-            return ("error", "runtime", "the render task returned a malformed trace", seconds)
-        if isinstance(height, int) and isinstance(width, int) and 0 < height * width * 3 == len(payload):
-            return ("image", width, height, payload, seconds, trace)
-        return ("error", "runtime", "the render task returned a malformed image", seconds)
-    kind, message = header.get("kind"), header.get("message")
-    from render.errors import ERROR_KINDS
-
-    if kind in ERROR_KINDS and isinstance(message, str):
-        return ("error", kind, message, seconds)
-    return ("error", "runtime", "the render task returned a malformed error", seconds)
-
-
-def _exit_reason(status: int) -> tuple[str, str]:
-    code = os.waitstatus_to_exitcode(status)
-    if code < 0:
-        signum = -code
-        if signum == signal.SIGXCPU:
-            return "timeout", "exceeded its CPU-time limit"
-        name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else str(signum)
-        return "runtime", f"the process crashed ({name})"
-    return "runtime", f"the process exited with status {code} before producing an image"
 
 
 def _kill(pidfd: int) -> None:
@@ -163,17 +109,19 @@ def _kill(pidfd: int) -> None:
 class TaskProcess:
     """One jailed task, forked (PID 1 of a fresh PID namespace) *before* its request arrives.
 
-    The zygote keeps one waiting, so the fork and the jail are off the request's critical path;
-    it is still a fresh copy of the zygote, which never runs model code: no task sees another's
-    state. `start` hands over the request, `collect` reads the answer, `close` kills and reaps.
+    It is a fresh copy of the zygote, which never runs model code and never holds a request:
+    no task sees another's state. `hand_out` gives its pipe ends to the pool; `close` kills,
+    reaps and removes its directory.
     """
 
     def __init__(self, limits: sandbox.Limits, active: frozenset, base: str, own_pid_ns: int | None,
                  prefault_ranges=()):
         self.workdir = tempfile.mkdtemp(dir=base)
-        request_r, self._request_w = os.pipe()
-        self._result_r, result_w = os.pipe()
+        request_r, self.request_w = os.pipe()
+        self.result_r, result_w = os.pipe()
         try:
+            import fcntl
+
             fcntl.fcntl(result_w, fcntl.F_SETPIPE_SZ, RESULT_PIPE_BYTES)  # a chart in one write
         except OSError:
             pass
@@ -181,8 +129,8 @@ class TaskProcess:
             sandbox.unshare(sandbox.CLONE_NEWPID)  # the next child is PID 1 of a new namespace
         pid = os.fork()
         if pid == 0:
-            os.close(self._request_w)
-            os.close(self._result_r)
+            os.close(self.request_w)
+            os.close(self.result_r)
             # Die with the zygote (seccomp keeps the task from undoing this); if the
             # zygote is already gone, nobody reads result_r: the pipe reports POLLERR.
             ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -196,52 +144,30 @@ class TaskProcess:
             sandbox.setns(own_pid_ns, sandbox.CLONE_NEWPID)  # so the next unshare may start another
         os.close(request_r)
         os.close(result_w)
-        self.pid, self._pidfd, self._reaped = pid, os.pidfd_open(pid), False
-        self._request, self._start, self._status = None, 0.0, 0
+        self.pid, self._pidfd, self._status = pid, os.pidfd_open(pid), None
 
-    def start(self, request: dict) -> None:
-        """Set the CPU limit and hand the request over; the task starts rendering."""
-        self._request, self._start = request, time.monotonic()
-        try:
-            sandbox.limit_cpu(self.pid, request["timeout_s"])
-            _write_all(self._request_w, json.dumps(request).encode())
-        except (ProcessLookupError, BrokenPipeError):
-            pass  # the task is gone; `collect` reports how it ended
-        finally:
-            os.close(self._request_w)
+    def hand_out(self, sock: socket.socket) -> None:
+        """Give the pool the request and result pipe ends (the zygote keeps no copy)."""
+        wire.send_message(sock, {"spare": self.pid, "workdir": self.workdir}, (self.request_w, self.result_r))
+        self._close_pipes()
 
-    def collect(self) -> tuple:
-        """Wait (until the request's deadline) for the frame; a reply that is always data."""
-        deadline = self._start + self._request["timeout_s"]
-        header, payload, timed_out = _read_frame(self._result_r, deadline)
-        if header is None:
-            # Without a valid frame, give a dying task a moment, then kill it and ask why it ended.
-            if not timed_out:
-                select.select([self._pidfd], [], [], 1.0)
-            self._reap()
-        else:
-            _kill(self._pidfd)  # as PID 1 its death takes every process it made with it
-        seconds = time.monotonic() - self._start
-        if header is not None:
-            return _validate(header, payload, seconds)
-        if timed_out:
-            return ("error", "timeout", f"exceeded the time limit of {self._request['timeout_s']:g} s", seconds)
-        return ("error", *_exit_reason(self._status), seconds)
+    def _close_pipes(self) -> None:
+        for fd in (self.request_w, self.result_r):
+            if fd is not None:
+                os.close(fd)
+        self.request_w = self.result_r = None
 
-    def _reap(self) -> None:
-        if not self._reaped:
+    def close(self, leftovers: list[str]) -> int:
+        """Kill, reap, and remove the task's directory within a budget (else add it to `leftovers`);
+        the wait status."""
+        self._close_pipes()
+        if self._status is None:
             _kill(self._pidfd)
             _, self._status = os.waitpid(self.pid, 0)
-            self._reaped = True
-
-    def close(self) -> None:
-        """Kill, reap and remove the task's directory (the zygote does this off the critical path)."""
-        if self._request is None:
-            os.close(self._request_w)
-        self._reap()
-        os.close(self._result_r)
-        os.close(self._pidfd)
-        shutil.rmtree(self.workdir, ignore_errors=True)
+            os.close(self._pidfd)
+            if not cleanup.remove_tree(self.workdir, CLEANUP_BUDGET_S):
+                leftovers.append(self.workdir)
+        return self._status
 
 
 def _render_examples(kind: str | None = None, limit: int | None = None) -> None:
@@ -270,57 +196,126 @@ def _warm_up() -> None:
     render_traced("chart", next(code for kind, _, code in EXAMPLES if kind == "chart"))  # the tracer too
 
 
-def main(argv: list[str]) -> None:
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    conn = Connection(int(argv[1]))
-    options = json.loads(argv[2])
+def _probe_task(limits, active, base, own_pid_ns) -> dict:
+    """Fork one task exactly as for a request and ask it what it holds (before any request exists)."""
+    task = TaskProcess(limits, active, base, own_pid_ns)
+    try:
+        wire.write_all(task.request_w, json.dumps({"probe": True}).encode())
+        os.close(task.request_w)
+        task.request_w = None
+        frame = wire.read_frame(task.result_r, time.monotonic() + 30.0)
+    finally:
+        task.close([])
+    facts = (frame.header or {}).get("probe")
+    if not isinstance(facts, dict):
+        raise RuntimeError("the probe task gave no answer")
+    return facts
+
+
+def judge_task(report: dict, facts: dict, host_namespaces: dict) -> None:
+    """Overwrite the report's entries with what a real task showed (not what the kernel offers)."""
+    caps = facts["caps"]
+    held = {name: f"{value:#x}" for name, value in caps.items() if value}
+    if held or 0 in facts["uid"]:
+        report["no_privileges"] = {"active": False, "detail": f"a task runs as uid {facts['uid']} holding {held}"}
+    else:
+        report["no_privileges"] = {"active": True, "detail": (
+            f"uid/gid {facts['uid'][0]}/{facts['gid'][0]}, no capability in any set, "
+            f"no_new_privs {facts['no_new_privs']}, securebits {facts['securebits']:#x}")}
+    report["no_privileges"]["task"] = facts  # uid, capability sets, namespaces, rlimits, task-dir size
+    shared = [name for name in ("net", "pid", "ipc", "uts", "mnt")
+              if facts["namespaces"].get(name) == host_namespaces.get(name)]
+    for protection, names in (("network_namespace", ["net"]), ("pid_namespace", ["pid"]),
+                              ("private_namespaces", ["ipc", "uts", "mnt"])):
+        if report[protection]["active"] and set(names) & set(shared):
+            report[protection] = {"active": False, "detail": f"a task shares the host's {', '.join(names)} namespace"}
+    if report["private_namespaces"]["active"]:
+        disk = facts["task_dir"]
+        report["private_namespaces"]["detail"] += f" ({disk['bytes'] >> 20} MiB, {disk['inodes']} inodes)"
+
+
+def _setup(options: dict):
+    """Probe the host, enter the zygote's own network namespace, fork one probe task.
+
+    -> (report, active, limits, base, own_pid_ns)."""
     limits = sandbox.Limits(**options["limits"])
     report = sandbox.probe()
-    missing = [name for name in sandbox.PROTECTIONS if not report[name]["active"]]
-    if missing and not options["allow_weak_sandbox"]:
-        conn.send(("refused", report))
-        return
     active = frozenset(name for name in sandbox.PROTECTIONS if report[name]["active"])
+    host_namespaces = privileges.host_namespaces()
     if "network_namespace" in active:
         sandbox.unshare(sandbox.CLONE_NEWNET)
-    global _SECCOMP, _READABLE
+    global _SECCOMP, _READABLE, _EXPOSURE, _TASK_ID
+    _TASK_ID = privileges.task_id(os.getpid())
     if "seccomp" in active:
         _SECCOMP = sandbox.seccomp_filter()
     _READABLE = sandbox.read_paths()
-    _warm_up()
-    gc.collect()
-    gc.freeze()  # keep the warm heap shared copy-on-write across forks
-    # One example per kind: the pages most renders of that kind write (interpreter, library state).
-    # Learning from the whole gallery doubled the pages but hardly cut render time further.
-    learned = {kind: prefault.learn(lambda kind=kind: _render_examples(kind, limit=1)) if options["prefault"] else ()
-               for kind in KINDS}
+    _EXPOSURE = sandbox.exposure_plan(_READABLE)
     own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY) if "pid_namespace" in active else None
-    base = tempfile.mkdtemp(prefix="visual-erm-render-")
+    base = tempfile.mkdtemp(prefix=f"{cleanup.BASE_PREFIX}{os.getpid()}-")
+    os.chmod(base, 0o711)  # an unprivileged task must pass through to its own dir
+    judge_task(report, _probe_task(limits, active, base, own_pid_ns), host_namespaces)
+    return report, active, limits, base, own_pid_ns
+
+
+def _serve(sock: socket.socket, limits, active, base, own_pid_ns, learned) -> None:
+    tasks: dict[int, TaskProcess] = {}
+    leftovers: list[str] = []
     spare = TaskProcess(limits, active, base, own_pid_ns, learned["chart"])
-    task = finished = None
-    conn.send(("ready", report))
     try:
+        spare.hand_out(sock)
+        tasks[spare.pid] = spare
         while True:
             try:
-                message = conn.recv()
+                message, fds = wire.recv_message(sock, None)
             except (EOFError, OSError):
                 break
-            if message is None:
+            for fd in fds:
+                os.close(fd)
+            if "start" in message:
+                kind = message.get("kind") if message.get("kind") in KINDS else "chart"
+                spare = TaskProcess(limits, active, base, own_pid_ns, learned[kind])
+                spare.hand_out(sock)
+                tasks[spare.pid] = spare
+                leftovers = [path for path in leftovers if not cleanup.remove_tree(path, CLEANUP_BUDGET_S)]
+            elif "done" in message:
+                task = tasks.pop(message["done"], None)
+                status = task.close(leftovers) if task is not None else 0
+                if message.get("status"):
+                    wire.send_message(sock, {"status": status})
+            else:
                 break
-            task_id, request = message
-            task, spare = spare, None
-            task.start(request)
-            # While the task renders: clean up the previous one and fork the next.
-            if finished is not None:
-                finished.close()
-            spare = TaskProcess(limits, active, base, own_pid_ns, learned[request["kind"]])
-            conn.send((task_id, task.collect()))
-            finished, task = task, None
     finally:
-        for leftover in (task, finished, spare):
-            if leftover is not None:
-                leftover.close()
-        shutil.rmtree(base, ignore_errors=True)
+        for task in tasks.values():
+            task.close(leftovers)
+
+
+def main(argv: list[str]) -> None:
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if argv[1] == "--report":
+        options = json.loads(argv[2])
+        report, *_, base, _ = _setup(options)
+        cleanup.remove_tree(base, 10.0)
+        print(json.dumps(report))
+        return
+    sock = socket.socket(fileno=int(argv[1]))
+    options = json.loads(argv[2])
+    report, active, limits, base, own_pid_ns = _setup(options)
+    try:
+        missing = [name for name in sandbox.PROTECTIONS if not report[name]["active"]]
+        if missing and not options["allow_weak_sandbox"]:
+            wire.send_message(sock, {"refused": report})
+            return
+        _warm_up()
+        gc.collect()
+        gc.freeze()  # keep the warm heap shared copy-on-write across forks
+        # One example per kind: the pages most renders of that kind write (interpreter, library state).
+        # Learning from the whole gallery doubled the pages but hardly cut render time further.
+        learned = {kind: prefault.learn(lambda kind=kind: _render_examples(kind, limit=1))
+                   if options["prefault"] else () for kind in KINDS}
+        wire.send_message(sock, {"ready": report, "base": base})
+        _serve(sock, limits, active, base, own_pid_ns, learned)
+    finally:
+        cleanup.remove_tree(base, 30.0)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import select
 import signal
 import site
 import socket
+import tempfile
 import threading
 import time
 
@@ -144,7 +145,9 @@ def snapshot(folder: pathlib.Path) -> dict:
             path = pathlib.Path(root, name)
             info = path.lstat()
             digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
-            state[str(path.relative_to(folder))] = (info.st_mode, info.st_size, info.st_mtime_ns, digest)
+            xattrs = sorted(os.listxattr(path, follow_symlinks=False)) if not path.is_symlink() else []
+            state[str(path.relative_to(folder))] = (info.st_mode, info.st_uid, info.st_gid, info.st_size,
+                                                    info.st_mtime_ns, digest, xattrs)
     return state
 
 
@@ -173,6 +176,7 @@ def storm(tmp_path_factory):
     listeners = Listeners(folder)
     before_canary = snapshot(canary_dir)
     before_procs = live_descendants()
+    host_before = host_shared_state()
     os.environ[SECRET_NAME] = secret  # the zygotes must never see it
     pool = render.RenderPool(workers=2, timeout_s=TIMEOUT_S)
     try:
@@ -212,12 +216,29 @@ def storm(tmp_path_factory):
         pool.close()
         listeners.close()
     return {
+        "host_before": host_before, "host_after": host_shared_state(),
+        "zygote_dirs": [n for n in os.listdir(tempfile.gettempdir())
+                        if any(n.startswith(f"visual-erm-render-{z}-") for z in zygotes)],
         "results": results, "references_before": references_before, "references_after": references_after,
         "canary_before": before_canary, "canary_after": snapshot(canary_dir), "contacts": listeners.contacts,
         "planted": planted_files(token), "zygotes": zygotes, "before_procs": set(before_procs),
         "during_procs": during_procs, "during_parents": during_parents, "after_procs": set(live_descendants()),
         "leaks": {"secret": secret, "canary": canary_token, "passwd": _first_line("/etc/passwd")},
     }
+
+
+def host_shared_state() -> dict:
+    """What tasks could share through the host: hostname, SysV IPC objects, POSIX mqueues."""
+    def read(path):
+        try:
+            with open(path) as handle:
+                return handle.read().splitlines()[1:]
+        except OSError:
+            return []
+
+    mqueues = sorted(os.listdir("/dev/mqueue")) if os.path.isdir("/dev/mqueue") else []
+    return {"hostname": socket.gethostname(), "shm": read("/proc/sysvipc/shm"), "sem": read("/proc/sysvipc/sem"),
+            "msg": read("/proc/sysvipc/msg"), "mqueue": mqueues}
 
 
 def _first_line(path: str) -> str:
@@ -303,6 +324,17 @@ def test_zygotes_survived_and_no_task_lingers(storm):
 
 def test_no_process_left_after_close(storm):
     assert storm["after_procs"] - storm["before_procs"] == set()
+
+
+def test_no_ipc_object_hostname_or_directory_left(storm):
+    assert storm["host_after"] == storm["host_before"]
+    assert storm["zygote_dirs"] == []
+
+
+def test_gui_backend_and_deep_trees_render_and_the_next_task_too(storm):
+    results = storm["results"]
+    for name in ("gui_backend_chart.py", "previous_request_in_memory.py", "holds_the_marker.py"):
+        assert results[name].error is None, (name, results[name].error)
 
 
 # --- pools of their own: lifecycle under external violence -------------------------------

@@ -1,0 +1,3 @@
+# expect: forbidden
+import socket
+socket.sethostname("pwned-by-a-chart")
