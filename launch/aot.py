@@ -5,7 +5,8 @@
 Prints per program the per-chip argument, temporary, output and peak bytes, FLOPs and bytes accessed
 (XLA's memory and cost analyses), then `fits N/M programs; peak X GiB of Y GiB per chip`. Exit status 1
 when a program does not fit with `--headroom` of HBM to spare (or fails to build), 2 without libtpu.
-`--vision_patches=16384,65536` adds the vision tower alone at those patch counts.
+`--only=decode,update` compiles a subset; `--vision_patches=16384,65536` adds the vision tower alone at
+those patch counts.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from policy import aot
 _CONFIG = config_flags.DEFINE_config_file("config", None, "ml-collections config file", lock_config=True)
 _TOPOLOGY = flags.DEFINE_string("topology", "v5p-64", "TPU slice: v5p-N (TensorCores), v5e-N or v6e-N (chips)")
 _HEADROOM = flags.DEFINE_float("headroom", 0.1, "fraction of HBM a program must leave free to count as fitting")
+_ONLY = flags.DEFINE_list("only", [], "compile only the programs whose names contain one of these (e.g. decode)")
 _VISION = flags.DEFINE_list("vision_patches", [], "also compile the vision tower alone at these patch counts")
 
 
@@ -46,6 +48,8 @@ def main(argv) -> int:
         return 2
     mesh = aot.topology_mesh(topo, config.get("mesh_shape"))
     todo = programs(config, mesh, topo.hosts)
+    if _ONLY.value:
+        todo = [p for p in todo if any(part in p.name for part in _ONLY.value)]
     todo += [aot.vision_program(aot.run_model_config(config.model), mesh, int(n)) for n in _VISION.value]
     print("\n".join(aot.report_header(topo, _HEADROOM.value)), flush=True)
     reports = []
