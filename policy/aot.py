@@ -166,9 +166,12 @@ def largest_image_patches(image_processor: ImageProcessor) -> int:
 
 
 def run_image_processor(model_block, config: Qwen3VLConfig, max_side: int | None) -> ImageProcessor:
-    """The image processor a run builds: its checkpoint's, else the tiny build's (max_pixels from the config)."""
+    """The image processor a run uses: its checkpoint's, the released one's for a preset, else the tiny
+    build's (max_pixels from the config)."""
     if model_block.get("checkpoint"):
         return ImageProcessor.from_pretrained(model_block.checkpoint, max_side=max_side)
+    if model_block.get("preset"):  # a released model: Qwen3-VL's own preprocessor settings
+        return ImageProcessor(max_side=max_side)
     v = config.vision
     kwargs = {"max_pixels": int(model_block.max_pixels)} if model_block.get("max_pixels") else {}
     factor = v.patch_size * v.spatial_merge_size
