@@ -68,7 +68,8 @@ def init_opt_state(tx: optax.GradientTransformation, params: dict, model: nnx.Mo
     return jax.jit(tx.init, out_shardings=opt_state_shardings(tx, params, model, mesh))(params)
 
 
-def abstract_train_state(model: nnx.Module, tx: optax.GradientTransformation, mesh: Mesh) -> tuple[ModelParts, TrainState]:
+def abstract_train_state(model: nnx.Module, tx: optax.GradientTransformation,
+                         mesh: Mesh) -> tuple[ModelParts, TrainState]:
     """`init_train_state`'s result as ShapeDtypeStructs with their NamedShardings: nothing is allocated,
     so a step can be lowered and compiled for a mesh of devices this process does not have (launch.aot).
     `model` may be abstract (`nnx.eval_shape`)."""

@@ -14,8 +14,8 @@ import ml_collections
 from policy import aot
 from policy.model import abstract_model
 from policy.optimizer import make_optimizer
-from policy.processor import DEFAULT_SEQ_BUCKETS
 from policy.image_processor import DEFAULT_PATCH_BUCKETS
+from policy.processor import DEFAULT_SEQ_BUCKETS
 from policy.sampler import SamplingParams
 from policy.train_state import abstract_train_state
 from rl.trainer import make_grpo_steps

@@ -22,9 +22,9 @@ import numpy as np
 
 import render
 from policy import checkpointing, metric_writers
+from policy.config import runtime_options
 from policy.hf_io import load_pretrained
 from policy.host_batch import device_batch, gather_rows
-from policy.config import runtime_options
 from policy.logprobs import token_logprobs
 from policy.optimizer import make_optimizer
 from policy.processor import Processor
