@@ -12,9 +12,9 @@ import dataclasses
 import ml_collections
 
 from policy import aot
+from policy.image_processor import DEFAULT_PATCH_BUCKETS
 from policy.model import abstract_model
 from policy.optimizer import make_optimizer
-from policy.image_processor import DEFAULT_PATCH_BUCKETS
 from policy.processor import DEFAULT_SEQ_BUCKETS
 from policy.sampler import SamplingParams
 from policy.train_state import abstract_train_state
