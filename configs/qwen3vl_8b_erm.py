@@ -31,7 +31,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.eval_dir = ""
     c.data.max_side = 1024  # the judge sees images at most 1,024 px on the longer side
     c.data.seq_buckets = (2048, 3072, 4096, 6144, 8192)
-    c.data.patch_buckets = (65536, 131072, 262144)
+    # Per host, before the gather: 16 pairs x 2 images x <= 4,096 patches on v5p-64 (8 hosts); up to
+    # 128 pairs on one host.
+    c.data.patch_buckets = (16384, 32768, 65536, 131072, 262144, 524288, 1048576)
 
     c.optimizer.learning_rate = 1e-5
     c.optimizer.warmup_steps = 100

@@ -47,7 +47,9 @@ def get_config(kind: str = "chart") -> ml_collections.ConfigDict:
 
     c.max_side = 1024
     c.seq_buckets = (1024, 2048, 4096)
-    c.patch_buckets = (65536, 131072, 262144, 524288)
+    # Each host pads its own patches to a bucket before they are gathered, so the buckets start at one
+    # host's share of a sampler call (2 prompts x 4,096 patches on v5p-64), not at the global batch.
+    c.patch_buckets = (4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288)
     c.prompts_per_step = 128  # global
     c.group_size = 8
     c.micro_batches = 8
