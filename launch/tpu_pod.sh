@@ -2,6 +2,7 @@
 # Start the same training command on every host of a TPU VM pod.
 #
 #   launch/tpu_pod.sh TPU_NAME ZONE CONFIG WORKDIR [--config.key=value ...]
+#   (CONFIG e.g. configs/qwen3vl_8b_erm.py or configs/qwen3vl_8b_grpo.py:chart)
 #
 # Every host runs `python -m launch.main --multihost`, which calls
 # jax.distributed.initialize() (the TPU runtime supplies the coordinator) and
@@ -11,7 +12,8 @@
 # WORKDIR should be shared storage (gs:// or a shared mount) so orbax
 # checkpoints are written once and every host resumes from them.
 # Assumes the repository is checked out at ~/visual-erm-jax on every host and
-# installed there (`pip install -e .` plus the `jax[tpu]` build for your TPU runtime).
+# installed there (`pip install -e ".[tpu]"`: jax with the matching libtpu). Check that every program
+# fits first, on any machine: `python -m launch.aot --config=CONFIG --topology=v5p-64`.
 set -euo pipefail
 if [ "$#" -lt 4 ]; then
   echo "usage: $0 TPU_NAME ZONE CONFIG WORKDIR [--config.key=value ...]" >&2

@@ -313,3 +313,15 @@ def qwen3vl_8b(**kw) -> Qwen3VLConfig:
 
 def qwen3vl_32b(**kw) -> Qwen3VLConfig:
     return Qwen3VLConfig.qwen3vl_32b(**kw)
+
+
+def runtime_options(model_block) -> dict:
+    """`load_pretrained` keywords from a config's `model` block (an ml-collections ConfigDict or dict).
+
+    `dtype` is the compute dtype, `param_dtype` the storage dtype of the trainable (master) weights:
+    fp32 masters with bf16 compute keep small updates (lr 1e-6) that bf16 storage would round away.
+    """
+    get = model_block.get
+    dtype = get("dtype", "float32")
+    return dict(dtype=jnp.dtype(dtype), param_dtype=jnp.dtype(get("param_dtype", "float32")),
+                scan_layers=bool(get("scan_layers", False)), remat=str(get("remat", "none")))

@@ -51,17 +51,37 @@ def param_shardings(model: nnx.Module, mesh: Mesh) -> dict:
     return nnx.to_pure_dict(sharding_lib.state_shardings(params, mesh))
 
 
-def init_opt_state(tx: optax.GradientTransformation, params: dict, model: nnx.Module | None = None,
-                   mesh: Mesh | None = None):
-    """Optimizer state for `params`: moments follow their parameter's sharding, counters replicated."""
-    if mesh is None:
-        return jax.jit(tx.init)(params)
+def opt_state_shardings(tx: optax.GradientTransformation, params: dict, model: nnx.Module, mesh: Mesh):
+    """Shardings of `tx.init(params)`: moments follow their parameter's sharding, counters replicated."""
     replicated = NamedSharding(mesh, PartitionSpec())
-    opt_shardings = optax.tree_map_params(
+    return optax.tree_map_params(
         tx, lambda _, s: s, jax.eval_shape(tx.init, params), param_shardings(model, mesh),
         transform_non_params=lambda _: replicated,
     )
-    return jax.jit(tx.init, out_shardings=opt_shardings)(params)
+
+
+def init_opt_state(tx: optax.GradientTransformation, params: dict, model: nnx.Module | None = None,
+                   mesh: Mesh | None = None):
+    """Optimizer state for `params`, laid out as `opt_state_shardings` says (on `mesh` when given)."""
+    if mesh is None:
+        return jax.jit(tx.init)(params)
+    return jax.jit(tx.init, out_shardings=opt_state_shardings(tx, params, model, mesh))(params)
+
+
+def abstract_train_state(model: nnx.Module, tx: optax.GradientTransformation,
+                         mesh: Mesh) -> tuple[ModelParts, TrainState]:
+    """`init_train_state`'s result as ShapeDtypeStructs with their NamedShardings: nothing is allocated,
+    so a step can be lowered and compiled for a mesh of devices this process does not have (launch.aot).
+    `model` may be abstract (`nnx.eval_shape`)."""
+    parts, params = split_model(model)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    spec = lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s)  # noqa: E731
+    params = jax.tree.map(spec, params, param_shardings(model, mesh))
+    opt_state = jax.tree.map(spec, jax.eval_shape(tx.init, params), opt_state_shardings(tx, params, model, mesh))
+    rng = jax.eval_shape(lambda: jax.random.key(0))
+    state = TrainState(step=jax.ShapeDtypeStruct((), jnp.int32, sharding=replicated), params=params,
+                       opt_state=opt_state, rng=jax.ShapeDtypeStruct(rng.shape, rng.dtype, sharding=replicated))
+    return parts, state
 
 
 def init_train_state(model: nnx.Module, tx: optax.GradientTransformation, *, seed: int = 0,

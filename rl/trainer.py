@@ -22,6 +22,7 @@ import numpy as np
 
 import render
 from policy import checkpointing, metric_writers
+from policy.config import runtime_options
 from policy.hf_io import load_pretrained
 from policy.host_batch import device_batch, gather_rows
 from policy.logprobs import token_logprobs
@@ -64,6 +65,22 @@ def sft_loss_fn(model, batch, rng, *, chunk_size):
     return -(logprobs * mask).sum() / jnp.maximum(mask.sum(), 1.0), {}
 
 
+def make_grpo_steps(config, parts, tx, warm_tx, state):
+    """(update step, warm-start SFT step, log-prob forward): the jitted programs of a GRPO run, built
+    the same way for the run and for `launch.aot` (which passes an abstract `state`)."""
+    grpo = GRPOConfig(**config.grpo.to_dict())
+    temperature = float(config.sampling.temperature)
+    chunk = config.get("loss_chunk_size")
+    step_fn = make_train_step(parts, tx, lambda m, b, r: grpo_loss_fn(m, b, r, grpo=grpo, chunk_size=chunk,
+                                                                      temperature=temperature),
+                              state_shardings(state))
+    sft_step = make_train_step(parts, warm_tx, lambda m, b, r: sft_loss_fn(m, b, r, chunk_size=chunk),
+                               state_shardings(state))
+    logprob_fn = jax.jit(lambda params, b: completion_logprobs(
+        merge_model(parts, params), b, chunk_size=chunk, temperature=temperature)[0])
+    return step_fn, sft_step, logprob_fn
+
+
 class GRPOTrainer:
     """Holds the mesh, models, pool and jitted functions of one run."""
 
@@ -79,7 +96,7 @@ class GRPOTrainer:
                                  f"evenly over {hosts} hosts")
         self.pool = render.RenderPool(workers=config.render_workers)
         policy_dir = prepare_policy(config, self.workdir, self.pool)
-        self.model_config, model = load_pretrained(policy_dir, dtype=jnp.dtype(config.model.dtype), mesh=self.mesh)
+        self.model_config, model = load_pretrained(policy_dir, mesh=self.mesh, **runtime_options(config.model))
         self.processor = Processor.from_pretrained(policy_dir, max_side=config.max_side,
                                                    seq_buckets=tuple(config.seq_buckets))
         self.tx = make_optimizer(config.optimizer)
@@ -88,18 +105,10 @@ class GRPOTrainer:
         self.ref_params = None  # set by `start`
         self.grpo = GRPOConfig(**config.grpo.to_dict())
         self.temperature = float(config.sampling.temperature)
-        chunk = config.get("loss_chunk_size")
-        self.step_fn = make_train_step(
-            self.parts, self.tx,
-            lambda m, b, r: grpo_loss_fn(m, b, r, grpo=self.grpo, chunk_size=chunk, temperature=self.temperature),
-            state_shardings(self.state))
         self.warm_tx = make_optimizer(config.warmstart.optimizer)
         self._model_for_shardings = model
-        self.sft_step = make_train_step(self.parts, self.warm_tx,
-                                        lambda m, b, r: sft_loss_fn(m, b, r, chunk_size=chunk),
-                                        state_shardings(self.state))
-        self.logprob_fn = jax.jit(lambda params, b: completion_logprobs(
-            merge_model(self.parts, params), b, chunk_size=chunk, temperature=self.temperature)[0])
+        self.step_fn, self.sft_step, self.logprob_fn = make_grpo_steps(config, self.parts, self.tx, self.warm_tx,
+                                                                       self.state)
         tokenizer = self.processor.tokenizer
         stops = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
         self.policy = merge_model(self.parts, self.state.params)

@@ -20,6 +20,7 @@ from policy import checkpointing, metric_writers
 from policy.hf_io import load_pretrained
 from policy.host_batch import device_batch
 from policy.logprobs import token_logprobs
+from policy.config import runtime_options
 from policy.optimizer import make_optimizer
 from policy.processor import Processor
 from policy.sharding import mesh_from_config
@@ -40,6 +41,23 @@ def sft_loss(model, batch, rng, *, chunk_size=None):
     mask = batch["loss_mask"][:, 1:].astype(jnp.float32)
     tokens = jnp.maximum(mask.sum(), 1.0)
     return -(logprobs * mask).sum() / tokens, {"target_tokens": mask.sum()}
+
+
+def make_sft_steps(config, parts, tx, state):
+    """(jit train step, jit eval step) of a run: what `train` runs and what `launch.aot` compiles."""
+    loss_fn = lambda m, b, r: sft_loss(m, b, r, chunk_size=config.loss_chunk_size)  # noqa: E731
+    step_fn = make_train_step(parts, tx, loss_fn, state_shardings(state))
+    eval_step = jax.jit(lambda params, b: sft_loss(merge_model(parts, params), b, None,
+                                                   chunk_size=config.loss_chunk_size)[0])
+    return step_fn, eval_step
+
+
+def per_process_batch(config) -> int:
+    """`config.batch_size` is the global batch; each process collates its share."""
+    hosts = jax.process_count()
+    if config.batch_size % hosts:
+        raise ValueError(f"batch_size={config.batch_size} is a global batch: it must divide evenly over {hosts} hosts")
+    return config.batch_size // hosts
 
 
 def evaluate_loss(eval_step, state, batches, mesh) -> float:
@@ -80,17 +98,14 @@ def train(config, workdir: str) -> dict:
     data_dir, eval_dir = prepare_reward_data(config, workdir)
     base_dir = prepare_base_model(config, workdir, data_dir)
     mesh = mesh_from_config(config)
-    model_config, model = load_pretrained(base_dir, dtype=jnp.dtype(config.model.dtype), mesh=mesh)
+    model_config, model = load_pretrained(base_dir, mesh=mesh, **runtime_options(config.model))
     processor = Processor.from_pretrained(base_dir, max_side=config.data.max_side)
     tx = make_optimizer(config.optimizer)
     parts, state = init_train_state(model, tx, seed=config.seed, mesh=mesh)
     del model
-    loss_fn = lambda m, b, r: sft_loss(m, b, r, chunk_size=config.loss_chunk_size)  # noqa: E731
-    step_fn = make_train_step(parts, tx, loss_fn, state_shardings(state))
-    eval_step = jax.jit(lambda params, b: sft_loss(merge_model(parts, params), b, None,
-                                                   chunk_size=config.loss_chunk_size)[0])
+    step_fn, eval_step = make_sft_steps(config, parts, tx, state)
     make = lambda folder, **kw: data_lib.make_dataset(  # noqa: E731
-        folder, processor, model_config, batch_size=config.batch_size, seed=config.seed,
+        folder, processor, model_config, batch_size=per_process_batch(config), seed=config.seed,
         process_index=jax.process_index(), process_count=jax.process_count(),
         seq_buckets=tuple(config.data.seq_buckets), patch_buckets=tuple(config.data.patch_buckets), **kw)
     train_iter = iter(make(data_dir).to_iter_dataset())

@@ -1,0 +1,69 @@
+"""GRPO of Qwen3-VL-8B-Instruct with Visual-ERM rewards on a TPU pod (v5p-64: 32 chips), one task kind per run.
+
+    launch/tpu_pod.sh NAME ZONE configs/qwen3vl_8b_grpo.py:chart gs://BUCKET/grpo_chart \\
+        --config.model.checkpoint=/mnt/models/Qwen3-VL-8B-Instruct \\
+        --config.judge.checkpoint=/mnt/models/visual-erm-8b
+
+The argument picks the kind: chart (ChartMimic + synthetic charts), table (PubTabNet + synthetic
+tables) or svg (StarVector svg-stack + synthetic SVGs). Policy, frozen reference and judge share one
+mesh; each host renders its own rollouts in its own RenderPool. Hyperparameters follow the published
+recipe where known (group size 8, clip-higher, lr 1e-6, temperature 1.0); dataset paths are local
+copies in their published layouts (rl/datasets.py). Check the memory first, on any CPU machine with
+libtpu: `python -m launch.aot --config=configs/qwen3vl_8b_grpo.py:chart --topology=v5p-64`.
+Shared keys and their meaning: configs/common.py.
+"""
+import ml_collections
+
+from configs import common
+
+KINDS = {
+    "chart": ({"name": "chartmimic", "params": {"path": "/mnt/data/ChartMimic/dataset", "split": "direct_600"}}, 2048),
+    "table": ({"name": "pubtabnet", "params": {"path": "/mnt/data/pubtabnet", "split": "train"}}, 2048),
+    "svg": ({"name": "starvector", "params": {"path": "/mnt/data/svg-stack", "split": "train"}}, 4096),
+}
+
+
+def get_config(kind: str = "chart") -> ml_collections.ConfigDict:
+    if kind not in KINDS:
+        raise ValueError(f"unknown task kind {kind!r}; expected one of {sorted(KINDS)} "
+                         "(--config=configs/qwen3vl_8b_grpo.py:chart)")
+    source, max_new_tokens = KINDS[kind]
+    c = common.grpo()
+    c.mesh_shape = ()  # FSDP over every chip of the slice
+    c.render_workers = 96  # per host: rendering must keep up with sampling
+    c.total_steps = 500
+    c.checkpoint_every = 25
+    c.keep_checkpoints = 3
+    c.reward = "visual_erm"
+    c.tasks = ml_collections.ConfigDict({"sources": [
+        source, {"name": "synthetic", "params": {"kinds": [kind], "start": 0, "stop": 100000}}]})
+
+    c.model = common.model(checkpoint="",  # REQUIRED for training: local Qwen3-VL-8B-Instruct directory
+                           preset="qwen3vl_8b", dtype="bfloat16", param_dtype="float32",
+                           scan_layers=True, remat="full")
+    c.judge.checkpoint = ""  # REQUIRED: a trained Visual-ERM (launch.export_hf of configs/qwen3vl_8b_erm.py)
+    c.judge.greedy = False  # published judge sampling settings (visual_erm.judge.PUBLISHED_SETTINGS)
+    c.judge.max_new_tokens = 4096
+
+    c.max_side = 1024
+    c.seq_buckets = (1024, 2048, 4096)
+    # Each host pads its own patches to a bucket before they are gathered, so the buckets start at one
+    # host's share of a sampler call (2 prompts x 4,096 patches on v5p-64), not at the global batch.
+    c.patch_buckets = (4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288)
+    c.prompts_per_step = 128  # global
+    c.group_size = 8
+    c.micro_batches = 8
+    c.max_new_tokens = max_new_tokens
+    c.updates_per_rollout = 2
+    c.loss_chunk_size = 512
+
+    c.sampling.temperature = 1.0
+    c.grpo.kl_coef = 0.001
+    c.warmstart.steps = 0  # start from the instruct model
+
+    c.optimizer.learning_rate = 1e-6
+    c.optimizer.warmup_steps = 10
+    c.optimizer.total_steps = c.total_steps * c.updates_per_rollout
+    c.optimizer.end_learning_rate_ratio = 1.0
+    c.optimizer.weight_decay = 0.01
+    return c

@@ -1,0 +1,363 @@
+"""Ahead-of-time compilation for a TPU topology this machine does not have: does a run fit, before the pod?
+
+libtpu compiles for any TPU topology on a CPU-only host (`jax.experimental.topologies`). A run's
+programs are lowered from ShapeDtypeStructs carrying NamedShardings on a mesh of the topology's
+devices (no weights, no allocation) and compiled; XLA's memory and cost analyses then say what each
+program needs on every chip. The trainers and the sampler hand over the very functions they jit
+(`visual_erm.aot`, `rl.aot`), so what is compiled here is what the run compiles.
+
+Names follow Cloud TPU: v5p-N counts TensorCores (two per megacore chip: v5p-64 is 32 chips),
+v5e-N and v6e-N count chips (one core each).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from policy.config import Qwen3VLConfig, runtime_options
+from policy.image_processor import QWEN3_VL_MIN_PIXELS, ImageProcessor, pick_bucket
+from policy.model import abstract_model
+from policy.sampler import SamplingParams, _decode, _prefill
+from policy.sharding import MESH_AXES, data_sharding, make_mesh, named_sharding, state_shardings
+from policy.text import KVCache
+from policy.vision import VisionInputs
+
+GiB = 2**30
+HBM_BYTES = {"v5p": 95 * GiB, "v5e": 16 * GiB, "v6e": 32 * GiB}
+_CHIP_CONFIG = {"v5p": "megacore", "v5e": "default", "v6e": "default"}
+_CORES_PER_CHIP = {"v5p": 2, "v5e": 1, "v6e": 1}
+INSTALL_HINT = 'pip install -e ".[tpu]"  (jax[tpu] at the installed jax version: it brings libtpu)'
+
+
+class LibTPUMissing(RuntimeError):
+    """libtpu is not installed, so no TPU program can be compiled here."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Topology:
+    name: str  # e.g. "v5p-64"
+    family: str  # "v5p" | "v5e" | "v6e"
+    shape: tuple[int, ...]  # chips along each torus axis
+    devices: tuple  # one jax device per chip
+    hbm_bytes: int  # per chip
+
+    @property
+    def chips(self) -> int:
+        return len(self.devices)
+
+    @property
+    def hosts(self) -> int:
+        return len({d.process_index for d in self.devices})
+
+
+def chip_grid(family: str, chips: int) -> tuple[int, ...]:
+    """Torus shape of a slice: v5p 3-D from 2x2x1 (4 chips) doubling the smallest axis (last first);
+    v5e/v6e 2-D from 1x1 doubling the smaller axis (last first), as Cloud TPU lays slices out."""
+    if chips < 1 or chips & (chips - 1):
+        raise ValueError(f"{family}-{chips}: only power-of-two slices are known here")
+    if family == "v5p":
+        if chips < 4:
+            raise ValueError("the smallest v5p slice is v5p-8 (4 chips)")
+        dims = [2, 2, 1]
+    else:
+        dims = [1, 1]
+    while math.prod(dims) < chips:
+        smallest = min(dims)
+        i = max(j for j, d in enumerate(dims) if d == smallest)
+        dims[i] *= 2
+    return tuple(dims)
+
+
+def parse_topology(name: str) -> tuple[str, int]:
+    """'v5p-64' -> ('v5p', 32 chips); 'v5e-256' -> ('v5e', 256); 'v6e-64' -> ('v6e', 64)."""
+    m = re.fullmatch(r"(v5p|v5e|v6e)-(\d+)", name.strip().lower())
+    if not m:
+        raise ValueError(f"unknown TPU topology {name!r}; expected v5p-N, v5e-N or v6e-N (e.g. v5p-64)")
+    family, count = m.group(1), int(m.group(2))
+    cores = _CORES_PER_CHIP[family]
+    if count % cores:
+        raise ValueError(f"{name}: v5p-N counts TensorCores, two per chip, so N must be even")
+    return family, count // cores
+
+
+def require_libtpu() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("libtpu") is None:
+        raise LibTPUMissing(f"compiling for a TPU topology needs libtpu, which is not installed: {INSTALL_HINT}")
+
+
+def topology(name: str) -> Topology:
+    """The devices of a named TPU slice, for compilation only (no TPU needed, libtpu is)."""
+    family, chips = parse_topology(name)
+    require_libtpu()
+    from jax.experimental import topologies
+
+    os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")  # no metadata server: we are not on a TPU VM
+    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")  # compiling only: other processes may hold libtpu
+    grid = chip_grid(family, chips)
+    desc = topologies.get_topology_desc(
+        platform="tpu", topology_name=f"{family}:{'x'.join(map(str, grid))}",
+        chip_config_name=_CHIP_CONFIG[family], chips_per_host_bounds=(2, 2, 1) if chips >= 4 else (*grid, 1)[:3],
+        num_slices=1)
+    return Topology(name, family, grid, tuple(desc.devices), HBM_BYTES[family])
+
+
+def topology_mesh(topo: Topology, mesh_shape: Sequence[int] | None) -> Mesh:
+    """`config.mesh_shape` (data, fsdp, tensor) over the topology's chips; empty: all on fsdp."""
+    if mesh_shape and math.prod(mesh_shape) != topo.chips:
+        raise ValueError(f"mesh_shape {tuple(mesh_shape)} needs {math.prod(mesh_shape)} chips; {topo.name} has "
+                         f"{topo.chips}")
+    return make_mesh(tuple(mesh_shape) if mesh_shape else None, MESH_AXES, devices=topo.devices)
+
+
+# ---------------------------------------------------------------------------------------------
+# Abstract inputs
+# ---------------------------------------------------------------------------------------------
+def rows_spec(shape, dtype, mesh: Mesh, batch_axis: int = 0) -> jax.ShapeDtypeStruct:
+    """A per-row array as `host_batch.put_rows` lays it out (rows over the batch axes)."""
+    return jax.ShapeDtypeStruct(tuple(shape), jnp.dtype(dtype),
+                                sharding=data_sharding(mesh, len(shape), batch_axis, tuple(shape)))
+
+
+def replicated_spec(shape, dtype, mesh: Mesh) -> jax.ShapeDtypeStruct:
+    """An array every chip holds in full (`host_batch.put_everywhere`)."""
+    return jax.ShapeDtypeStruct(tuple(shape), dtype, sharding=NamedSharding(mesh, PartitionSpec()))
+
+
+def image_specs(config: Qwen3VLConfig, num_patches: int, mesh: Mesh) -> tuple:
+    """(pixel_values, VisionInputs) specs for `num_patches` padded patches, as the batches carry them."""
+    rep = lambda shape, dtype: replicated_spec(shape, dtype, mesh)  # noqa: E731
+    meta = VisionInputs(rep((num_patches, 4), jnp.int32), rep((num_patches, 4), jnp.float32),
+                        rep((num_patches, 2), jnp.int32), rep((num_patches,), jnp.int32))
+    return rep((num_patches, config.vision.patch_dim), jnp.float32), meta
+
+
+def sequence_batch_spec(config: Qwen3VLConfig, rows: int, length: int, num_patches: int | None, mesh: Mesh,
+                        extra: dict | None = None, loss_mask_length: int | None = None) -> dict:
+    """The dict a training/log-prob step consumes: token rows, M-RoPE positions, masks, images.
+    `loss_mask_length`: the loss mask's width when it covers targets (length - 1), not tokens."""
+    batch = {"input_ids": rows_spec((rows, length), jnp.int32, mesh),
+             "attention_mask": rows_spec((rows, length), jnp.int32, mesh),
+             "positions": rows_spec((3, rows, length), jnp.int32, mesh, batch_axis=1),
+             "loss_mask": rows_spec((rows, loss_mask_length or length), jnp.int32, mesh),
+             "pixel_values": None, "vision": None}
+    if num_patches:
+        batch["pixel_values"], batch["vision"] = image_specs(config, num_patches, mesh)
+    for key, (shape, dtype) in (extra or {}).items():
+        batch[key] = rows_spec(shape, dtype, mesh)
+    return batch
+
+
+def largest_image_patches(image_processor: ImageProcessor) -> int:
+    """Patches of the largest image the processor emits: a `max_side` square, else a max_pixels one."""
+    ip = image_processor
+    side = ip.max_side or math.isqrt(ip.max_pixels)
+    h, w = ip.target_size(side, side)
+    return (h // ip.patch_size) * (w // ip.patch_size)
+
+
+def run_image_processor(model_block, config: Qwen3VLConfig, max_side: int | None) -> ImageProcessor:
+    """The image processor a run uses: its checkpoint's, the released one's for a preset, else the tiny
+    build's (max_pixels from the config)."""
+    if model_block.get("checkpoint"):
+        return ImageProcessor.from_pretrained(model_block.checkpoint, max_side=max_side)
+    if model_block.get("preset"):  # a released model: Qwen3-VL's own preprocessor settings
+        return ImageProcessor(max_side=max_side)
+    v = config.vision
+    kwargs = {"max_pixels": int(model_block.max_pixels)} if model_block.get("max_pixels") else {}
+    factor = v.patch_size * v.spatial_merge_size
+    return ImageProcessor(patch_size=v.patch_size, temporal_patch_size=v.temporal_patch_size,
+                          merge_size=v.spatial_merge_size, min_pixels=min(factor * factor * 4, QWEN3_VL_MIN_PIXELS),
+                          max_side=max_side, **kwargs)
+
+
+def run_model_config(model_block, **runtime) -> Qwen3VLConfig:
+    """The architecture a run loads, without weights: the checkpoint's config.json if there is one, else
+    `model.preset` (e.g. "qwen3vl_8b"), else the tiny model the run would build. `runtime` overrides the
+    block's dtype / param_dtype / scan_layers / remat."""
+    opts = runtime_options(model_block)
+    opts = dict(dtype=opts["dtype"].name, param_dtype=opts["param_dtype"].name, scan_layers=opts["scan_layers"],
+                remat=opts["remat"])
+    opts.update(runtime)
+    if model_block.get("checkpoint"):
+        return Qwen3VLConfig.from_hf(model_block.checkpoint, **opts)
+    if model_block.get("preset"):
+        return getattr(Qwen3VLConfig, model_block.preset)(**opts)
+    from policy.tiny_checkpoint import tiny_config
+
+    text = model_block.get("text")
+    return tiny_config(int(model_block.vocab_size), text.to_dict() if text else None, **opts)
+
+
+def bucket(n: int, buckets: Sequence[int] | None, what: str) -> int:
+    """`pick_bucket` with the program named in the error a run would hit."""
+    if not buckets:
+        return n
+    try:
+        return pick_bucket(n, buckets)
+    except ValueError as e:
+        raise ValueError(f"{what}: {e}") from e
+
+
+# ---------------------------------------------------------------------------------------------
+# Programs
+# ---------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Program:
+    """One jitted function with the abstract arguments the run calls it with."""
+
+    name: str
+    fn: Any  # a jax.jit-wrapped callable (has .lower)
+    args: tuple = ()
+    kwargs: dict = dataclasses.field(default_factory=dict)
+    note: str = ""  # the shapes, in words
+
+    def lower(self):
+        return self.fn.lower(*self.args, **self.kwargs)
+
+
+@dataclasses.dataclass
+class Failed:
+    """A program the run would compile but that cannot even be built or lowered (e.g. no bucket fits)."""
+
+    name: str
+    error: str
+    note: str = ""
+
+
+@dataclasses.dataclass
+class ProgramReport:
+    name: str
+    note: str = ""
+    argument_bytes: int = 0
+    output_bytes: int = 0
+    alias_bytes: int = 0
+    temp_bytes: int = 0
+    code_bytes: int = 0
+    flops: float = 0.0
+    bytes_accessed: float = 0.0
+    error: str | None = None
+
+    @property
+    def peak_bytes(self) -> int:
+        """Per chip: live arguments, outputs not aliased to (donated) arguments, temporaries, code."""
+        return self.argument_bytes + self.output_bytes - self.alias_bytes + self.temp_bytes + self.code_bytes
+
+
+def sampler_programs(prefix: str, model, mesh: Mesh, *, batch: int, prompt_len: int, num_patches: int | None,
+                     num_samples: int, max_new: int, params: SamplingParams, stop_ids: Sequence[int],
+                     pad_id: int) -> list[Program]:
+    """The `policy.Sampler`'s two jitted programs (prefill, decode loop) at these shapes.
+
+    `model` may be abstract: its state is given as ShapeDtypeStructs on its parameter shardings.
+    Inputs are laid out as `Sampler.prefill` / `Sampler.generate` place them.
+    """
+    graphdef, state = nnx.split(model)
+    state = abstract_state(state, mesh)
+    rows = lambda shape, dtype, axis=0: rows_spec(shape, dtype, mesh, axis)  # noqa: E731
+    ids = rows((batch, prompt_len), jnp.int32)
+    mask = rows((batch, prompt_len), jnp.int32)
+    pv = meta = None
+    if num_patches:
+        pv, meta = image_specs(model.config, num_patches, mesh)
+    prefill = Program(f"{prefix} prefill", _prefill,
+                      (graphdef, state, ids, rows((3, batch, prompt_len), jnp.int32, 1), mask, pv, meta),
+                      note=f"{batch} prompts x {prompt_len} tokens, {num_patches or 0} patches")
+    with jax.set_mesh(mesh):
+        logits0, cache = jax.eval_shape(_prefill, graphdef, state, ids, prefill.args[3], mask, pv, meta)
+    vocab = model.config.text.vocab_size
+    cache_names = (("layers", "batch", "cache_length", "act_kv_heads", "head_dim"),) * 2 + (("batch", "cache_length"),)
+    cache = KVCache(*(jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=named_sharding(names, x.shape, mesh))
+                      for x, names in zip((cache.k, cache.v, cache.valid), cache_names)))
+    key = jax.eval_shape(lambda: jax.random.key(0))
+    decode = Program(
+        f"{prefix} decode", _decode,
+        (graphdef, state, cache, rows((batch, vocab), logits0.dtype), rows((batch,), jnp.int32),
+         rows((batch, 1), jnp.int32), ids, mask,
+         rows((batch,), jnp.bool_), replicated_spec(key.shape, key.dtype, mesh)),
+        dict(num_samples=num_samples, max_new=max_new, params=params, stop_ids=tuple(stop_ids), pad_id=pad_id),
+        note=f"{batch} prompts x {num_samples} samples, cache {prompt_len}+{max_new}")
+    return [prefill, decode]
+
+
+def abstract_state(state, mesh: Mesh):
+    """ShapeDtypeStructs on each variable's NamedSharding (from its logical axes)."""
+    shardings = state_shardings(state, mesh)
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, shardings)
+
+
+def vision_program(config: Qwen3VLConfig, mesh: Mesh, num_patches: int) -> Program:
+    """The vision tower alone (what prefill and the update step run first) at `num_patches` patches."""
+    model = abstract_model(config)
+    graphdef, state = nnx.split(model)
+    state = abstract_state(state, mesh)
+    pv, meta = image_specs(config, num_patches, mesh)
+
+    @jax.jit
+    def encode(state, pv, meta):
+        return nnx.merge(graphdef, state).encode_images(pv, meta)
+
+    return Program(f"vision @{num_patches} patches", encode, (state, pv, meta), note=f"{num_patches} patches")
+
+
+def compile_program(program: Program | Failed, mesh: Mesh) -> ProgramReport:
+    """Lower and compile one program; a build, lowering or compile error becomes the report's `error`."""
+    if isinstance(program, Failed):
+        return ProgramReport(program.name, program.note, error=program.error)
+    try:
+        with jax.set_mesh(mesh):
+            compiled = program.lower().compile()
+    except Exception as e:  # noqa: BLE001 -- XLA reports out-of-memory and friends as plain errors
+        return ProgramReport(program.name, program.note, error=f"{type(e).__name__}: {_first_line(e)}")
+    memory = compiled.memory_analysis()
+    cost = compiled.cost_analysis() or {}
+    if isinstance(cost, (list, tuple)):
+        cost = cost[0] if cost else {}
+    return ProgramReport(
+        program.name, program.note, argument_bytes=int(memory.argument_size_in_bytes),
+        output_bytes=int(memory.output_size_in_bytes), alias_bytes=int(memory.alias_size_in_bytes),
+        temp_bytes=int(memory.temp_size_in_bytes), code_bytes=int(memory.generated_code_size_in_bytes),
+        flops=float(cost.get("flops", 0.0)), bytes_accessed=float(cost.get("bytes accessed", 0.0)))
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    for line in text.splitlines():
+        if "memory" in line.lower() or "exceed" in line.lower():
+            return line.strip()[:400]
+    return (text.splitlines() or [""])[0][:400]
+
+
+def fits(report: ProgramReport, hbm_bytes: int, headroom: float) -> bool:
+    return report.error is None and report.peak_bytes <= (1.0 - headroom) * hbm_bytes
+
+
+def report_header(topo: Topology, headroom: float) -> list[str]:
+    return [f"{topo.name}: {topo.chips} chips ({'x'.join(map(str, topo.shape))}), {topo.hosts} hosts, "
+            f"{topo.hbm_bytes / GiB:.0f} GiB HBM per chip, {headroom:.0%} headroom; GiB per chip:",
+            f"{'program':<22} {'args':>8} {'temp':>8} {'output':>8} {'peak':>8} {'TFLOP':>9} {'GB moved':>9}  fits"]
+
+
+def report_line(r: ProgramReport, topo: Topology, headroom: float) -> str:
+    if r.error is not None:
+        return f"{r.name:<22} FAILED: {r.error}  [{r.note}]"
+    g = lambda b: f"{b / GiB:8.2f}"  # noqa: E731
+    return (f"{r.name:<22} {g(r.argument_bytes)} {g(r.temp_bytes)} {g(r.output_bytes)} {g(r.peak_bytes)} "
+            f"{r.flops / 1e12:9.2f} {r.bytes_accessed / 1e9:9.2f}  "
+            f"{'yes' if fits(r, topo.hbm_bytes, headroom) else 'NO '}  [{r.note}]")
+
+
+def summary_line(reports: Sequence[ProgramReport], topo: Topology, headroom: float) -> str:
+    """`fits N/M programs; peak X GiB of Y GiB per chip` (peak over the programs that compiled)."""
+    ok = sum(fits(r, topo.hbm_bytes, headroom) for r in reports)
+    peak = max((r.peak_bytes for r in reports if r.error is None), default=0)
+    return f"fits {ok}/{len(reports)} programs; peak {peak / GiB:.2f} GiB of {topo.hbm_bytes / GiB:.0f} GiB per chip"

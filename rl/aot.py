@@ -1,0 +1,115 @@
+"""The programs a GRPO run compiles, built abstractly for `launch.aot` from the trainer's own functions.
+
+Shapes are the largest the run can produce from its config: prompts padded to the longest sequence
+bucket, the largest image the processor emits (`max_side`), one sampler call per micro-batch, the
+update batch of every rollout row (prompt + `max_new_tokens`), and judge calls of `JUDGE_BATCH`
+pairs per host. A shape no bucket holds is reported as the error the run would hit.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import ml_collections
+
+from policy import aot
+from policy.image_processor import DEFAULT_PATCH_BUCKETS
+from policy.model import abstract_model
+from policy.optimizer import make_optimizer
+from policy.processor import DEFAULT_SEQ_BUCKETS
+from policy.sampler import SamplingParams
+from policy.train_state import abstract_train_state
+from rl.trainer import make_grpo_steps
+from visual_erm.judge import GREEDY_SETTINGS, PUBLISHED_SETTINGS
+
+JUDGE_BATCH = 8  # pairs per host per judge call (VisualERM's default batch_size)
+JUDGE_TEXT_TOKENS = 512  # chat template + judge instruction (~200 tokens today), beside the two images
+JUDGE_KIND = "chart"  # the published chart/svg settings (presence penalty: one [rows, vocab] carry)
+
+
+def _stop_ids(config) -> tuple[int, ...]:
+    eos = config.eos_token_id
+    return tuple(eos) if isinstance(eos, tuple) else (() if eos is None else (int(eos),))
+
+
+def _judge_block(config) -> ml_collections.ConfigDict:
+    """What `rl.models.prepare_judge` loads: the judge checkpoint in the policy's compute dtype, or a tiny
+    fp32 judge built like the tiny policy (no decoder overrides)."""
+    judge = config.judge
+    real = bool(judge.checkpoint or judge.get("preset") or config.model.get("preset"))
+    dtype = config.model.dtype if real else "float32"
+    return ml_collections.ConfigDict({
+        "checkpoint": judge.checkpoint, "preset": judge.get("preset") or config.model.get("preset", ""),
+        "vocab_size": config.model.vocab_size, "max_pixels": config.model.get("max_pixels"),
+        "dtype": dtype, "param_dtype": dtype})
+
+
+def grpo_programs(config, mesh, hosts: int) -> list:
+    """[Program | Failed] for the policy sampler, the judge sampler, the log-prob forward and the update."""
+    model_config = aot.run_model_config(config.model)
+    model = abstract_model(model_config)
+    tx, warm_tx = make_optimizer(config.optimizer), make_optimizer(config.warmstart.optimizer)
+    parts, state = abstract_train_state(model, tx, mesh)
+    step_fn, sft_step, logprob_fn = make_grpo_steps(config, parts, tx, warm_tx, state)
+    patches = aot.largest_image_patches(aot.run_image_processor(config.model, model_config, config.max_side))
+    prompt_len = max(config.seq_buckets)
+    prompts, group, new = config.prompts_per_step, config.group_size, config.max_new_tokens
+    per_call = prompts // config.micro_batches
+    programs = []
+
+    def add(name, build):
+        try:
+            programs.extend(build())
+        except ValueError as e:  # a shape no bucket holds: the run would fail the same way
+            programs.append(aot.Failed(name, str(e)))
+
+    params = SamplingParams(temperature=float(config.sampling.temperature), top_p=float(config.sampling.top_p),
+                            top_k=int(config.sampling.top_k),
+                            suppress_ids=(model_config.image_token_id, model_config.vision_start_token_id))
+    add("policy sampler", lambda: aot.sampler_programs(
+        "policy", model, mesh, batch=per_call,
+        prompt_len=aot.bucket(prompt_len, DEFAULT_SEQ_BUCKETS, "policy prompt"),
+        num_patches=hosts * aot.bucket(-(-per_call // hosts) * patches, config.patch_buckets, "policy prefill patches"),
+        num_samples=group, max_new=new, params=params, stop_ids=_stop_ids(model_config),
+        pad_id=model_config.pad_token_id or 0))
+
+    if config.reward == "visual_erm":
+        judge_block = _judge_block(config)
+        judge_config = aot.run_model_config(judge_block)
+        settings = (GREEDY_SETTINGS if config.judge.greedy else PUBLISHED_SETTINGS)[JUDGE_KIND]
+        judge_patches = aot.largest_image_patches(aot.run_image_processor(judge_block, judge_config,
+                                                                          settings.max_side))
+        tokens = 2 * judge_patches // judge_config.vision.spatial_merge_size ** 2 + JUDGE_TEXT_TOKENS
+        judge_params = dataclasses.replace(settings.params, suppress_ids=(judge_config.image_token_id,
+                                                                          judge_config.vision_start_token_id))
+        add("judge sampler", lambda: aot.sampler_programs(
+            "judge", abstract_model(judge_config), mesh, batch=JUDGE_BATCH * hosts,
+            prompt_len=aot.bucket(tokens, DEFAULT_SEQ_BUCKETS, "judge prompt"),
+            num_patches=hosts * aot.bucket(JUDGE_BATCH * 2 * judge_patches, DEFAULT_PATCH_BUCKETS,
+                                           "judge prefill patches"),
+            num_samples=1, max_new=int(config.judge.max_new_tokens), params=judge_params,
+            stop_ids=_stop_ids(judge_config), pad_id=judge_config.pad_token_id or 0))
+
+    rows, length = prompts * group, prompt_len + new
+
+    def update_batch(with_logprobs: bool):
+        extra = {"advantages": ((rows,), "float32"), "valid": ((rows,), "float32")}
+        if with_logprobs:
+            extra["old_logprobs"] = ((rows, length - 1), "float32")
+            if config.grpo.kl_coef:
+                extra["ref_logprobs"] = ((rows, length - 1), "float32")
+        num = hosts * aot.bucket(rows // hosts * patches, config.patch_buckets, "update batch patches")
+        return aot.sequence_batch_spec(model_config, rows, length, num, mesh, extra, loss_mask_length=length - 1)
+
+    note = f"{rows} rows x {length} tokens"
+    add("log-probs", lambda: [aot.Program("old/ref log-probs", logprob_fn, (state.params, update_batch(False)),
+                                          note=note)])
+    add("update step", lambda: [aot.Program("update step", step_fn, (state, update_batch(True)), note=note)])
+    if config.warmstart.steps:
+        ws = config.warmstart.batch_size
+        add("warm-start step", lambda: [aot.Program(
+            "warm-start step", sft_step,
+            (state, aot.sequence_batch_spec(model_config, ws, length, hosts * aot.bucket(
+                ws // hosts * patches, config.patch_buckets, "warm-start patches"), mesh,
+                loss_mask_length=length - 1)),
+            note=f"{ws} rows x {length} tokens")])
+    return programs

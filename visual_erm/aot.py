@@ -1,0 +1,29 @@
+"""The programs a Visual-ERM SFT run compiles, built abstractly for `launch.aot` from the trainer's own
+functions, at the largest shapes its config allows: the global batch at the longest sequence bucket,
+two of the largest images per pair, each host's patches padded to a bucket and gathered."""
+from __future__ import annotations
+
+from policy import aot
+from policy.model import abstract_model
+from policy.optimizer import make_optimizer
+from policy.train_state import abstract_train_state
+from visual_erm.train import make_sft_steps
+
+
+def sft_programs(config, mesh, hosts: int) -> list:
+    """[Program | Failed]: the train step and the held-out loss step."""
+    model_config = aot.run_model_config(config.model)
+    tx = make_optimizer(config.optimizer)
+    parts, state = abstract_train_state(abstract_model(model_config), tx, mesh)
+    step_fn, eval_step = make_sft_steps(config, parts, tx, state)
+    patches = aot.largest_image_patches(aot.run_image_processor(config.model, model_config, config.data.max_side))
+    rows, length = config.batch_size, max(config.data.seq_buckets)
+    note = f"{rows} pairs x {length} tokens"
+    try:
+        num = hosts * aot.bucket(rows // hosts * 2 * patches, config.data.patch_buckets, "SFT batch patches")
+    except ValueError as e:
+        return [aot.Failed("train step", str(e), note), aot.Failed("eval step", str(e), note)]
+    batch = aot.sequence_batch_spec(model_config, rows, length, num, mesh)
+    note += f", {num} patches"
+    return [aot.Program("train step", step_fn, (state, batch), note=note),
+            aot.Program("eval step", eval_step, (state.params, batch), note=note)]
