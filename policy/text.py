@@ -243,19 +243,20 @@ class Attention(nnx.Module):
         pk, pv = prompt_kv
         B, K, Tp, D = pk.shape
         N, _, S, _ = k_gen.shape
-        G = N // B
-        qg = q.reshape(B, G, K, self.groups, D)
-        k_gen = k_gen.reshape(B, G, K, S, D)
-        v_gen = v_gen.reshape(B, G, K, S, D)
+        G, g = N // B, self.groups
+        # Only the small tensors (queries, scores) change shape: the caches are read as they lie
+        # (reshaping the freshly written generated cache makes XLA duplicate the update).
+        qn = q.reshape(N, K, g, D)
         f32 = jnp.float32
-        s_prompt = jnp.einsum("bnkgd,bksd->bnkgs", qg, pk.astype(q.dtype), preferred_element_type=f32)
-        s_gen = jnp.einsum("bnkgd,bnksd->bnkgs", qg, k_gen.astype(q.dtype), preferred_element_type=f32)
-        s_prompt = jnp.where(prompt_mask[:, None, None, None, :], s_prompt * self.scale, _NEG)
+        s_prompt = jnp.einsum("bnkgd,bksd->bnkgs", qn.reshape(B, G, K, g, D), pk.astype(q.dtype),
+                              preferred_element_type=f32).reshape(N, K, g, Tp)
+        s_gen = jnp.einsum("nkgd,nksd->nkgs", qn, k_gen.astype(q.dtype), preferred_element_type=f32)
+        s_prompt = jnp.where(jnp.repeat(prompt_mask, G, axis=0)[:, None, None, :], s_prompt * self.scale, _NEG)
         s_gen = jnp.where(jnp.arange(S) <= step, s_gen * self.scale, _NEG)
         probs = jax.nn.softmax(jnp.concatenate([s_prompt, s_gen], axis=-1), axis=-1).astype(q.dtype)
-        out = (jnp.einsum("bnkgs,bksd->bnkgd", probs[..., :Tp], pv.astype(q.dtype))
-               + jnp.einsum("bnkgs,bnksd->bnkgd", probs[..., Tp:], v_gen.astype(q.dtype)))
-        return self.o(out.reshape(N, 1, K * self.groups, D)), (gk, gv)
+        out = (jnp.einsum("bnkgs,bksd->bnkgd", probs[..., :Tp].reshape(B, G, K, g, Tp), pv.astype(q.dtype)).reshape(N, K, g, D)
+               + jnp.einsum("nkgs,nksd->nkgd", probs[..., Tp:], v_gen.astype(q.dtype)))
+        return self.o(out.reshape(N, 1, K * g, D)), (gk, gv)
 
 
 class MLP(nnx.Module):
