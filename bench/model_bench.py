@@ -45,7 +45,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
-from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
+from jax.sharding import Mesh, NamedSharding  # noqa: E402
 
 from policy.config import Qwen3VLConfig, TextConfig, VisionConfig  # noqa: E402
 from policy.hf_io import load_pretrained  # noqa: E402

@@ -254,8 +254,8 @@ class Attention(nnx.Module):
         s_prompt = jnp.where(jnp.repeat(prompt_mask, G, axis=0)[:, None, None, :], s_prompt * self.scale, _NEG)
         s_gen = jnp.where(jnp.arange(S) <= step, s_gen * self.scale, _NEG)
         probs = jax.nn.softmax(jnp.concatenate([s_prompt, s_gen], axis=-1), axis=-1).astype(q.dtype)
-        out = (jnp.einsum("bnkgs,bksd->bnkgd", probs[..., :Tp].reshape(B, G, K, g, Tp), pv.astype(q.dtype)).reshape(N, K, g, D)
-               + jnp.einsum("nkgs,nksd->nkgd", probs[..., Tp:], v_gen.astype(q.dtype)))
+        out_prompt = jnp.einsum("bnkgs,bksd->bnkgd", probs[..., :Tp].reshape(B, G, K, g, Tp), pv.astype(q.dtype))
+        out = out_prompt.reshape(N, K, g, D) + jnp.einsum("nkgs,nksd->nkgd", probs[..., Tp:], v_gen.astype(q.dtype))
         return self.o(out.reshape(N, 1, K * g, D)), (gk, gv)
 
 
