@@ -78,6 +78,7 @@ class Prefill:
     next_position: jax.Array  # [Bb] int32 M-RoPE position of the first generated token
     prompt_ids: jax.Array  # [Bb, T] int32 (the repetition penalty reads them)
     active: jax.Array  # [Bb] bool: a real prompt, not batch padding
+    number: jax.Array  # [Bb] int32 the prompt's place among every process's real prompts (seeds its samples)
     num_prompts: int = flax.struct.field(pytree_node=False, default=0)  # this process's real prompts
 
 
@@ -108,7 +109,7 @@ def _constrain_kv(kv):
 
 
 @partial(jax.jit, static_argnums=(0,), static_argnames=("num_prompts",))
-def _prefill(graphdef, state, ids, positions, mask, deltas, pixel_values, meta, active, *, num_prompts):
+def _prefill(graphdef, state, ids, positions, mask, deltas, pixel_values, meta, active, number, *, num_prompts):
     model = nnx.merge(graphdef, state)
     B, T = ids.shape
     cache = KVCache.init(model.config, B, T)
@@ -117,7 +118,7 @@ def _prefill(graphdef, state, ids, positions, mask, deltas, pixel_values, meta, 
     cache = KVCache(_constrain_kv(cache.k), _constrain_kv(cache.v), constrain(cache.valid, ("batch", "cache_length")))
     last = T - 1 - jnp.argmax(mask[:, ::-1] > 0, axis=1)
     return Prefill(model.logits(h[jnp.arange(B), last]), cache, jnp.sum(mask, axis=1) + deltas[:, 0], ids, active,
-                   num_prompts)
+                   number, num_prompts)
 
 
 def _phases(max_new: int, buckets: Sequence[int]) -> tuple[int, ...]:
@@ -145,6 +146,8 @@ def _decode(graphdef, state, prefill: Prefill, key, *, num_samples, max_new, par
     stops = jnp.asarray(stop_ids if stop_ids else (-1,), jnp.int32)
     rows = jnp.arange(N)
     next_position = rep(prefill.next_position)
+    # sample g of prompt p draws from key(p * G + g): the same samples however prompts are padded or split
+    row_keys = jax.vmap(jax.random.fold_in, (None, 0))(key, rep(prefill.number) * G + rows % G)
     seen = None
     if params.uses_seen:
         prompt_mask = prefill.cache.valid
@@ -162,7 +165,8 @@ def _decode(graphdef, state, prefill: Prefill, key, *, num_samples, max_new, par
     def choose(c: DecodeState, logits) -> DecodeState:
         """Sample token `c.step` of every row from logits [N, V] and record it for live rows."""
         s = c.step
-        tok, lp, slp = sample_tokens(jax.random.fold_in(key, s), logits, params, c.seen, c.generated)
+        keys = jax.vmap(jax.random.fold_in, (0, None))(row_keys, s)
+        tok, lp, slp = sample_tokens(keys, logits, params, c.seen, c.generated)
         live = ~c.done
         tok = jnp.where(live, tok, pad_id)
         put = lambda buf, x: jax.lax.dynamic_update_slice(buf, x[:, None], (0, s))  # noqa: E731
@@ -273,7 +277,9 @@ class Sampler:
             pv = np.concatenate([pv, np.zeros((num_patches - pv.shape[0], pv.shape[1]), np.float32)])
         ids, mask, positions, deltas, meta_np = prepare_inputs(cfg, ids, mask, image_grid_thw, num_patches)
         graphdef, state = sampling_state or self.sampling_state()
-        active = np.arange(ids.shape[0]) < B
+        slots = np.arange(ids.shape[0])
+        active = slots < B
+        number = np.where(active, jax.process_index() * B + slots, 2**30 + slots).astype(np.int32)
         with self._ctx():
             if pv is not None and jax.process_count() > 1:  # every process's patches, in global order
                 pv, meta_np = gather_patches(pv, meta_np)
@@ -283,7 +289,8 @@ class Sampler:
                 meta = VisionInputs(*(jnp.asarray(x) for x in meta_np))
                 pv = jnp.asarray(pv)
             return _prefill(graphdef, state, self._put(ids), self._put(positions, 1), self._put(mask),
-                            self._put(deltas.astype(np.int32)), pv, meta, self._put(active), num_prompts=B)
+                            self._put(deltas.astype(np.int32)), pv, meta, self._put(active), self._put(number),
+                            num_prompts=B)
 
     def generate(self, input_ids, attention_mask=None, pixel_values=None, image_grid_thw=None, *,
                  max_new_tokens: int, num_samples: int = 1, rng=None, params: SamplingParams | None = None,

@@ -128,8 +128,11 @@ def process_logits(logits, params: SamplingParams, seen=None, generated=None):
     return _filters(x / params.temperature, params)
 
 
-def sample_tokens(key, logits, params: SamplingParams, seen=None, generated=None):
+def sample_tokens(keys, logits, params: SamplingParams, seen=None, generated=None):
     """(token [N] int32, raw log-prob [N], sampling-distribution log-prob [N]) for logits [N, V].
+
+    keys [N]: one random key per row, so a row's draw depends on its key alone (not on the batch
+    size, its padding or the row's position).
 
     raw: log_softmax of the float32 logits at the token (temperature 1, no penalties or filters).
     sampling: log-probability of the token under `process_logits(logits, params, seen, generated)`,
@@ -144,9 +147,9 @@ def sample_tokens(key, logits, params: SamplingParams, seen=None, generated=None
         x = x / params.temperature
         k = _candidate_count(params, x.shape[-1])
         if k:
-            tok, slp = _sample_from_candidates(key, x, params, k)
+            tok, slp = _sample_from_candidates(keys, x, params, k)
         else:
-            tok, slp = _sample_full(key, x, params)
+            tok, slp = _sample_full(keys, x, params)
     raw = _pick(logits, tok) - jax.nn.logsumexp(logits, axis=-1)
     return tok, raw, slp
 
@@ -176,14 +179,18 @@ def _candidate_count(params: SamplingParams, vocab: int) -> int:
     return 0
 
 
-def _sample_full(key, x, params: SamplingParams):
+def _categorical(keys, logits):
+    return jax.vmap(jax.random.categorical)(keys, logits)
+
+
+def _sample_full(keys, x, params: SamplingParams):
     """Filters over the whole vocabulary (sorts for top-p), then a draw."""
     x = _filters(x, params)
-    tok = jax.random.categorical(key, x, axis=-1).astype(jnp.int32)
+    tok = _categorical(keys, x).astype(jnp.int32)
     return tok, _pick(x, tok) - jax.nn.logsumexp(x, axis=-1)
 
 
-def _sample_from_candidates(key, x, params: SamplingParams, k: int):
+def _sample_from_candidates(keys, x, params: SamplingParams, k: int):
     """Top-k / top-p / min-p over the k largest logits; rows the candidates cannot decide exactly
     (see the module docstring) are drawn by `_sample_full` instead."""
     vals, idx = jax.lax.top_k(x, k)  # descending
@@ -205,12 +212,12 @@ def _sample_from_candidates(key, x, params: SamplingParams, k: int):
     if params.min_p > 0.0:
         keep &= jnp.exp(vals - vals[:, :1]) >= params.min_p
     kept = jnp.where(keep, vals, _NEG_INF)
-    choice = jax.random.categorical(key, kept, axis=-1)
+    choice = _categorical(keys, kept)
     tok = _pick(idx, choice).astype(jnp.int32)
     slp = _pick(kept, choice) - jax.nn.logsumexp(kept, axis=-1)
 
     def with_fallback():
-        full_tok, full_slp = _sample_full(jax.random.fold_in(key, 1), x, params)
+        full_tok, full_slp = _sample_full(jax.vmap(jax.random.fold_in, (0, None))(keys, 1), x, params)
         return jnp.where(exact, tok, full_tok), jnp.where(exact, slp, full_slp)
 
     return jax.lax.cond(jnp.all(exact), lambda: (tok, slp), with_fallback)
