@@ -19,8 +19,9 @@ table) + the live KV cache, each read once. On the CPU bench config: 64 rows, a 
 8B model in bf16 on a deviceless v5p-64 (64 chips: batch over 16, weights tensor-parallel over 4, the
 sampling layout), per chip, compiled with memory-space assignment off so that the count is HBM
 traffic (with it on, XLA also counts the VMEM side of every weight prefetch). Layers are unscanned
-there: the cost analysis counts a while-loop body once, so a scanned model would undercount them. The host's last-level cache size is
-printed; where the whole model fits in it, the DRAM weights-read limit is no limit and is not reported.
+there: the cost analysis counts a while-loop body once, so a scanned model would undercount them.
+The host's last-level cache size is printed; where the whole model fits in it, the DRAM weights-read
+limit is no limit and is not reported.
 
 The memory plan is shape-only (`jax.eval_shape` model + the sharding rules on an abstract
 64-chip fsdp mesh): bytes per device of parameters, AdamW's two fp32 moments and a frozen reference
