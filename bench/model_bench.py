@@ -1,7 +1,8 @@
 """Model throughput: our jitted prefill + KV-cache decode against transformers (PyTorch CPU) on the same
-random ~100M-parameter Qwen3-VL (full 151,936-token vocabulary), plus the 8B training memory plan.
+random ~100M-parameter Qwen3-VL (full 151,936-token vocabulary), the decode step's memory traffic
+over the ideal, plus the 8B training memory plan.
 
-    python bench/model_bench.py [--batch 8] [--new 64] [--repeats 2]
+    python bench/model_bench.py [--batch 8] [--new 64] [--repeats 2] [--json PATH]
 
 Both sides load the same weights (transformers builds and `save_pretrained`s them; we
 `load_pretrained`), see the same left-padded batch (every prompt holds one image) and generate
@@ -11,6 +12,17 @@ noisy: compare the ratios printed on the same run. The weights-read limit is the
 if every step only streamed the parameters once from memory (parameter bytes / bandwidth, bandwidth
 measured here with a large numpy copy).
 
+Decode traffic: XLA's cost analysis ("bytes accessed") of the compiled decode step (the one the
+sampler's loop runs), over the ideal = the weights a step must read (decoder layers and the LM-head
+table) + the live KV cache, each read once. On the CPU bench config: 64 rows, a 2,048-slot cache
+(1,024 prompt + 1,024 generated slots, every slot live). Where libtpu is installed, the same for the
+8B model in bf16 on a deviceless v5p-64 (64 chips: batch over 16, weights tensor-parallel over 4, the
+sampling layout), per chip, compiled with memory-space assignment off so that the count is HBM
+traffic (with it on, XLA also counts the VMEM side of every weight prefetch). Layers are unscanned
+there: the cost analysis counts a while-loop body once, so a scanned model would undercount them.
+The host's last-level cache size is printed; where the whole model fits in it, the DRAM weights-read
+limit is no limit and is not reported.
+
 The memory plan is shape-only (`jax.eval_shape` model + the sharding rules on an abstract
 64-chip fsdp mesh): bytes per device of parameters, AdamW's two fp32 moments and a frozen reference
 copy for `Qwen3VLConfig.qwen3vl_8b()`; no memory is allocated.
@@ -18,6 +30,8 @@ copy for `Qwen3VLConfig.qwen3vl_8b()`; no memory is allocated.
 from __future__ import annotations
 
 import argparse
+import glob
+import json
 import math
 import os
 import sys
@@ -30,14 +44,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
+from jax.sharding import Mesh, NamedSharding  # noqa: E402
 
 from policy.config import Qwen3VLConfig, TextConfig, VisionConfig  # noqa: E402
 from policy.hf_io import load_pretrained  # noqa: E402
 from policy.model import abstract_model  # noqa: E402
 from policy.sampler import Sampler, SamplingParams  # noqa: E402
-from policy.sharding import MESH_AXES, logical_to_spec  # noqa: E402
+from policy.sharding import MESH_AXES, SAMPLING_RULES, logical_to_spec, state_shardings  # noqa: E402
+from policy.text import DecodeCache, KVCache, kv_zeros  # noqa: E402
 
 IMG_TOKEN, VSTART, VEND = 151655, 151652, 151653
 
@@ -141,6 +158,123 @@ def sharded_elements(cfg: Qwen3VLConfig, n_devices: int = 64) -> tuple[float, fl
     return total, per_dev, replicated
 
 
+# ---------------------------------------------------------------------------------------------
+# Decode step memory traffic (XLA cost analysis) over the ideal
+# ---------------------------------------------------------------------------------------------
+def decode_weight_elements(cfg: Qwen3VLConfig) -> int:
+    """Parameters a decode step reads: decoder layers, final norm and the table the logits use."""
+    t = cfg.text
+    state = nnx.state(abstract_model(cfg).text, nnx.Param)
+    n = sum(math.prod(v.shape) for path, v in nnx.to_flat_state(state) if path[0] != "embed")
+    return n + t.vocab_size * t.hidden_size  # the LM head (or the tied embedding table)
+
+
+def decode_step_cost(cfg: Qwen3VLConfig, prompts: int, samples: int, prompt_len: int, gen_len: int,
+                     mesh: Mesh | None = None, tensor: int = 1) -> dict:
+    """Bytes accessed per device by the compiled decode step at its last generated slot, and the ideal."""
+    model = abstract_model(cfg)
+    graphdef, state = nnx.split(model)
+    dtype = cfg.compute_dtype
+    state = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, dtype if jnp.issubdtype(x.dtype, jnp.floating)
+                                                        else x.dtype), state)
+    rows = prompts * samples
+    cache = jax.eval_shape(lambda: DecodeCache(KVCache.init(cfg, prompts, prompt_len), kv_zeros(cfg, rows, gen_len),
+                                               kv_zeros(cfg, rows, gen_len)))
+    args = (state, cache, jax.ShapeDtypeStruct((rows, 1), jnp.int32), jax.ShapeDtypeStruct((3, rows, 1), jnp.int32))
+    shardings = None
+    if mesh is not None:
+        kv_names = ("batch", "act_kv_heads", "cache_length", "head_dim")
+        spec = lambda x, names: NamedSharding(mesh, logical_to_spec(names, x.shape, mesh))  # noqa: E731
+        cache_sh = jax.tree.map(lambda x: spec(x, kv_names if x.ndim == 4 else ("batch", "cache_length")), cache)
+        shardings = (state_shardings(state, mesh, SAMPLING_RULES), cache_sh, spec(args[2], ("batch", None)),
+                     spec(args[3], (None, "batch", None)))
+
+    def step(state, cache, ids, positions):
+        return nnx.merge(graphdef, state).decode(ids, positions, cache, gen_len - 1)
+
+    jitted = jax.jit(step, donate_argnums=(1,), in_shardings=shardings)
+    with jax.set_mesh(mesh) if mesh is not None else _null():
+        compiled = jitted.lower(*args).compile()
+    costs = compiled.cost_analysis()
+    costs = costs[0] if isinstance(costs, (list, tuple)) else costs
+    t = cfg.text
+    width = jnp.dtype(dtype).itemsize
+    kv_per_slot = 2 * t.num_hidden_layers * t.num_key_value_heads * t.head_dim * width
+    batch_split = 1 if mesh is None else mesh.size // tensor
+    ideal = (decode_weight_elements(cfg) * width / tensor
+             + kv_per_slot * (prompts * prompt_len + rows * gen_len) / (batch_split * tensor))
+    return {"bytes": float(costs["bytes accessed"]), "ideal": ideal, "ratio": float(costs["bytes accessed"]) / ideal,
+            "temp": compiled.memory_analysis().temp_size_in_bytes}
+
+
+def _null():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def print_cost(label: str, c: dict) -> None:
+    print(f"  {label}: {c['bytes'] / 1e9:7.3f} GB accessed, ideal {c['ideal'] / 1e9:7.3f} GB "
+          f"(weights + live KV once): x{c['ratio']:.2f}; temporaries {c['temp'] / 1e6:.1f} MB")
+
+
+def tpu_8b_decode_cost(prompts: int = 64, samples: int = 8, prompt_len: int = 1024, gen_len: int = 1024,
+                       tensor: int = 4) -> dict | None:
+    """The 8B decode step on a deviceless v5p-64 (4x4x4 megacore) in the sampling layout; None without libtpu."""
+    try:
+        import libtpu  # noqa: F401
+    except ImportError:
+        return None
+    os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")
+    # Memory-space assignment off: every operand is then read from HBM, so XLA's count is HBM traffic.
+    # With it on, the count adds the VMEM side of each weight prefetch (copy-start/done) on top of the
+    # HBM read: x1.96 of the weights on a KV-free step (x1.93 here), x1.09 with it off.
+    os.environ.setdefault("LIBTPU_INIT_ARGS", "--xla_msa_enable=false")
+    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")  # other processes on this host may hold libtpu
+    from jax.experimental import topologies
+
+    topo = topologies.get_topology_desc(platform="tpu", topology_name="v5p:4x4x4", chip_config_name="megacore",
+                                        chips_per_host_bounds=(2, 2, 1), num_slices=1)
+    devices = np.asarray(topo.devices)
+    mesh = Mesh(devices.reshape(len(devices) // tensor, 1, tensor), MESH_AXES)
+    cfg = Qwen3VLConfig.qwen3vl_8b(dtype="bfloat16", param_dtype="bfloat16")
+    return decode_step_cost(cfg, prompts, samples, prompt_len, gen_len, mesh=mesh, tensor=tensor)
+
+
+def last_level_cache_bytes() -> int | None:
+    """Size of this host's last-level CPU cache (Linux sysfs), or None where unknown."""
+    best = None
+    for d in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*"):
+        try:
+            level = int(open(os.path.join(d, "level")).read())
+            size = open(os.path.join(d, "size")).read().strip()
+        except OSError:
+            continue
+        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(size[-1], 1)
+        nbytes = int(size.rstrip("KMG")) * scale
+        if best is None or level > best[0]:
+            best = (level, nbytes)
+    return None if best is None else best[1]
+
+
+def decode_traffic(figures: dict) -> None:
+    cfg = bench_config()
+    print("\ndecode step memory traffic (XLA cost analysis of the compiled step):")
+    c = decode_step_cost(cfg, prompts=64, samples=1, prompt_len=1024, gen_len=1024)
+    print_cost("bench model, 64 rows, 2,048-slot cache (fp32, CPU)", c)
+    figures["decode_bytes_over_ideal"] = c["ratio"]
+    shared = decode_step_cost(cfg, prompts=8, samples=8, prompt_len=1024, gen_len=1024)
+    print_cost("bench model, 8 prompts x 8 samples, shared 1,024-slot prompt cache + 1,024 generated slots", shared)
+    figures["decode_bytes_over_ideal_shared_prompt"] = shared["ratio"]
+    tpu = tpu_8b_decode_cost()
+    if tpu is None:
+        print("  8B on v5p-64: libtpu not installed, skipped")
+    else:
+        print_cost("8B bf16, v5p-64 sampling layout (16-way batch x 4-way tensor), 64 prompts x 8 samples, "
+                   "1,024 prompt + 1,024 generated slots, per chip", tpu)
+        figures["decode_bytes_over_ideal_8b_v5p64"] = tpu["ratio"]
+
+
 def memory_plan(n_devices: int = 64):
     cfg = Qwen3VLConfig.qwen3vl_8b()
     total, per_dev, replicated = sharded_elements(cfg, n_devices)
@@ -161,41 +295,64 @@ def main():
     ap.add_argument("--new", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--json", help="write every figure to this JSON file")
     args = ap.parse_args()
+    figures: dict = {}
     if not args.skip_throughput:
-        import torch
-        from transformers import Qwen3VLConfig as HFConfig, Qwen3VLForConditionalGeneration
+        throughput(args, figures)
+    decode_traffic(figures)
+    memory_plan()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(figures, f, indent=1)
 
-        cfg = bench_config()
-        torch.manual_seed(0)
-        hf = Qwen3VLForConditionalGeneration(HFConfig(**cfg.to_hf())).float().eval()
-        n_params = sum(p.numel() for p in hf.parameters())
-        ids, mask, pv, grid = make_batch(cfg, args.batch)
-        n_prompt = int(mask.sum())
-        B, new = args.batch, args.new
-        print(f"model: {n_params / 1e6:.1f} M parameters (float32), vocab {cfg.text.vocab_size}; batch {B} prompts "
-              f"({n_prompt} real prompt tokens, padded length {ids.shape[1]}, one 16x16-patch image each), "
-              f"{new} new tokens, greedy; jax {jax.__version__} on {jax.devices()[0].platform}, "
-              f"torch {torch.__version__} threads {torch.get_num_threads()}")
-        with tempfile.TemporaryDirectory() as d:
-            hf.save_pretrained(d)
-            ours_p, ours_g, ours_tok = run_ours(d, ids, mask, pv, grid, new, args.repeats)
-        hf_p, hf_g, hf_tok = run_hf(hf, ids, mask, pv, grid, new, args.repeats)
-        bw = memory_bandwidth()
-        step_limit = n_params * 4 / bw
-        rows = {}
-        for name, tp, tg in (("ours (jax)", ours_p, ours_g), ("transformers", hf_p, hf_g)):
-            dec = max(tg - tp, 1e-9)
-            rows[name] = (n_prompt / tp, B * (new - 1) / dec, step_limit / (dec / (new - 1)))
-            print(f"{name:13s}: prefill {rows[name][0]:9.1f} tok/s ({tp * 1e3:7.1f} ms) | generation "
-                  f"{rows[name][1]:7.1f} tok/s ({dec / (new - 1) * 1e3:6.1f} ms/step) | "
-                  f"{rows[name][2] * 100:5.1f}% of the weights-read limit")
-        o, h = rows["ours (jax)"], rows["transformers"]
-        print(f"ratio ours/transformers: prefill x{o[0] / h[0]:.2f}, generation x{o[1] / h[1]:.2f}")
+
+def throughput(args, figures: dict) -> None:
+    import torch
+    from transformers import Qwen3VLConfig as HFConfig, Qwen3VLForConditionalGeneration
+
+    cfg = bench_config()
+    torch.manual_seed(0)
+    hf = Qwen3VLForConditionalGeneration(HFConfig(**cfg.to_hf())).float().eval()
+    n_params = sum(p.numel() for p in hf.parameters())
+    ids, mask, pv, grid = make_batch(cfg, args.batch)
+    n_prompt = int(mask.sum())
+    B, new = args.batch, args.new
+    print(f"model: {n_params / 1e6:.1f} M parameters (float32), vocab {cfg.text.vocab_size}; batch {B} prompts "
+          f"({n_prompt} real prompt tokens, padded length {ids.shape[1]}, one 16x16-patch image each), "
+          f"{new} new tokens, greedy; jax {jax.__version__} on {jax.devices()[0].platform}, "
+          f"torch {torch.__version__} threads {torch.get_num_threads()}; load average {os.getloadavg()[0]:.2f} "
+          f"on {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory() as d:
+        hf.save_pretrained(d)
+        ours_p, ours_g, ours_tok = run_ours(d, ids, mask, pv, grid, new, args.repeats)
+    hf_p, hf_g, hf_tok = run_hf(hf, ids, mask, pv, grid, new, args.repeats)
+    bw = memory_bandwidth()
+    weight_bytes = decode_weight_elements(cfg) * 4
+    llc = last_level_cache_bytes()
+    fits = llc is not None and weight_bytes <= llc
+    step_limit = weight_bytes / bw
+    rows = {}
+    for name, tp, tg in (("ours (jax)", ours_p, ours_g), ("transformers", hf_p, hf_g)):
+        dec = max(tg - tp, 1e-9)
+        rows[name] = (n_prompt / tp, B * (new - 1) / dec, step_limit / (dec / (new - 1)))
+        limit = "" if fits else f" | {rows[name][2] * 100:5.1f}% of the weights-read limit"
+        print(f"{name:13s}: prefill {rows[name][0]:9.1f} tok/s ({tp * 1e3:7.1f} ms) | generation "
+              f"{rows[name][1]:7.1f} tok/s ({dec / (new - 1) * 1e3:6.1f} ms/step){limit}")
+    o, h = rows["ours (jax)"], rows["transformers"]
+    print(f"ratio ours/transformers: prefill x{o[0] / h[0]:.2f}, generation x{o[1] / h[1]:.2f}")
+    llc_text = "unknown" if llc is None else f"{llc / 2**20:.0f} MiB"
+    print(f"last-level cache {llc_text}; decode weights {weight_bytes / 2**20:.0f} MiB")
+    if fits:
+        print("the whole decode weight set fits in the last-level cache: the DRAM weights-read limit is no limit here")
+    else:
         print(f"memory bandwidth (numpy copy) {bw / 1e9:.1f} GB/s; weights-read limit {step_limit * 1e3:.1f} ms/step "
               f"= {B / step_limit:.0f} tok/s at batch {B}")
-        print(f"greedy tokens identical to transformers: {np.mean(ours_tok == hf_tok) * 100:.1f}% of positions")
-    memory_plan()
+        figures["generation_weight_read_fraction"] = o[2]
+    print(f"greedy tokens identical to transformers: {np.mean(ours_tok == hf_tok) * 100:.1f}% of positions")
+    figures.update(generation_vs_transformers=o[1] / h[1], prefill_vs_transformers=o[0] / h[0],
+                   last_level_cache_bytes=llc, load_average=os.getloadavg()[0],
+                   greedy_token_agreement=float(np.mean(ours_tok == hf_tok)))
 
 
 if __name__ == "__main__":

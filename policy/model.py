@@ -15,7 +15,7 @@ from flax import nnx
 
 from policy.config import Qwen3VLConfig
 from policy.rope_index import get_rope_index
-from policy.text import Dense, KVCache, TextModel
+from policy.text import DecodeCache, Dense, KVCache, TextModel
 from policy.vision import VisionInputs, VisionModel, vision_metadata
 
 
@@ -79,6 +79,12 @@ class Qwen3VL(nnx.Module):
         h, ds_dense = self.embed(input_ids, feats, ds)
         h, cache = self.text(h, positions, attention_mask, ds_dense, cache, cache_index)
         return (h if return_hidden else self.logits(h)), cache
+
+    def decode(self, input_ids, positions, cache: DecodeCache, step):
+        """The sampler's decode step: one text token per row (input_ids [B*G,1], positions [3,B*G,1]) written
+        at generated slot `step` of `cache`. Returns (float32 logits [B*G, V], updated cache)."""
+        h, cache = self.text.decode(self.text.embed_tokens(input_ids), positions, cache, step)
+        return self.logits(h[:, 0]), cache
 
 
 def init_model(config: Qwen3VLConfig, seed: int = 0) -> Qwen3VL:

@@ -1,23 +1,32 @@
 """`Sampler`: batched KV-cache generation for `Qwen3VL` (greedy / temperature, top-k, top-p, min-p,
-repetition and presence penalties), G samples per prompt sharing one prefill.
+repetition and presence penalties), G samples per prompt from one prefill of the prompt.
 
 Why this shape:
+  * Layout: `generate` first lays the weights out for sampling (`policy.sharding.SAMPLING_RULES`,
+    cast to the compute dtype): no weight dimension on the batch axes, so no decode step all-gathers
+    weights; prompts are padded to a multiple of the mesh's batch shards so prefill and decode split
+    the batch evenly.
   * Prefill runs once per prompt on a bucketed static shape (prompt length, patch count and,
     optionally, batch size padded to buckets) and keeps only the last real position's hidden state,
-    so no [B, T, vocab] logits are ever built.
-  * The prompt cache is repeated G times and padded to `prompt_len + max_new_tokens` slots inside
-    the decode jit; the whole decode loop is one `jax.lax.while_loop` that exits as soon as every
-    row has stopped.
-  * Each row keeps its own write slot and its own M-RoPE position `n_real + rope_delta` (n_real =
-    real tokens already in its cache, see `policy.rope_index`), so left- or right-padded prompts
-    and rows that stop early are all handled without a shared end index. A stopped row writes
-    invalid (masked) slots and stops advancing.
+    so no [B, T, vocab] logits are ever built. Its keys/values become the prompt cache, one copy per
+    prompt that its G samples all read (`policy.text.DecodeCache`).
+  * Decoding writes step s of every row at generated slot s in place (one `dynamic_update_slice`
+    per layer; the stacked cache of scanned layers is carried through the scan). Attention spans the
+    prompt bucket plus the generated slots of the current decode bucket only: the loop runs in
+    phases of growing generated-cache size (`decode_buckets`), each a `jax.lax.while_loop`, and the
+    cache is padded once between phases. Every loop exits as soon as every row has stopped.
+  * Each row's M-RoPE position is `n_real + rope_delta + s` (n_real = real prompt tokens, see
+    `policy.rope_index`), so left- or right-padded prompts need no shared end index. A stopped row
+    keeps feeding pad tokens whose outputs are discarded.
+  * Top-k / top-p draw from a `jax.lax.top_k` candidate set with an exact fallback
+    (`policy.sampling`): no full-vocabulary sort per step.
 
 Log-probs: `SampleOutput.logprobs` is the raw model log-probability of each sampled token
 (log_softmax of the float32 logits at temperature 1, before penalties and filters) -- the quantity a
-teacher-forced `forward_logits` pass reproduces and GRPO's ratio needs. `sample_logprobs` is the
-log-probability under the distribution actually sampled from (after penalties, temperature and
-filters; 0 for greedy).
+teacher-forced `forward_logits` pass reproduces. `SampleOutput.sample_logprobs` is the exact
+log-probability under the distribution the token was drawn from: `process_logits` (suppressed ids,
+penalties, temperature, top-k, top-p, min-p) of the same logits; 0 for greedy. GRPO's behaviour
+log-probs are these.
 """
 from __future__ import annotations
 
@@ -26,59 +35,25 @@ import dataclasses
 from functools import partial
 from typing import Sequence
 
+import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from policy.host_batch import agreed_max, gather_patches, process_rows, put_everywhere, put_rows
 from policy.image_processor import DEFAULT_PATCH_BUCKETS, pick_bucket
 from policy.model import prepare_inputs
 from policy.processor import DEFAULT_SEQ_BUCKETS
-from policy.host_batch import agreed_max, gather_patches, process_rows, put_everywhere, put_rows
-from policy.sharding import constrain
-from policy.text import KVCache
+from policy.sampling import SamplingParams, sample_tokens
+from policy.sharding import SAMPLING_RULES, batch_shards, constrain, state_shardings
+from policy.text import DecodeCache, KVCache, kv_zeros
 from policy.vision import VisionInputs
 
-_NEG_INF = -jnp.inf
+__all__ = ["DEFAULT_DECODE_BUCKETS", "Prefill", "SampleOutput", "Sampler", "SamplingParams"]
 
-
-@dataclasses.dataclass(frozen=True)
-class SamplingParams:
-    """Static sampling knobs (hashable: each distinct value compiles once).
-
-    temperature 0 = greedy (argmax after penalties). top_k 0 = off; top_p 1 = off; min_p 0 = off.
-    repetition_penalty (HF semantics, 1 = off): over tokens in prompt + generated, logits > 0 are
-    divided by it and logits < 0 multiplied. presence_penalty (OpenAI/vLLM semantics, 0 = off):
-    subtracted once from every token already *generated* in this sample.
-    Order (as transformers): suppress -> penalties -> temperature -> top_k -> top_p -> min_p.
-    """
-
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    min_p: float = 0.0
-    presence_penalty: float = 0.0
-    repetition_penalty: float = 1.0
-    suppress_ids: tuple[int, ...] = ()  # never sampled (e.g. <|image_pad|>), greedy included
-
-    def __post_init__(self):
-        if self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1 or not 0 <= self.min_p <= 1:
-            raise ValueError(f"invalid sampling params {self}")
-        if self.repetition_penalty <= 0:
-            raise ValueError("repetition_penalty must be > 0")
-        object.__setattr__(self, "suppress_ids", tuple(int(i) for i in self.suppress_ids))
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature == 0
-
-    @property
-    def uses_seen(self) -> bool:
-        return self.repetition_penalty != 1.0
-
-    @property
-    def uses_generated(self) -> bool:
-        return self.presence_penalty != 0.0
+# Generated-cache sizes the decode loop grows through (the last phase is exactly max_new_tokens - 1).
+DEFAULT_DECODE_BUCKETS = (256, 512, 1024, 2048, 4096, 8192, 16384)
 
 
 @dataclasses.dataclass
@@ -87,170 +62,136 @@ class SampleOutput:
 
     tokens: np.ndarray  # [B*G, max_new] int32, pad_id after the stop token
     logprobs: np.ndarray  # [B*G, max_new] float32 raw model log-prob (T=1, no filters); 0 after stop
-    sample_logprobs: np.ndarray  # [B*G, max_new] float32 log-prob under the sampling distribution
+    sample_logprobs: np.ndarray  # [B*G, max_new] float32 log-prob under the distribution sampled from; 0 after stop
     lengths: np.ndarray  # [B*G] int32 generated tokens, counting the stop token
     stopped: np.ndarray  # [B*G] bool: ended on a stop token (False: hit max_new_tokens)
     prompt_index: np.ndarray  # [B*G] int32
+    steps: int = 0  # tokens the decode loop produced per row before every row had stopped (<= max_new)
 
 
-# ---------------------------------------------------------------------------------------------
-# Pure logit processors ([..., V] float32 in, same shape out; removed tokens get -inf)
-# ---------------------------------------------------------------------------------------------
-def apply_penalties(logits, seen=None, generated=None, repetition_penalty=1.0, presence_penalty=0.0):
-    """HF repetition penalty over `seen` [.., V] bool; presence penalty over `generated` [.., V] bool."""
-    if seen is not None and repetition_penalty != 1.0:
-        pen = jnp.where(logits < 0, logits * repetition_penalty, logits / repetition_penalty)
-        logits = jnp.where(seen, pen, logits)
-    if generated is not None and presence_penalty != 0.0:
-        logits = logits - presence_penalty * generated.astype(logits.dtype)
-    return logits
+@flax.struct.dataclass
+class Prefill:
+    """What decoding needs from one prefill of the bucket-padded prompts (Bb rows, T slots)."""
+
+    logits: jax.Array  # [Bb, V] float32 at each prompt's last real token
+    cache: KVCache  # the prompts' keys/values; valid = prompt attention mask
+    next_position: jax.Array  # [Bb] int32 M-RoPE position of the first generated token
+    prompt_ids: jax.Array  # [Bb, T] int32 (the repetition penalty reads them)
+    active: jax.Array  # [Bb] bool: a real prompt, not batch padding
+    number: jax.Array  # [Bb] int32 the prompt's place among every process's real prompts (seeds its samples)
+    num_prompts: int = flax.struct.field(pytree_node=False, default=0)  # this process's real prompts
 
 
-def top_k_filter(logits, k: int):
-    """Keep the k largest (ties with the k-th kept, as transformers' TopKLogitsWarper)."""
-    if k <= 0 or k >= logits.shape[-1]:
-        return logits
-    kth = jax.lax.top_k(logits, k)[0][..., -1:]
-    return jnp.where(logits < kth, _NEG_INF, logits)
+@flax.struct.dataclass
+class DecodeState:
+    """The decode loop's carry: the cache and everything recorded per row so far."""
 
-
-def _top_p_threshold(sorted_desc, p: float):
-    """Smallest logit kept by nucleus filtering, from logits sorted descending (may hold -inf)."""
-    probs = jax.nn.softmax(sorted_desc, axis=-1)
-    before = jnp.cumsum(probs, axis=-1) - probs  # mass strictly ahead of each token
-    keep = before < p
-    keep = keep.at[..., 0].set(True)
-    n_keep = jnp.sum(keep, axis=-1, keepdims=True)
-    return jnp.take_along_axis(sorted_desc, n_keep - 1, axis=-1)
-
-
-def top_p_filter(logits, p: float, top_k: int = 0):
-    """Keep the smallest prefix (by descending prob) whose mass reaches p (transformers' TopPLogitsWarper:
-    a token survives iff the mass of tokens ranked strictly above it is < p). With top_k > 0 the logits
-    are assumed already top-k filtered and only the k candidates are sorted."""
-    if p >= 1.0:
-        return logits
-    if 0 < top_k < logits.shape[-1]:
-        cand = jax.lax.top_k(logits, top_k)[0]
-    else:
-        cand = -jnp.sort(-logits, axis=-1)
-    return jnp.where(logits < _top_p_threshold(cand, p), _NEG_INF, logits)
-
-
-def min_p_filter(logits, min_p: float):
-    """Remove tokens whose probability is below min_p * max probability (transformers' MinPLogitsWarper)."""
-    if min_p <= 0.0:
-        return logits
-    ratio = jnp.exp(logits - jnp.max(logits, axis=-1, keepdims=True))  # p_i / p_max
-    return jnp.where(ratio < min_p, _NEG_INF, logits)
-
-
-def process_logits(logits, params: SamplingParams, seen=None, generated=None):
-    """Penalties, temperature and filters: the logits of the distribution actually sampled from."""
-    x = logits.astype(jnp.float32)
-    if params.suppress_ids:
-        x = x.at[..., jnp.asarray(params.suppress_ids, jnp.int32)].set(_NEG_INF)
-    x = apply_penalties(x, seen, generated, params.repetition_penalty, params.presence_penalty)
-    if params.greedy:
-        return x
-    x = x / params.temperature
-    x = top_k_filter(x, params.top_k)
-    x = top_p_filter(x, params.top_p, params.top_k)
-    return min_p_filter(x, params.min_p)
-
-
-def sample_tokens(key, logits, params: SamplingParams, seen=None, generated=None):
-    """(token [N] int32, raw log-prob [N], sampling-distribution log-prob [N]) for logits [N, V]."""
-    x = process_logits(logits, params, seen, generated)
-    if params.greedy:
-        tok = jnp.argmax(x, axis=-1).astype(jnp.int32)
-        slp = jnp.zeros(tok.shape, jnp.float32)
-    else:
-        tok = jax.random.categorical(key, x, axis=-1).astype(jnp.int32)
-        slp = jnp.take_along_axis(jax.nn.log_softmax(x, axis=-1), tok[:, None], axis=-1)[:, 0]
-    raw = jnp.take_along_axis(jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1), tok[:, None], axis=-1)[:, 0]
-    return tok, raw, slp
+    cache: DecodeCache | None
+    step: jax.Array  # tokens sampled so far (scalar int32)
+    last: jax.Array  # [N] last sampled token (pad for stopped rows)
+    done: jax.Array  # [N] bool: stopped or padding
+    stopped: jax.Array  # [N] bool: hit a stop token
+    lengths: jax.Array  # [N] int32
+    tokens: jax.Array  # [N, max_new] int32
+    logprobs: jax.Array  # [N, max_new] float32
+    sample_logprobs: jax.Array  # [N, max_new] float32
+    seen: jax.Array | None  # [N, V] bool: prompt + generated tokens (repetition penalty)
+    generated: jax.Array | None  # [N, V] bool: generated tokens (presence penalty)
 
 
 # ---------------------------------------------------------------------------------------------
 # Jitted prefill and decode loop (pure functions of the model state; graphdef is static)
 # ---------------------------------------------------------------------------------------------
-def _constrain_cache(cache: KVCache) -> KVCache:
-    names = ("layers", "batch", "cache_length", "act_kv_heads", "head_dim")
-    return KVCache(constrain(cache.k, names), constrain(cache.v, names),
-                   constrain(cache.valid, ("batch", "cache_length")))
+def _constrain_kv(kv):
+    """Cache arrays [(layers,) batch, kv_heads, slots, head_dim] sharded over batch and kv heads."""
+    names = ("batch", "act_kv_heads", "cache_length", "head_dim")
+    return jax.tree.map(lambda x: constrain(x, ("layers",) * (x.ndim - 4) + names), kv)
 
 
-@partial(jax.jit, static_argnums=(0,))
-def _prefill(graphdef, state, ids, positions, mask, pixel_values, meta):
-    """Last real position's logits [B, V] float32 and the prompt's KV cache (T slots)."""
+@partial(jax.jit, static_argnums=(0,), static_argnames=("num_prompts",))
+def _prefill(graphdef, state, ids, positions, mask, deltas, pixel_values, meta, active, number, *, num_prompts):
     model = nnx.merge(graphdef, state)
     B, T = ids.shape
-    cache = _constrain_cache(KVCache.init(model.config, B, T))
+    cache = KVCache.init(model.config, B, T)
     h, cache = model(ids, positions, mask, pixel_values, meta, cache=cache,
                      cache_index=jnp.zeros((B,), jnp.int32), return_hidden=True)
+    cache = KVCache(_constrain_kv(cache.k), _constrain_kv(cache.v), constrain(cache.valid, ("batch", "cache_length")))
     last = T - 1 - jnp.argmax(mask[:, ::-1] > 0, axis=1)
-    return model.logits(h[jnp.arange(B), last]), cache
+    return Prefill(model.logits(h[jnp.arange(B), last]), cache, jnp.sum(mask, axis=1) + deltas[:, 0], ids, active,
+                   number, num_prompts)
 
 
-@partial(jax.jit, static_argnums=(0,), static_argnames=("num_samples", "max_new", "params", "stop_ids", "pad_id"))
-def _decode(graphdef, state, cache, logits0, n_real, deltas, prompt_ids, prompt_mask, active, key, *,
-            num_samples, max_new, params, stop_ids, pad_id):
+def _phases(max_new: int, buckets: Sequence[int]) -> tuple[int, ...]:
+    """Generated-cache sizes of the decode phases: the buckets below max_new - 1, then max_new - 1."""
+    need = max_new - 1  # the last sampled token is never fed back
+    if need <= 0:
+        return ()
+    return tuple(b for b in sorted(buckets) if b < need) + (need,)
+
+
+def _grow(kv, size: int):
+    """Pad generated-cache arrays to `size` slots (once per phase)."""
+    return jax.tree.map(lambda x: jnp.pad(x, ((0, 0),) * (x.ndim - 2) + ((0, size - x.shape[-2]), (0, 0))), kv)
+
+
+@partial(jax.jit, static_argnums=(0,),
+         static_argnames=("num_samples", "max_new", "params", "stop_ids", "pad_id", "phases"))
+def _decode(graphdef, state, prefill: Prefill, key, *, num_samples, max_new, params, stop_ids, pad_id, phases):
     model = nnx.merge(graphdef, state)
     G = num_samples
-    B, T = prompt_ids.shape
+    B = prefill.prompt_ids.shape[0]
     N = B * G
-    V = logits0.shape[-1]
-    rep = lambda x: jnp.repeat(x, G, axis=0)  # noqa: E731
-    widen = lambda x: jnp.pad(jnp.repeat(x, G, axis=1), ((0, 0), (0, 0), (0, max_new)) + ((0, 0),) * (x.ndim - 3))  # noqa: E731
-    cache = _constrain_cache(KVCache(widen(cache.k), widen(cache.v),
-                                     jnp.pad(rep(cache.valid), ((0, 0), (0, max_new)))))
+    V = prefill.logits.shape[-1]
+    rep = lambda x: jnp.repeat(x, G, axis=0)  # noqa: E731  row b*G + g is sample g of prompt b
     stops = jnp.asarray(stop_ids if stop_ids else (-1,), jnp.int32)
     rows = jnp.arange(N)
+    next_position = rep(prefill.next_position)
+    # sample g of prompt p draws from key(p * G + g): the same samples however prompts are padded or split
+    row_keys = jax.vmap(jax.random.fold_in, (None, 0))(key, rep(prefill.number) * G + rows % G)
     seen = None
     if params.uses_seen:
-        seen = jnp.zeros((B, V), bool).at[jnp.arange(B)[:, None], prompt_ids].max(prompt_mask > 0)
-        seen = rep(seen)
-    carry = dict(
-        cache=cache, done=~rep(active), n_real=rep(n_real), slot=jnp.full((N,), T, jnp.int32),
+        prompt_mask = prefill.cache.valid
+        seen = rep(jnp.zeros((B, V), bool).at[jnp.arange(B)[:, None], prefill.prompt_ids].max(prompt_mask))
+    first = phases[0] if phases else 0
+    cache = DecodeCache(prefill.cache, _constrain_kv(kv_zeros(model.config, N, first)),
+                        _constrain_kv(kv_zeros(model.config, N, first)))
+    carry = DecodeState(
+        cache=cache, step=jnp.int32(0), last=jnp.full((N,), pad_id, jnp.int32), done=~rep(prefill.active),
+        stopped=jnp.zeros((N,), bool), lengths=jnp.zeros((N,), jnp.int32),
         tokens=jnp.full((N, max_new), pad_id, jnp.int32), logprobs=jnp.zeros((N, max_new), jnp.float32),
-        sample_logprobs=jnp.zeros((N, max_new), jnp.float32), lengths=jnp.zeros((N,), jnp.int32),
-        stopped=jnp.zeros((N,), bool), last=jnp.full((N,), pad_id, jnp.int32), seen=seen,
-        generated=jnp.zeros((N, V), bool) if params.uses_generated else None, step=jnp.int32(0))
-    deltas = rep(deltas)
+        sample_logprobs=jnp.zeros((N, max_new), jnp.float32), seen=seen,
+        generated=jnp.zeros((N, V), bool) if params.uses_generated else None)
 
-    def choose(c, logits):
-        """Sample step `c['step']` from logits [N, V] and record it for live rows."""
-        s = c["step"]
-        tok, lp, slp = sample_tokens(jax.random.fold_in(key, s), logits, params, c["seen"], c["generated"])
-        live = ~c["done"]
+    def choose(c: DecodeState, logits) -> DecodeState:
+        """Sample token `c.step` of every row from logits [N, V] and record it for live rows."""
+        s = c.step
+        keys = jax.vmap(jax.random.fold_in, (0, None))(row_keys, s)
+        tok, lp, slp = sample_tokens(keys, logits, params, c.seen, c.generated)
+        live = ~c.done
         tok = jnp.where(live, tok, pad_id)
         put = lambda buf, x: jax.lax.dynamic_update_slice(buf, x[:, None], (0, s))  # noqa: E731
         hit = live & jnp.any(tok[:, None] == stops[None, :], axis=-1)
-        c = dict(c, tokens=put(c["tokens"], tok), logprobs=put(c["logprobs"], jnp.where(live, lp, 0.0)),
-                 sample_logprobs=put(c["sample_logprobs"], jnp.where(live, slp, 0.0)),
-                 lengths=c["lengths"] + live, stopped=c["stopped"] | hit, done=c["done"] | hit, last=tok,
-                 step=s + 1)
-        if c["seen"] is not None:
-            c["seen"] = c["seen"].at[rows, tok].max(live)
-        if c["generated"] is not None:
-            c["generated"] = c["generated"].at[rows, tok].max(live)
-        return c
+        mark = lambda flags: None if flags is None else flags.at[rows, tok].max(live)  # noqa: E731
+        return c.replace(step=s + 1, last=tok, done=c.done | hit, stopped=c.stopped | hit, lengths=c.lengths + live,
+                         tokens=put(c.tokens, tok), logprobs=put(c.logprobs, jnp.where(live, lp, 0.0)),
+                         sample_logprobs=put(c.sample_logprobs, jnp.where(live, slp, 0.0)),
+                         seen=mark(c.seen), generated=mark(c.generated))
 
-    def cond(c):
-        return (c["step"] < max_new) & ~jnp.all(c["done"])
+    def body(c: DecodeState) -> DecodeState:
+        slot = c.step - 1  # feed the last sampled token at generated slot s - 1
+        pos = jnp.broadcast_to((next_position + slot)[None, :, None], (3, N, 1))
+        logits, cache = model.decode(c.last[:, None], pos, c.cache, slot)
+        cache = DecodeCache(cache.prompt, _constrain_kv(cache.gen_k), _constrain_kv(cache.gen_v))
+        return choose(c.replace(cache=cache), logits)
 
-    def body(c):
-        live = ~c["done"]  # rows whose previous token is real and still need logits
-        pos = jnp.broadcast_to((c["n_real"] + deltas[:, 0])[None, :, None], (3, N, 1)).astype(jnp.int32)
-        logits, cache = model(c["last"][:, None], pos, live[:, None].astype(jnp.int32), cache=c["cache"],
-                              cache_index=c["slot"])
-        c = dict(c, cache=_constrain_cache(cache), n_real=c["n_real"] + live, slot=c["slot"] + live)
-        return choose(c, logits[:, 0])
-
-    carry = choose(carry, rep(logits0))
-    carry = jax.lax.while_loop(cond, body, carry)
-    return {k: carry[k] for k in ("tokens", "logprobs", "sample_logprobs", "lengths", "stopped")}
+    carry = choose(carry, rep(prefill.logits))
+    for size in phases:
+        if size > carry.cache.gen_len:
+            carry = carry.replace(cache=DecodeCache(carry.cache.prompt, _grow(carry.cache.gen_k, size),
+                                                    _grow(carry.cache.gen_v, size)))
+        carry = jax.lax.while_loop(lambda c, size=size: (c.step <= size) & (c.step < max_new) & ~jnp.all(c.done),
+                                   body, carry)
+    return carry.replace(cache=None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,17 +201,20 @@ class Sampler:
     """Batched generation for a `Qwen3VL` (the policy or the reward model).
 
     prompt_buckets / patch_buckets / batch_buckets: static shapes the prompt length, pixel-patch
-    count and prompt count are padded up to (None: exact sizes). `mesh`: run under this mesh (inputs
-    sharded over `batch`, the model's own parameter shardings kept). On a mesh spanning several
+    count and prompt count are padded up to (None: exact sizes); decode_buckets: the generated-cache
+    sizes the decode loop grows through. `mesh`: run under this mesh (inputs sharded over `batch`,
+    parameters resharded to the sampling layout on each call). On a mesh spanning several
     processes, every process calls `generate` in step with its own prompts (same count on each)
-    and gets back its own rows; the global batch is the processes' prompts in process order. The model is re-split on every
-    call, so in-place parameter updates (training) are picked up without recompiling.
+    and gets back its own rows; the global batch is the processes' prompts in process order. The
+    model is re-split on every call, so in-place parameter updates (training) are picked up without
+    recompiling.
     """
 
     def __init__(self, model, *, pad_id: int, stop_ids: Sequence[int] = (),
                  prompt_buckets: Sequence[int] | None = DEFAULT_SEQ_BUCKETS,
                  patch_buckets: Sequence[int] | None = DEFAULT_PATCH_BUCKETS,
-                 batch_buckets: Sequence[int] | None = None, mesh=None):
+                 batch_buckets: Sequence[int] | None = None, mesh=None,
+                 decode_buckets: Sequence[int] = DEFAULT_DECODE_BUCKETS):
         self.model = model
         self.pad_id = int(pad_id)
         self.stop_ids = tuple(int(s) for s in stop_ids)
@@ -278,6 +222,21 @@ class Sampler:
         self.patch_buckets = patch_buckets
         self.batch_buckets = batch_buckets
         self.mesh = mesh
+        self.decode_buckets = tuple(int(b) for b in decode_buckets)
+
+    def sampling_state(self) -> tuple[nnx.GraphDef, nnx.State]:
+        """The model split for sampling: floating parameters cast to the compute dtype (the matmuls cast
+        them anyway, so numerics are unchanged and each step reads half the bytes of fp32 masters)
+        and, on a mesh, laid out by SAMPLING_RULES. One reshard per call: call it once per rollout."""
+        graphdef, state = nnx.split(self.model)
+        dtype = self.model.config.compute_dtype
+        shardings = None if self.mesh is None else state_shardings(state, self.mesh, SAMPLING_RULES)
+        needs_cast = any(jnp.issubdtype(x.dtype, jnp.floating) and x.dtype != dtype for x in jax.tree.leaves(state))
+        if not needs_cast and shardings is None:
+            return graphdef, state
+        if needs_cast:
+            state = jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, state)
+        return graphdef, state if shardings is None else jax.device_put(state, shardings)
 
     def _ctx(self):
         return jax.set_mesh(self.mesh) if self.mesh is not None else contextlib.nullcontext()
@@ -294,14 +253,18 @@ class Sampler:
         Tb = pick_bucket(T, self.prompt_buckets) if self.prompt_buckets else T
         Bb = pick_bucket(B, self.batch_buckets) if self.batch_buckets else B
         Tb, Bb = agreed_max(Tb, Bb)  # every process of a multi-host mesh pads to one shape
+        if self.mesh is not None:  # split the batch evenly: every shard holds whole prompts
+            per_process = max(1, batch_shards(self.mesh) // jax.process_count())
+            Bb = -(-Bb // per_process) * per_process
         out_ids = np.full((Bb, Tb), self.pad_id, np.int64)
         out_mask = np.zeros((Bb, Tb), np.int32)
         out_ids[:B, Tb - T:] = ids  # extra padding goes on the left; real rows keep their layout
         out_mask[:B, Tb - T:] = mask
         return out_ids, out_mask, B
 
-    def prefill(self, input_ids, attention_mask=None, pixel_values=None, image_grid_thw=None):
-        """Bucketed prefill. Returns (last logits [Bb, V], cache, n_real [Bb], deltas [Bb, 1], ids, mask, B)."""
+    def prefill(self, input_ids, attention_mask=None, pixel_values=None, image_grid_thw=None, *,
+                sampling_state=None) -> Prefill:
+        """Bucketed prefill of prompts (inputs as `generate`'s) under `sampling_state()` (or the given one)."""
         cfg = self.model.config
         if (pixel_values is None) != (image_grid_thw is None):
             raise ValueError("pixel_values and image_grid_thw must be given together")
@@ -313,7 +276,10 @@ class Sampler:
             num_patches = pick_bucket(pv.shape[0], self.patch_buckets) if self.patch_buckets else pv.shape[0]
             pv = np.concatenate([pv, np.zeros((num_patches - pv.shape[0], pv.shape[1]), np.float32)])
         ids, mask, positions, deltas, meta_np = prepare_inputs(cfg, ids, mask, image_grid_thw, num_patches)
-        graphdef, state = nnx.split(self.model)
+        graphdef, state = sampling_state or self.sampling_state()
+        slots = np.arange(ids.shape[0])
+        active = slots < B
+        number = np.where(active, jax.process_index() * B + slots, 2**30 + slots).astype(np.int32)
         with self._ctx():
             if pv is not None and jax.process_count() > 1:  # every process's patches, in global order
                 pv, meta_np = gather_patches(pv, meta_np)
@@ -322,9 +288,9 @@ class Sampler:
             elif pv is not None:
                 meta = VisionInputs(*(jnp.asarray(x) for x in meta_np))
                 pv = jnp.asarray(pv)
-            logits, cache = _prefill(graphdef, state, self._put(ids), self._put(positions, 1), self._put(mask),
-                                     pv, meta)
-        return logits, cache, mask.sum(1).astype(np.int32), deltas, ids, mask, B
+            return _prefill(graphdef, state, self._put(ids), self._put(positions, 1), self._put(mask),
+                            self._put(deltas.astype(np.int32)), pv, meta, self._put(active), self._put(number),
+                            num_prompts=B)
 
     def generate(self, input_ids, attention_mask=None, pixel_values=None, image_grid_thw=None, *,
                  max_new_tokens: int, num_samples: int = 1, rng=None, params: SamplingParams | None = None,
@@ -345,17 +311,16 @@ class Sampler:
             rng = 0
         key = jax.random.key(rng) if isinstance(rng, (int, np.integer)) else rng
         stops = self.stop_ids if stop_ids is None else tuple(int(s) for s in stop_ids)
-        logits, cache, n_real, deltas, ids, mask, B = self.prefill(input_ids, attention_mask, pixel_values,
-                                                                   image_grid_thw)
-        active = np.arange(ids.shape[0]) < B
-        graphdef, state = nnx.split(self.model)
+        sampling_state = self.sampling_state()
+        prefill = self.prefill(input_ids, attention_mask, pixel_values, image_grid_thw, sampling_state=sampling_state)
+        graphdef, state = sampling_state
         with self._ctx():
-            out = _decode(graphdef, state, cache, logits, self._put(n_real), self._put(deltas),
-                          self._put(ids.astype(np.int32)), self._put(mask), self._put(active), key,
-                          num_samples=int(num_samples), max_new=int(max_new_tokens), params=params,
-                          stop_ids=stops, pad_id=self.pad_id)
-        n = B * num_samples
-        out = {k: process_rows(v, ids.shape[0] * num_samples)[:n] for k, v in out.items()}
-        return SampleOutput(tokens=out["tokens"].astype(np.int32), logprobs=out["logprobs"],
-                            sample_logprobs=out["sample_logprobs"], lengths=out["lengths"].astype(np.int32),
-                            stopped=out["stopped"], prompt_index=(np.arange(n) // num_samples).astype(np.int32))
+            out = _decode(graphdef, state, prefill, key, num_samples=int(num_samples), max_new=int(max_new_tokens),
+                          params=params, stop_ids=stops, pad_id=self.pad_id,
+                          phases=_phases(int(max_new_tokens), self.decode_buckets))
+        n = prefill.num_prompts * num_samples
+        rows = lambda x: process_rows(x, prefill.prompt_ids.shape[0] // jax.process_count() * num_samples)[:n]  # noqa: E731
+        return SampleOutput(tokens=rows(out.tokens).astype(np.int32), logprobs=rows(out.logprobs),
+                            sample_logprobs=rows(out.sample_logprobs), lengths=rows(out.lengths).astype(np.int32),
+                            stopped=rows(out.stopped), prompt_index=(np.arange(n) // num_samples).astype(np.int32),
+                            steps=int(out.step.addressable_data(0)))

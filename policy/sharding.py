@@ -52,6 +52,12 @@ RULES: dict[str, Any] = {
 
 LOGICAL_AXES = tuple(RULES)
 
+# The sampler's layout of the same parameters: no parameter dimension on the batch axes (`fsdp`), so a
+# decode step never all-gathers weights; weights stay tensor-parallel over `tensor` (replicated when
+# the mesh has no `tensor` extent). Activations keep RULES' names. The sampler reshards into it once
+# per `generate` (an all-gather of the weights per rollout instead of one per token).
+SAMPLING_RULES: dict[str, Any] = {**RULES, "embed": None, "vision_embed": None, "vision_merged": None}
+
 
 def make_mesh(shape: Sequence[int] | None = None, axis_names: Sequence[str] = MESH_AXES,
               devices: Sequence[jax.Device] | None = None) -> Mesh:
@@ -78,27 +84,28 @@ def mesh_from_config(config) -> Mesh:
     return make_mesh(tuple(shape), devices=jax.devices()[: math.prod(shape)])
 
 
-def _mesh_axes_of(name: str | None, mesh: Mesh) -> tuple[str, ...]:
+def _mesh_axes_of(name: str | None, mesh: Mesh, rules: dict[str, Any]) -> tuple[str, ...]:
     if name is None:
         return ()
-    if name not in RULES:
+    if name not in rules:
         raise KeyError(f"logical axis {name!r} has no entry in policy.sharding.RULES")
-    target = RULES[name]
+    target = rules[name]
     if target is None:
         return ()
     target = (target,) if isinstance(target, str) else tuple(target)
     return tuple(a for a in target if a in mesh.axis_names)
 
 
-def logical_to_spec(names: Sequence[str | None], shape: Sequence[int] | None, mesh: Mesh) -> PartitionSpec:
-    """PartitionSpec for an array with the given logical axis names on `mesh`.
+def logical_to_spec(names: Sequence[str | None], shape: Sequence[int] | None, mesh: Mesh,
+                    rules: dict[str, Any] = RULES) -> PartitionSpec:
+    """PartitionSpec for an array with the given logical axis names on `mesh` (under `rules`).
 
     Mesh axes already used by an earlier dimension, or that do not divide the dimension, are dropped.
     """
     used: set[str] = set()
     out = []
     for i, name in enumerate(names):
-        axes = [a for a in _mesh_axes_of(name, mesh) if a not in used and mesh.shape[a] > 1]
+        axes = [a for a in _mesh_axes_of(name, mesh, rules) if a not in used and mesh.shape[a] > 1]
         if shape is not None:
             kept = []
             size = shape[i]
@@ -111,8 +118,9 @@ def logical_to_spec(names: Sequence[str | None], shape: Sequence[int] | None, me
     return PartitionSpec(*out)
 
 
-def named_sharding(names: Sequence[str | None], shape: Sequence[int] | None, mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, logical_to_spec(names, shape, mesh))
+def named_sharding(names: Sequence[str | None], shape: Sequence[int] | None, mesh: Mesh,
+                   rules: dict[str, Any] = RULES) -> NamedSharding:
+    return NamedSharding(mesh, logical_to_spec(names, shape, mesh, rules))
 
 
 def _var_names(v: nnx.Variable, ndim: int) -> tuple:
@@ -124,12 +132,13 @@ def _var_names(v: nnx.Variable, ndim: int) -> tuple:
     return tuple(names)
 
 
-def state_shardings(state: nnx.State, mesh: Mesh) -> nnx.State:
-    """NamedSharding for every Variable of an (abstract or concrete) NNX state, from `logical_axes`."""
+def state_shardings(state: nnx.State, mesh: Mesh, rules: dict[str, Any] = RULES) -> nnx.State:
+    """NamedSharding for every Variable of an (abstract or concrete) NNX state, from `logical_axes`
+    under `rules` (RULES: training's layout; SAMPLING_RULES: the sampler's)."""
     def f(v):
         if isinstance(v, nnx.Variable):
             shape = v.shape
-            return v.replace(named_sharding(_var_names(v, len(shape)), shape, mesh))
+            return v.replace(named_sharding(_var_names(v, len(shape)), shape, mesh, rules))
         return NamedSharding(mesh, PartitionSpec())
     return jax.tree.map(f, state, is_leaf=lambda x: isinstance(x, nnx.Variable))
 
@@ -156,3 +165,8 @@ def data_sharding(mesh: Mesh, ndim: int, batch_axis: int = 0, shape: Sequence[in
     names = [None] * ndim
     names[batch_axis] = "batch"
     return named_sharding(names, shape, mesh)
+
+
+def batch_shards(mesh: Mesh) -> int:
+    """How many ways the `batch` logical axis splits over `mesh` (a batch that is a multiple shards evenly)."""
+    return math.prod(mesh.shape[a] for a in _mesh_axes_of("batch", mesh, RULES))

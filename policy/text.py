@@ -112,31 +112,65 @@ def mrope_tables(positions: jax.Array, config: Qwen3VLConfig, dtype) -> tuple[ja
 # ---------------------------------------------------------------------------------------------
 @flax.struct.dataclass
 class KVCache:
-    """Preallocated per-layer keys/values plus which slots hold real (non-pad) tokens.
+    """Preallocated keys/values of every layer plus which slots hold real (non-pad) tokens.
 
-    k, v: [layers, batch, max_len, kv_heads, head_dim]; valid: [batch, max_len] bool.
+    k, v: one stacked [layers, batch, kv_heads, max_len, head_dim] array when the layers are scanned
+    (carried through the scan), else a tuple of per-layer [batch, kv_heads, max_len, head_dim]
+    arrays (never stacked or unstacked); valid: [batch, max_len] bool. Heads come before slots so
+    that attention's matmuls read the cache as it lies (batch dims leading: no transposed copy).
     """
 
-    k: jax.Array
-    v: jax.Array
+    k: jax.Array | tuple[jax.Array, ...]
+    v: jax.Array | tuple[jax.Array, ...]
     valid: jax.Array
 
     @classmethod
     def init(cls, config: Qwen3VLConfig, batch: int, max_len: int, dtype=None) -> "KVCache":
-        t = config.text
-        dtype = dtype or config.compute_dtype
-        shape = (t.num_hidden_layers, batch, max_len, t.num_key_value_heads, t.head_dim)
-        return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype), jnp.zeros((batch, max_len), bool))
+        return cls(kv_zeros(config, batch, max_len, dtype), kv_zeros(config, batch, max_len, dtype),
+                   jnp.zeros((batch, max_len), bool))
 
     @property
     def max_len(self) -> int:
-        return self.k.shape[2]
+        return self.valid.shape[1]
 
 
-def _write_rows(buf, chunk, index):
-    """Per-row dynamic_update_slice along axis 0 of each row: buf[b, index[b]:index[b]+C] = chunk[b]."""
+def kv_zeros(config: Qwen3VLConfig, batch: int, length: int, dtype=None):
+    """Zero keys (or values) for every layer: stacked [L, ...] if `config.scan_layers`, else a per-layer tuple."""
+    t = config.text
+    shape = (batch, t.num_key_value_heads, length, t.head_dim)
+    dtype = dtype or config.compute_dtype
+    if config.scan_layers:
+        return jnp.zeros((t.num_hidden_layers,) + shape, dtype)
+    return tuple(jnp.zeros(shape, dtype) for _ in range(t.num_hidden_layers))
+
+
+@flax.struct.dataclass
+class DecodeCache:
+    """Decoding cache for G samples per prompt: the samples of a prompt read ONE copy of its prefilled
+    keys/values (`prompt`, B rows) and write their own tokens into `gen_k`/`gen_v` (B*G rows, sample
+    g of prompt b in row b*G + g), laid out as `KVCache.k`. Every row writes decode step s at
+    generated slot s (one `dynamic_update_slice`, no per-row scatter); slots past a row's stop hold
+    junk that no kept output reads.
+    """
+
+    prompt: KVCache
+    gen_k: jax.Array | tuple[jax.Array, ...]
+    gen_v: jax.Array | tuple[jax.Array, ...]
+
+    @property
+    def gen_len(self) -> int:
+        """Generated slots per row."""
+        k = self.gen_k[0] if isinstance(self.gen_k, tuple) else self.gen_k
+        return k.shape[-2]
+
+
+def _write_rows(buf, chunk, index, axis: int = 1):
+    """Per-row dynamic_update_slice along `axis` (of buf): buf[b, ..., index[b]:index[b]+C, ...] = chunk[b]."""
+    if chunk.shape[axis] == buf.shape[axis]:  # a chunk as long as the buffer can only start at 0
+        return chunk.astype(buf.dtype)
+
     def one(b, c, i):
-        start = (i,) + (0,) * (b.ndim - 1)
+        start = tuple(i if d == axis - 1 else 0 for d in range(b.ndim))
         return jax.lax.dynamic_update_slice(b, c.astype(b.dtype), start)
     return jax.vmap(one)(buf, chunk, index)
 
@@ -159,17 +193,24 @@ class Attention(nnx.Module):
         self.groups = H // K
         self.scale = D**-0.5
 
-    def __call__(self, x, cos, sin, mask, kv=None, cache_index=None):
-        """x [B,T,E]; mask [B,T,S] bool; kv = (k_cache, v_cache) [B,S,K,D] or None. Returns (y, (k, v))."""
+    def project(self, x, cos, sin):
+        """Rotated, normed q [B,T,H,D] and k [B,T,K,D], and v [B,T,K,D]."""
         q = self.q_norm(self.q(x))
         k = self.k_norm(self.k(x))
         v = self.v(x)
         c, s = cos[:, :, None, :], sin[:, :, None, :]
-        q = q * c + rotate_half(q) * s
-        k = k * c + rotate_half(k) * s
+        return q * c + rotate_half(q) * s, k * c + rotate_half(k) * s, v
+
+    def __call__(self, x, cos, sin, mask, kv=None, cache_index=None):
+        """x [B,T,E]; mask [B,T,S] bool; kv = (k_cache, v_cache) [B,K,S,D] or None.
+
+        Returns (y, (k, v)): the updated caches, or this chunk's [B,T,K,D] keys/values without a cache.
+        """
+        q, k, v = self.project(x, cos, sin)
         if kv is not None:
-            k = _write_rows(kv[0], k, cache_index)
-            v = _write_rows(kv[1], v, cache_index)
+            kv = (_write_rows(kv[0], k.swapaxes(1, 2), cache_index, axis=2),
+                  _write_rows(kv[1], v.swapaxes(1, 2), cache_index, axis=2))
+            k, v = kv[0].swapaxes(1, 2), kv[1].swapaxes(1, 2)
         B, T, H, D = q.shape
         K = k.shape[2]
         qg = q.reshape(B, T, K, self.groups, D)
@@ -178,7 +219,44 @@ class Attention(nnx.Module):
         scores = jnp.where(mask[:, None, None, :, :], scores, _NEG)
         probs = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
         out = jnp.einsum("bkgts,bskd->btkgd", probs, v.astype(q.dtype)).reshape(B, T, H, D)
-        return self.o(out), (k, v)
+        return self.o(out), (k, v) if kv is None else kv
+
+    def decode(self, x, cos, sin, prompt_kv, gen_kv, prompt_mask, step, layer=None):
+        """One new token per row against a shared prompt cache and the rows' own generated cache.
+
+        x [N,1,E] with N = B*G; prompt_kv (k, v) [B,K,Tp,D], read once for the G samples of each prompt;
+        gen_kv (k, v) [N,K,S,D], or stacked [L,N,K,S,D] with `layer` the index to use. This token's
+        keys/values go to generated slot `step` in place; keys are the valid prompt slots
+        (prompt_mask [B,Tp]) and generated slots 0..step. Returns (y [N,1,E], updated gen_kv).
+        """
+        q, k, v = self.project(x, cos, sin)
+        k, v = k.swapaxes(1, 2), v.swapaxes(1, 2)  # [N,K,1,D], the cache's layout
+        gk, gv = gen_kv
+        if layer is None:
+            gk = jax.lax.dynamic_update_slice(gk, k.astype(gk.dtype), (0, 0, step, 0))
+            gv = jax.lax.dynamic_update_slice(gv, v.astype(gv.dtype), (0, 0, step, 0))
+            k_gen, v_gen = gk, gv
+        else:
+            gk = jax.lax.dynamic_update_slice(gk, k[None].astype(gk.dtype), (layer, 0, 0, step, 0))
+            gv = jax.lax.dynamic_update_slice(gv, v[None].astype(gv.dtype), (layer, 0, 0, step, 0))
+            k_gen, v_gen = gk[layer], gv[layer]
+        pk, pv = prompt_kv
+        B, K, Tp, D = pk.shape
+        N, _, S, _ = k_gen.shape
+        G, g = N // B, self.groups
+        # Only the small tensors (queries, scores) change shape: the caches are read as they lie
+        # (reshaping the freshly written generated cache makes XLA duplicate the update).
+        qn = q.reshape(N, K, g, D)
+        f32 = jnp.float32
+        s_prompt = jnp.einsum("bnkgd,bksd->bnkgs", qn.reshape(B, G, K, g, D), pk.astype(q.dtype),
+                              preferred_element_type=f32).reshape(N, K, g, Tp)
+        s_gen = jnp.einsum("nkgd,nksd->nkgs", qn, k_gen.astype(q.dtype), preferred_element_type=f32)
+        s_prompt = jnp.where(jnp.repeat(prompt_mask, G, axis=0)[:, None, None, :], s_prompt * self.scale, _NEG)
+        s_gen = jnp.where(jnp.arange(S) <= step, s_gen * self.scale, _NEG)
+        probs = jax.nn.softmax(jnp.concatenate([s_prompt, s_gen], axis=-1), axis=-1).astype(q.dtype)
+        out_prompt = jnp.einsum("bnkgs,bksd->bnkgd", probs[..., :Tp].reshape(B, G, K, g, Tp), pv.astype(q.dtype))
+        out = out_prompt.reshape(N, K, g, D) + jnp.einsum("nkgs,nksd->nkgd", probs[..., Tp:], v_gen.astype(q.dtype))
+        return self.o(out.reshape(N, 1, K * g, D)), (gk, gv)
 
 
 class MLP(nnx.Module):
@@ -207,9 +285,17 @@ class DecoderLayer(nnx.Module):
 
     def __call__(self, h, cos, sin, mask, kv=None, cache_index=None):
         a, kv = self.attn(self.input_norm(h), cos, sin, mask, kv, cache_index)
-        h = h + a
+        return self._finish(h, a), kv
+
+    def decode(self, h, cos, sin, prompt_kv, gen_kv, prompt_mask, step, layer=None):
+        """One token per row; see `Attention.decode`."""
+        a, gen_kv = self.attn.decode(self.input_norm(h), cos, sin, prompt_kv, gen_kv, prompt_mask, step, layer)
+        return self._finish(h, a), gen_kv
+
+    def _finish(self, h, attn_out):
+        h = h + attn_out
         h = h + self.mlp(self.post_norm(h))
-        return constrain(h, ("batch", "length", "act_embed")), kv
+        return constrain(h, ("batch", "length", "act_embed"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,7 +310,7 @@ def attention_mask(attn_mask: jax.Array, cache: KVCache | None, cache_index: jax
         return causal[None] & attn_mask[:, None, :].astype(bool)
     S = cache.max_len
     qpos = cache_index[:, None] + jnp.arange(T)[None, :]  # [B,T] slot of each query
-    valid = _write_rows(cache.valid, attn_mask.astype(bool), cache_index)
+    valid = _write_rows(cache.valid, attn_mask.astype(bool), cache_index, axis=1)
     return (jnp.arange(S)[None, None, :] <= qpos[:, :, None]) & valid[:, None, :]
 
 
@@ -296,9 +382,36 @@ class TextModel(nnx.Module):
                 if cache is not None:
                     ks.append(kv[0])
                     vs.append(kv[1])
-            new_kv = (jnp.stack(ks), jnp.stack(vs)) if cache is not None else None
+            new_kv = (tuple(ks), tuple(vs)) if cache is not None else None
         h = self.norm(h)
         if cache is None:
             return h, None
-        valid = _write_rows(cache.valid, attn_mask.astype(bool), cache_index)
+        valid = _write_rows(cache.valid, attn_mask.astype(bool), cache_index, axis=1)
         return h, KVCache(new_kv[0], new_kv[1], valid)
+
+    def decode(self, h, positions, cache: DecodeCache, step):
+        """One token per row: h [B*G,1,E] embeddings at M-RoPE positions [3,B*G,1], written at generated
+        slot `step` of `cache` (in place). Returns (final-normed hidden [B*G,1,E], updated cache)."""
+        cfg = self.config
+        h = constrain(h.astype(cfg.compute_dtype), ("batch", "length", "act_embed"))
+        cos, sin = mrope_tables(positions, cfg, cfg.compute_dtype)
+        prompt = cache.prompt
+        if cfg.scan_layers:
+            graphdef, stacked = nnx.split(self.layers)
+
+            def body(carry, xs):
+                h, gk, gv = carry
+                st, pk, pv, i = xs
+                h, (gk, gv) = nnx.merge(graphdef, st).decode(h, cos, sin, (pk, pv), (gk, gv), prompt.valid, step,
+                                                             layer=i)
+                return (h, gk, gv), None
+
+            xs = (stacked, prompt.k, prompt.v, jnp.arange(cfg.text.num_hidden_layers))
+            (h, gen_k, gen_v), _ = jax.lax.scan(body, (h, cache.gen_k, cache.gen_v), xs)
+        else:
+            gen_k, gen_v = list(cache.gen_k), list(cache.gen_v)
+            for i, layer in enumerate(self.layers):
+                h, (gen_k[i], gen_v[i]) = layer.decode(h, cos, sin, (prompt.k[i], prompt.v[i]),
+                                                       (gen_k[i], gen_v[i]), prompt.valid, step)
+            gen_k, gen_v = tuple(gen_k), tuple(gen_v)
+        return self.norm(h), DecodeCache(prompt, gen_k, gen_v)

@@ -1,5 +1,7 @@
-"""`policy.Sampler`: greedy parity with transformers' `generate`, log-probs vs a teacher-forced pass,
-reproducible sampling, G samples per prompt, and the pure logit processors on hand-worked examples."""
+"""`policy.Sampler`: greedy parity with transformers' `generate` (unscanned and scanned layers, one or
+several decode phases), early exit, log-probs vs a teacher-forced pass (raw and under the processed
+distribution), reproducible sampling, G samples per prompt, the candidate-set sampler against the
+full-vocabulary processors, and the pure logit processors on hand-worked examples."""
 import json
 
 import jax
@@ -7,13 +9,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from flax import nnx
 
 from policy import tiny_checkpoint
 from policy.config import Qwen3VLConfig
 from policy.hf_io import load_pretrained
 from policy.model import forward_logits, init_model
-from policy.sampler import (Sampler, SamplingParams, apply_penalties, min_p_filter, process_logits,
-                            top_k_filter, top_p_filter)
+from policy.sampler import Sampler
+from policy.sampling import (SamplingParams, apply_penalties, min_p_filter, process_logits, sample_tokens,
+                             top_k_filter, top_p_filter)
 from policy.sharding import make_mesh, shard_model
 from tests.multihost import run_one_process, run_two_processes
 from tests.policy import hf_fixtures as F
@@ -27,6 +31,7 @@ def setup(tmp_path_factory):
     path = tmp_path_factory.mktemp("sampler_hf")
     hf = F.save_hf_model("gqa_untied", path)
     _, model = load_pretrained(path)
+    model.scanned = load_pretrained(path, scan_layers=True)[1]
     rng = np.random.default_rng(11)
     grids = [[1, 4, 4], [1, 4, 6], [1, 4, 4]]
     pv, grid = F.pixel_inputs(grids, seed=11)
@@ -43,7 +48,7 @@ def setup(tmp_path_factory):
     return hf, model, batch
 
 
-def _hf_generate(hf, b, eos=None):
+def _hf_generate(hf, b, eos=None):  # eos: None, an id or a list of ids
     from transformers import GenerationConfig
 
     gc = GenerationConfig(do_sample=False, max_new_tokens=NEW, eos_token_id=eos, pad_token_id=PAD,
@@ -67,11 +72,14 @@ def _gen(sampler, b, **kw):
     return sampler.generate(b["ids"], b["mask"], b["pv"], b["grid"], **kw)
 
 
-def test_greedy_matches_transformers_generate(setup):
+@pytest.mark.parametrize("scanned, decode_buckets", [(False, (256,)), (True, (8, 16))],
+                         ids=["unscanned_one_phase", "scanned_three_phases"])
+def test_greedy_matches_transformers_generate(setup, scanned, decode_buckets):
     hf, model, b = setup
     want = _hf_generate(hf, b)
     assert want.shape == (3, NEW)
-    out = _gen(_sampler(model), b, max_new_tokens=NEW)
+    out = _gen(_sampler(model.scanned if scanned else model, decode_buckets=decode_buckets), b, max_new_tokens=NEW)
+    assert out.steps == NEW
     print("[sampler] HF greedy tokens row0:", want[0].tolist())
     np.testing.assert_array_equal(out.tokens, want)
     assert out.lengths.tolist() == [NEW] * 3 and not out.stopped.any()
@@ -98,6 +106,18 @@ def test_greedy_stop_token_matches_transformers(setup):
     assert out.stopped[1] and out.lengths[1] < NEW
 
 
+def test_decode_loop_exits_when_every_row_has_stopped(setup):
+    """Stop ids that every row emits by step 6: the loop runs max(lengths) steps, not max_new_tokens."""
+    hf, model, b = setup
+    free = _hf_generate(hf, b)
+    stops = sorted({int(t) for t in free[:, 5]})
+    want = _hf_generate(hf, b, eos=stops)
+    out = _gen(_sampler(model, stop_ids=stops, decode_buckets=(4,)), b, max_new_tokens=NEW)
+    np.testing.assert_array_equal(out.tokens[:, :want.shape[1]], want)
+    assert out.stopped.all() and out.lengths.max() <= 6
+    assert out.steps == out.lengths.max()
+
+
 def _teacher_forced_logprobs(model, b, out, G):
     """log_softmax of a full forward over prompt + generated tokens, at the generated tokens."""
     rep = np.repeat(np.arange(3), G)
@@ -113,11 +133,58 @@ def _teacher_forced_logprobs(model, b, out, G):
     return np.where(gen_mask > 0, lp, 0.0)
 
 
+def _teacher_forced_sample_logprobs(model, b, out, G, params):
+    """log_softmax of `process_logits` of a full forward's logits (penalties from the prompt and the
+    tokens generated before each step), at the generated tokens: the distribution sampled from."""
+    rep = np.repeat(np.arange(3), G)
+    ids = np.concatenate([b["ids"][rep], out.tokens], 1)
+    gen_mask = (np.arange(NEW)[None] < out.lengths[:, None]).astype(np.int64)
+    mask = np.concatenate([b["mask"][rep], gen_mask], 1)
+    imgs = [i for r in rep for i in b["row_images"][r]]
+    logits = forward_logits(model, ids, mask, np.concatenate([b["patches"][i] for i in imgs]), b["grid"][imgs])
+    T, V = b["ids"].shape[1], logits.shape[-1]
+    rows = np.arange(len(rep))
+    seen = np.zeros((len(rep), V), bool)
+    for r in rows:
+        seen[r, b["ids"][rep[r]][b["mask"][rep[r]] > 0]] = True
+    generated = np.zeros_like(seen)
+    want = np.zeros(out.tokens.shape, np.float32)
+    for s in range(NEW):
+        x = process_logits(jnp.asarray(logits[:, T - 1 + s]), params, jnp.asarray(seen), jnp.asarray(generated))
+        lsm = np.asarray(jax.nn.log_softmax(x, axis=-1))
+        want[:, s] = np.where(gen_mask[:, s] > 0, lsm[rows, out.tokens[:, s]], 0.0)
+        live = gen_mask[:, s] > 0
+        seen[rows[live], out.tokens[live, s]] = True
+        generated[rows[live], out.tokens[live, s]] = True
+    return want
+
+
+SUPPRESS = (F.IMG, F.VID, F.VSTART, F.VEND)  # teacher forcing would read them as vision tokens
+
+
+@pytest.mark.parametrize("params", [
+    SamplingParams(temperature=0.9, top_k=40, top_p=0.95, repetition_penalty=1.1, presence_penalty=0.2,
+                   suppress_ids=SUPPRESS),
+    # top-p alone from 6 candidates: rows whose nucleus is wider take the full-vocabulary path
+    SamplingParams(temperature=1.3, top_p=0.8, min_p=0.01, top_p_candidates=6, suppress_ids=SUPPRESS),
+], ids=["topk_topp_penalties", "topp_only_fallback"])
+def test_sample_logprobs_equal_teacher_forced_processed_distribution(setup, params):
+    _, model, b = setup
+    out = _gen(_sampler(model, stop_ids=(5,)), b, max_new_tokens=NEW, num_samples=2, rng=jax.random.key(5),
+               params=params)
+    want = _teacher_forced_sample_logprobs(model, b, out, 2, params)
+    real = np.arange(NEW)[None] < out.lengths[:, None]
+    assert np.all(np.isfinite(out.sample_logprobs[real])) and np.all(out.sample_logprobs[~real] == 0)
+    diff = float(np.max(np.abs(out.sample_logprobs - want)))
+    print(f"[sampler] {params}: max |sample_logprob - teacher-forced processed| = {diff:.2e}")
+    assert diff <= 1e-4
+
+
 def test_sampling_reproducible_logprobs_match_teacher_forcing_and_samples_differ(setup):
     _, model, b = setup
     G = 2
     params = SamplingParams(temperature=0.9, top_k=40, top_p=0.95, repetition_penalty=1.1, presence_penalty=0.2,
-                            suppress_ids=(F.IMG, F.VID, F.VSTART, F.VEND))  # teacher forcing reads them as vision
+                            suppress_ids=SUPPRESS)
     s = _sampler(model, stop_ids=(5,))
     a = _gen(s, b, max_new_tokens=NEW, num_samples=G, rng=jax.random.key(3), params=params)
     again = _gen(s, b, max_new_tokens=NEW, num_samples=G, rng=jax.random.key(3), params=params)
@@ -132,9 +199,7 @@ def test_sampling_reproducible_logprobs_match_teacher_forcing_and_samples_differ
     diff = float(np.max(np.abs(a.logprobs - want)))
     print(f"[sampler] max |logprob - teacher-forced| = {diff:.2e}")
     assert diff <= 1e-4
-    # sampling-distribution log-probs: finite for real tokens, and sharper than the raw ones on average
-    real = np.arange(NEW)[None] < a.lengths[:, None]
-    assert np.all(np.isfinite(a.sample_logprobs[real])) and np.all(a.sample_logprobs[~real] == 0)
+    np.testing.assert_array_equal(a.sample_logprobs, again.sample_logprobs)
 
 
 def test_greedy_samples_of_one_prompt_are_identical(setup):
@@ -146,18 +211,55 @@ def test_greedy_samples_of_one_prompt_are_identical(setup):
         np.testing.assert_array_equal(out.logprobs[2 * p], out.logprobs[2 * p + 1])
 
 
-def test_sharded_text_only_matches_single_device():
+def test_sharded_text_only_matches_single_device_in_the_sampling_layout():
+    """3 prompts on a mesh with 4 batch shards: padded to 4 (samples do not depend on padding); weights
+    laid out by SAMPLING_RULES (nothing on the batch axes)."""
     cfg = Qwen3VLConfig.tiny()
-    ids = np.array([[0, 0, 0, 5, 6, 7, 8, 9], [1, 2, 3, 4, 5, 6, 7, 8]])
-    mask = (np.arange(8)[None] >= np.array([[3], [0]])).astype(np.int32)
+    ids = np.array([[0, 0, 0, 5, 6, 7, 8, 9], [1, 2, 3, 4, 5, 6, 7, 8], [0, 9, 8, 7, 6, 5, 4, 3]])
+    mask = (np.arange(8)[None] >= np.array([[3], [0], [1]])).astype(np.int32)
     params = SamplingParams(temperature=1.0, top_k=8)
     ref = Sampler(init_model(cfg), pad_id=0, prompt_buckets=None).generate(
         ids, mask, max_new_tokens=6, num_samples=2, rng=7, params=params)
-    mesh = make_mesh((1, 2, 4))
-    sharded = Sampler(shard_model(init_model(cfg), mesh), pad_id=0, prompt_buckets=None, mesh=mesh).generate(
-        ids, mask, max_new_tokens=6, num_samples=2, rng=7, params=params)
+    mesh = make_mesh((2, 2, 2))
+    sampler = Sampler(shard_model(init_model(cfg), mesh), pad_id=0, prompt_buckets=None, mesh=mesh)
+    sharded = sampler.generate(ids, mask, max_new_tokens=6, num_samples=2, rng=7, params=params)
     np.testing.assert_array_equal(sharded.tokens, ref.tokens)
     np.testing.assert_allclose(sharded.logprobs, ref.logprobs, atol=1e-5)
+    np.testing.assert_allclose(sharded.sample_logprobs, ref.sample_logprobs, atol=1e-5)
+    assert sampler.prefill(ids, mask).prompt_ids.shape[0] == 4
+    _, state = sampler.sampling_state()
+    specs = [v.value.sharding.spec for _, v in nnx.to_flat_state(state)]
+    assert not any(a in ("data", "fsdp") or (isinstance(a, tuple) and {"data", "fsdp"} & set(a))
+                   for spec in specs for a in spec)
+    assert any("tensor" in spec for spec in specs)
+
+
+@pytest.mark.parametrize("params", [
+    SamplingParams(temperature=0.7, top_k=20, top_p=0.8),  # the published judge settings
+    SamplingParams(temperature=1.0, top_k=5),
+    SamplingParams(temperature=1.0, top_k=3, min_p=0.3),
+    SamplingParams(temperature=0.8, top_p=0.9, top_p_candidates=16),
+    SamplingParams(temperature=1.0, top_p=0.5, top_p_candidates=4, min_p=0.05),
+], ids=["k20_p08", "k5", "k3_minp", "p09_16cand", "p05_4cand_minp"])
+def test_candidate_sampler_draws_from_process_logits(params):
+    """Rows built to hit every path: peaked (the candidates decide), flat (top-p needs more than the
+    candidates: full-vocabulary fallback), and ties at the k-th value / at the threshold."""
+    V = 300
+    rng = np.random.default_rng(0)
+    peaked = rng.normal(0, 4, (6, V))
+    flat = rng.normal(0, 0.05, (3, V))
+    ties = np.tile(np.linspace(0, -1, V), (3, 1))
+    ties[:, :8] = 2.0  # eight-way tie at the top
+    logits = jnp.asarray(np.concatenate([peaked, flat, ties]), jnp.float32)
+    processed = process_logits(logits, params)
+    lsm = np.asarray(jax.nn.log_softmax(processed, axis=-1))
+    for seed in range(3):
+        tok, raw, slp = sample_tokens(jax.random.split(jax.random.key(seed), logits.shape[0]), logits, params)
+        tok = np.asarray(tok)
+        rows = np.arange(len(tok))
+        assert np.all(np.isfinite(np.asarray(processed)[rows, tok]))  # only surviving tokens are drawn
+        np.testing.assert_allclose(np.asarray(slp), lsm[rows, tok], atol=2e-6)
+        np.testing.assert_allclose(np.asarray(raw), np.asarray(jax.nn.log_softmax(logits))[rows, tok], atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------------
