@@ -33,6 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.judge.checkpoint = ""  # empty: an untrained tiny judge (see rl/models.py)
     c.judge.greedy = True
     c.judge.max_new_tokens = 48
+    c.judge.reasks = 1  # an unparsable critique is asked for once more (as the official reward code)
 
     c.max_side = None
     c.seq_buckets = (64, 128, 256)
@@ -42,12 +43,16 @@ def get_config() -> ml_collections.ConfigDict:
     c.micro_batches = 2  # render micro-batch k while sampling k+1
     c.overlap = True
     c.max_new_tokens = 48
-    c.updates_per_rollout = 2
     c.loss_chunk_size = None
 
     c.sampling = ml_collections.ConfigDict({"temperature": 1.0, "top_p": 1.0, "top_k": 0})
+    # Every field of rl.grpo.GRPOConfig may be set here (--config.grpo.mini_batches=2, ...).
     c.grpo = ml_collections.ConfigDict({"clip_low": 0.2, "clip_high": 0.28, "kl_coef": 0.0,
-                                        "normalize_std": True, "aggregation": "token_mean"})
+                                        "normalize_std": True, "aggregation": "token_mean", "epochs": 2,
+                                        "mini_batches": 1, "grad_accumulation": 1, "dynamic_sampling": False,
+                                        "overlong": "none", "train_distribution": "sampling"})
+    # Passed to the reward function: table_form (published | shaped), blank (white | uniform).
+    c.reward_params = ml_collections.ConfigDict({"table_form": "published", "blank": "white"})
     c.warmstart = ml_collections.ConfigDict({"steps": 150, "batch_size": 16})
     c.warmstart.optimizer = ml_collections.ConfigDict({"learning_rate": 5e-3, "warmup_steps": 10, "total_steps": 150,
                                                        "end_learning_rate_ratio": 0.2, "clip_norm": 1.0})
