@@ -94,14 +94,17 @@ class LoadReport:
     @property
     def counts(self) -> dict[str, int]:
         with self._lock:
-            return dict(collections.Counter(type(e).__name__ for e in self.errors))
+            return self._counts()
+
+    def _counts(self) -> dict[str, int]:
+        return dict(collections.Counter(type(e).__name__ for e in self.errors))
 
     def __len__(self) -> int:
         return len(self.errors)
 
     def summary(self, limit: int = 5) -> str:
-        with self._lock:
-            lines = [f"{len(self.errors)} task(s) skipped: {dict(self.counts)}" if self.errors else "no errors"]
+        with self._lock:  # not reentrant: read the counts through the unlocked helper
+            lines = [f"{len(self.errors)} task(s) skipped: {self._counts()}" if self.errors else "no errors"]
             lines += [f"  {e}" for e in self.errors[:limit]]
         return "\n".join(lines)
 

@@ -260,3 +260,19 @@ def test_compute_rewards_registry():
         compute_rewards("bleu", inputs)
     with pytest.raises(TypeError, match="embedder"):
         compute_rewards("embedding_cosine", inputs)
+
+
+def test_embedder_survives_the_policy_buffers_being_donated():
+    """A train step donates the policy's buffers; the embedder keeps its own frozen copy of the tower."""
+    import jax
+    from flax import nnx
+
+    from policy.config import Qwen3VLConfig
+    from policy.model import init_model
+
+    model = init_model(Qwen3VLConfig.tiny(), seed=0)
+    embedder = R.VisionEmbedder(model, max_images=4)
+    before = embedder([drawing()])
+    for leaf in jax.tree.leaves(nnx.state(model)):
+        leaf.delete()  # what donate_argnums does to the policy's parameters
+    np.testing.assert_array_equal(embedder([drawing()]), before)

@@ -317,3 +317,18 @@ def test_dataset_skips_failures_into_the_report_and_checks_its_config():
     with pytest.raises(ValueError, match="no tasks for process 2"):
         make_task_dataset({"name": "chartmimic", "params": {"path": str(FIXTURES / "chartmimic")}},
                           seed=0, process_index=2, process_count=3)
+
+
+def test_load_report_summary_returns_with_errors_recorded():
+    """summary() used to take its lock and then read `counts`, which takes it again: a deadlock."""
+    import threading
+
+    report = LoadReport()
+    report.add(MissingFileError("a.png", "file not found"))
+    report.add(MissingFileError("b.png", "file not found"))
+    out = {}
+    reader = threading.Thread(target=lambda: out.setdefault("summary", report.summary()), daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    assert "summary" in out, "LoadReport.summary() deadlocked"
+    assert out["summary"].startswith("2 task(s) skipped: {'MissingFileError': 2}")
