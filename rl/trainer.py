@@ -62,7 +62,9 @@ def grpo_loss_fn(model, batch, rng, *, grpo: GRPOConfig, chunk_size, temperature
     distributions of policy and reference (a processed one would put most tokens outside the
     reference's support); the ratio uses `process`'s distribution when given."""
     del rng
-    kl = bool(grpo.kl_coef) and "ref_logprobs" in batch
+    kl = bool(grpo.kl_coef)
+    if kl and "ref_logprobs" not in batch:
+        raise KeyError("grpo.kl_coef > 0 needs the reference policy's log-probs in batch['ref_logprobs']")
     out = completion_logprobs(model, batch, chunk_size=chunk_size, temperature=temperature, process=process,
                               also_tempered=kl and process is not None)
     logprobs, entropy = out[:2]
@@ -85,6 +87,23 @@ def sft_loss_fn(model, batch, rng, *, chunk_size):
     del rng
     logprobs, _ = completion_logprobs(model, batch, chunk_size=chunk_size, temperature=1.0)
     return masked_nll(logprobs, batch["target_mask"]), {}
+
+
+def rollout_advantages(rewards, lengths, stopped, grpo: GRPOConfig, group_size: int,
+                       max_new_tokens: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(advantages, valid, rows) [N] float32 for a rollout's rewards: overlong shaping first, then
+    group-normalised advantages; `valid` marks rows the policy term trains on, `rows` rows any term
+    (the KL on every response token) may touch (overlong="mask" drops cut-off responses from both)."""
+    rewards = np.asarray(rewards, np.float32)
+    rows = np.ones(len(rewards), np.float32)
+    if grpo.overlong == "soft_penalty":
+        rewards = rewards + overlong_soft_penalty(lengths, max_new_tokens, grpo.overlong_buffer,
+                                                  grpo.overlong_penalty)
+    elif grpo.overlong == "mask":
+        rows = np.asarray(stopped, np.float32)
+    advantages, valid = (np.asarray(x) for x in group_advantages(
+        jnp.asarray(rewards), group_size, normalize_std=grpo.normalize_std, eps=grpo.eps))
+    return advantages, valid * rows, rows
 
 
 class GRPOTrainer:
@@ -247,18 +266,11 @@ class GRPOTrainer:
         self._sync_policy()
         rollout, metrics = self._rollout(step)
         host = time.perf_counter()
-        rewards = np.asarray(rollout.rewards, np.float32)
-        rows = np.ones(len(rewards), np.float32)  # rows the loss may touch at all
-        if grpo.overlong == "soft_penalty":
-            rewards = rewards + overlong_soft_penalty(rollout.lengths, cfg.max_new_tokens, grpo.overlong_buffer,
-                                                      grpo.overlong_penalty)
-        elif grpo.overlong == "mask":
-            rows = rollout.stopped.astype(np.float32)
-        advantages, valid = (np.asarray(x) for x in group_advantages(
-            jnp.asarray(rewards), cfg.group_size, normalize_std=grpo.normalize_std, eps=grpo.eps))
+        advantages, valid, rows = rollout_advantages(rollout.rewards, rollout.lengths, rollout.stopped, grpo,
+                                                     cfg.group_size, cfg.max_new_tokens)
         host_batch = self._batch(rollout.prompt, rollout.tokens, rollout.lengths, cfg.group_size,
                                  behaviour_logprobs=rollout.sample_logprobs)
-        host_batch.update(advantages=advantages, valid=valid * rows, rows=rows)
+        host_batch.update(advantages=advantages, valid=valid, rows=rows)
         batch = device_batch(host_batch, self.mesh)
         old = self.logprob_fn(self.state.params, batch)
         behaviour, target_mask = batch["behaviour_logprobs"], batch["target_mask"]
