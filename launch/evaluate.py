@@ -25,7 +25,8 @@ from typing import Optional, Sequence
 
 from rl.metrics import LOWER_IS_BETTER, METRICS, score_predictions, summarize
 from rl.rewards import MAX_TEDS_NODES
-from rl.tasks import SOURCE_NAMES, LoadReport, build_source
+from rl.task_mix import SOURCE_NAMES, build_source
+from rl.tasks import LoadReport
 
 KIND_CHOICES = ("chart", "table", "svg", "all")
 

@@ -16,7 +16,7 @@ import os
 import jax.numpy as jnp
 
 from policy import tiny_checkpoint
-from rl.tasks import make_task_dataset
+from rl.task_mix import make_task_dataset
 from visual_erm.base_model import require_single_process
 from visual_erm.judge import GREEDY_SETTINGS, VisualERM
 from visual_erm.prompts import judge_prompt, policy_prompt, revision_prompt

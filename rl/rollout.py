@@ -137,8 +137,9 @@ class RolloutWorker:
         critiques: list[Critique | None] = [None] * len(renders)
         if self.reward != "visual_erm":
             return critiques
+        blank = self.reward_deps.get("blank", "white")
         judged = [i for i, r in enumerate(renders)
-                  if r is not None and r.image is not None and not is_blank(r.image, self.reward_deps.get("blank", "white"))]
+                  if r is not None and r.image is not None and not is_blank(r.image, blank)]
         if judged or jax.process_count() > 1:  # the judge's sampler calls are collectives: every host calls
             start = time.perf_counter()
             references = [tasks[i // self.group_size].reference_image for i in judged]

@@ -46,7 +46,7 @@ from rl.batch import build_batch
 from rl.grpo import GRPOConfig, aggregate, group_advantages, grpo_loss, k3_kl, overlong_soft_penalty
 from rl.models import prepare_judge, prepare_policy
 from rl.rollout import RolloutWorker, rollout_metrics, select_groups
-from rl.tasks import make_task_dataset
+from rl.task_mix import make_task_dataset
 
 log = logging.getLogger(__name__)
 

@@ -60,7 +60,7 @@ def text_batch(model, rows):
     """A text-only teacher-forcing batch of `rows` sequences of 5 tokens; targets 2..4 of each row count."""
     from policy.model import prepare_inputs
 
-    ids = np.random.default_rng(0).integers(3, model.config.vocab_size, (rows, 5))
+    ids = np.random.default_rng(0).integers(3, model.config.text.vocab_size, (rows, 5))
     ids, mask, positions, _, _ = prepare_inputs(model.config, ids, np.ones((rows, 5), np.int32))
     target_mask = np.zeros((rows, 4), np.float32)
     target_mask[:, 1:] = 1
