@@ -75,7 +75,8 @@ def grpo_loss_fn(model, batch, rng, *, grpo: GRPOConfig, chunk_size, temperature
     loss, metrics = grpo_loss(logprobs, batch["old_logprobs"], batch["advantages"], mask, policy_term,
                               is_weights=batch.get("is_weights"), max_length=max_length)
     if kl:
-        kl_tokens = k3_kl(out[-1], batch["ref_logprobs"])
+        tempered = out[2] if process is not None else logprobs
+        kl_tokens = k3_kl(tempered, batch["ref_logprobs"])
         loss = loss + grpo.kl_coef * aggregate(kl_tokens, kl_mask.astype(jnp.float32), grpo.aggregation, max_length)
         metrics["kl"] = (kl_tokens * kl_mask).sum() / jnp.maximum(kl_mask.sum(), 1)
     tokens = jnp.maximum(target_mask.sum(), 1)

@@ -3,6 +3,7 @@ import importlib.util
 import json
 import math
 import os
+import types
 
 import jax
 import jax.numpy as jnp
@@ -227,3 +228,71 @@ def test_two_jax_distributed_processes_match_one_process(policy_dir, tmp_path):
     one_params, two_params = (np.load(tmp_path / name) for name in ("single.json.npz", "multi.json.npz"))
     for name in one_params.files:
         np.testing.assert_allclose(two_params[name], one_params[name], rtol=1e-5, atol=1e-5)
+
+
+def bare_trainer(grpo: GRPOConfig, **config):
+    """A GRPOTrainer without models: enough for its update schedule and dynamic sampling."""
+    import ml_collections
+
+    trainer = object.__new__(GRPOTrainer)
+    trainer.grpo = grpo
+    trainer.config = ml_collections.ConfigDict(dict({"seed": 0, "group_size": 2, "prompts_per_step": 2,
+                                                     "micro_batches": 1}, **config))
+    return trainer
+
+
+def test_updates_cover_every_row_once_per_epoch_and_average_metrics():
+    from policy.sharding import make_mesh
+    from rl.rollout import Rollout
+
+    trainer = bare_trainer(GRPOConfig(epochs=2, mini_batches=2, grad_accumulation=2))
+    trainer.mesh = make_mesh((1, 1, 1), devices=jax.devices()[:1])
+    trainer.state, seen = 0, []
+
+    def step_fn(state, batch):
+        seen.append(np.asarray(batch["advantages"]))
+        return state + 1, {"loss": jnp.asarray(float(len(seen)))}
+
+    trainer.step_fn = step_fn
+    trainer._batch = lambda prompt, tokens, lengths, group_size, rows: {"input_ids": tokens,
+                                                                         "target_mask": np.ones((len(rows), 3))}
+    n = 8
+    rollout = Rollout(tasks=[], group_size=2, prompt={}, tokens=np.zeros((n, 4), np.int32),
+                      lengths=np.full(n, 4), stopped=np.ones(n, bool), sample_logprobs=np.zeros((n, 4)), texts=[],
+                      codes=[], renders=[], critiques=[], rewards=np.zeros(n), reward_failed=np.zeros(n, bool),
+                      timing={})
+    host = {"advantages": np.arange(n, dtype=np.float32), "valid": np.ones(n), "rows": np.ones(n)}
+    updates = trainer._updates(1, rollout, host, {"old_logprobs": jnp.zeros((n, 3))})
+    assert trainer.state == 8 and len(updates) == 8  # 2 epochs x 2 mini-batches x 2 accumulation steps
+    assert all(len(part) == 2 for part in seen)
+    for epoch in (seen[:4], seen[4:]):
+        assert sorted(np.concatenate(epoch).tolist()) == list(range(n))  # every row once per epoch
+    assert not np.array_equal(np.concatenate(seen[:4]), np.concatenate(seen[4:]))  # reshuffled
+    assert np.mean([u["loss"] for u in updates]) == pytest.approx(4.5)  # the step reports the mean of all
+
+
+def test_dynamic_sampling_refills_groups_with_signal():
+    from rl.rollout import Rollout
+
+    trainer = bare_trainer(GRPOConfig(dynamic_sampling=True, max_sampling_rounds=3))
+    trainer.processor = lambda messages, padding_side: {"input_ids": np.zeros((len(messages), 1))}
+    rewards = iter([[1.0, 1.0, 0.0, 1.0], [0.5, 0.5, 2.0, 0.0], [3.0, 1.0, 0.0, 0.0]])
+    calls = []
+
+    def worker(tasks, key):
+        calls.append(tasks)
+        r = np.asarray(next(rewards), np.float32)
+        names = [types.SimpleNamespace(id=f"{len(calls)}-{t}", reference_image=None, prompt="") for t in tasks]
+        return Rollout(tasks=names, group_size=2, prompt={}, tokens=np.zeros((4, 2), np.int32),
+                       lengths=np.full(4, 2), stopped=np.ones(4, bool), sample_logprobs=np.zeros((4, 2)),
+                       texts=list("abcd"), codes=[None] * 4, renders=[None] * 4, critiques=[None] * 4, rewards=r,
+                       reward_failed=np.zeros(4, bool), timing={"sample": 1.0})
+
+    trainer.worker = worker
+    trainer._draw = lambda size, micro_batches: list(range(size))
+    trainer.task_iter = None
+    rollout, metrics = trainer._rollout(1)
+    assert len(calls) == 2  # the first rollout had one group with signal, the second filled the batch
+    assert [t.id for t in rollout.tasks] == ["1-1", "2-1"] and metrics["dynamic_sampling/rounds"] == 2
+    np.testing.assert_array_equal(rollout.rewards, [0.0, 1.0, 2.0, 0.0])
+    assert rollout.timing["sample"] == 2.0
