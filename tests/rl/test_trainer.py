@@ -123,10 +123,14 @@ def test_rollout_advantages_by_hand():
     adv, valid, rows = rollout_advantages(rewards, lengths, stopped, GRPOConfig(overlong="mask"), 2, 10)
     np.testing.assert_array_equal(rows, [1, 0, 1, 1, 0, 1])  # cut-off responses leave the loss
     np.testing.assert_array_equal(valid, [1, 0, 0, 0, 0, 1])
-    # soft penalty, buffer 2 of 10: length 10 loses 1, length 9 loses 0.5 -> group 3 rewards 1.0, -0.5
+    # soft penalty, buffer 2 of 10: length 10 loses 1, length 9 loses 0.5 -> groups [1, -1] and [1.0, -0.5]
     soft = GRPOConfig(overlong="soft_penalty", overlong_buffer=2, normalize_std=False)
     adv, _, _ = rollout_advantages(rewards, lengths, stopped, soft, 2, 10)
-    np.testing.assert_allclose(adv, [0.5, -0.5, 0, 0, 0.75, -0.75], atol=1e-6)
+    np.testing.assert_allclose(adv, [1, -1, 0, 0, 0.75, -0.75], atol=1e-6)
+    # GRPOConfig.eps decides which groups carry signal: a spread of 1e-4 counts at 1e-6, not at 1e-3
+    near = np.array([0.0, 1e-4])
+    assert rollout_advantages(near, lengths[:2], stopped[:2], GRPOConfig(eps=1e-6), 2, 10)[1].tolist() == [1, 1]
+    assert rollout_advantages(near, lengths[:2], stopped[:2], GRPOConfig(eps=1e-3), 2, 10)[1].tolist() == [0, 0]
 
 
 def test_grpo_steps_with_top_k_top_p_and_kl(policy_dir, tmp_path, monkeypatch):
