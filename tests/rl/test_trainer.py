@@ -182,9 +182,12 @@ def test_grpo_raises_pixel_reward_after_a_warm_start(policy_dir, tmp_path):
     config = tiny_config(**{"model.checkpoint": policy_dir, "reward": "mse", "total_steps": 24,
                             "checkpoint_every": 100})
     train(config, str(tmp_path))
-    rewards = [r["reward_mean"] for r in read_jsonl(str(tmp_path / "metrics.jsonl"))]
+    records = read_jsonl(str(tmp_path / "metrics.jsonl"))
+    rewards = [r["reward_mean"] for r in records]
     first, last = np.mean(rewards[:6]), np.mean(rewards[-6:])
     assert last > first + 0.08, rewards
+    # default sampling: the trainer reproduces the sampler's behaviour log-probs at every step
+    assert max(r["rollout_logprob_diff/mean"] for r in records) < 1e-3
     assert os.path.getsize(tmp_path / "reward.png") > 1000
 
 
