@@ -67,7 +67,8 @@ def grpo() -> ConfigDict:
     c.render_workers = 2  # per host
     c.reward = "visual_erm"  # or text_similarity | ssim | mse | embedding_cosine | teds | teds_structure
     c.tasks = ConfigDict({"name": "shapes", "params": {"start": 0, "stop": 5000, "canvas": 32}})
-    c.judge = ConfigDict({"checkpoint": "", "greedy": True, "max_new_tokens": 48})
+    # reasks: an unparsable critique is asked for once more (as the official reward code does)
+    c.judge = ConfigDict({"checkpoint": "", "greedy": True, "max_new_tokens": 48, "reasks": 1})
     c.max_side = None
     c.seq_buckets = (64, 128, 256)
     c.patch_buckets = (512, 1024, 4096)
@@ -76,10 +77,13 @@ def grpo() -> ConfigDict:
     c.micro_batches = 2  # sampler calls per step: render micro-batch k while sampling k+1
     c.overlap = True
     c.max_new_tokens = 48
-    c.updates_per_rollout = 2
     c.sampling = ConfigDict({"temperature": 1.0, "top_p": 1.0, "top_k": 0})
+    # Every field of rl.grpo.GRPOConfig may be set here (--config.grpo.mini_batches=2, ...).
     c.grpo = ConfigDict({"clip_low": 0.2, "clip_high": 0.28, "kl_coef": 0.0, "normalize_std": True,
-                         "aggregation": "token_mean"})
+                         "aggregation": "token_mean", "epochs": 1, "mini_batches": 1, "grad_accumulation": 1,
+                         "dynamic_sampling": False, "overlong": "none", "train_distribution": "sampling"})
+    # Passed to the reward function: table_form (published | shaped), blank (white | uniform).
+    c.reward_params = ConfigDict({"table_form": "published", "blank": "white"})
     c.warmstart = ConfigDict({"steps": 0, "batch_size": 16})
     c.warmstart.optimizer = optimizer(learning_rate=5e-3, warmup_steps=10, total_steps=150,
                                       end_learning_rate_ratio=0.2)

@@ -50,20 +50,23 @@ def get_config(kind: str = "chart") -> ml_collections.ConfigDict:
     # Each host pads its own patches to a bucket before they are gathered, so the buckets start at one
     # host's share of a sampler call (2 prompts x 4,096 patches on v5p-64), not at the global batch.
     c.patch_buckets = (4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288)
-    c.prompts_per_step = 128  # global
+    c.prompts_per_step = 256  # global, as published (train_batch_size 256)
     c.group_size = 8
     c.micro_batches = 8
     c.max_new_tokens = max_new_tokens
-    c.updates_per_rollout = 2
     c.loss_chunk_size = 512
 
     c.sampling.temperature = 1.0
-    c.grpo.kl_coef = 0.001
+    # Published script: low-var (k3) KL 0.01, symmetric clip 0.2, 2 mini-batches of 128 prompts.
+    c.grpo.kl_coef = 0.01
+    c.grpo.clip_high = 0.2
+    c.grpo.epochs = 1
+    c.grpo.mini_batches = 2
     c.warmstart.steps = 0  # start from the instruct model
 
     c.optimizer.learning_rate = 1e-6
     c.optimizer.warmup_steps = 10
-    c.optimizer.total_steps = c.total_steps * c.updates_per_rollout
+    c.optimizer.total_steps = c.total_steps * c.grpo.epochs * c.grpo.mini_batches
     c.optimizer.end_learning_rate_ratio = 1.0
     c.optimizer.weight_decay = 0.01
     return c

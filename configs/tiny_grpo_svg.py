@@ -24,6 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.vocab_size = 512
     c.model.max_pixels = 32 * 32
     c.judge.max_new_tokens = 48
+    c.judge.reasks = 1  # an unparsable critique is asked for once more (as the official reward code)
 
     c.seq_buckets = (64, 128, 256)
     c.patch_buckets = (512, 1024, 4096)  # 64 rows x 64 patches (32x32 px, patch 4) in updates
@@ -31,7 +32,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.group_size = 8
     c.micro_batches = 2
     c.max_new_tokens = 48
-    c.updates_per_rollout = 2
+    c.grpo.epochs = 2  # two passes over each rollout
 
     c.warmstart.steps = 150
     c.warmstart.batch_size = 16

@@ -24,7 +24,8 @@ import sys
 from typing import Optional, Sequence
 
 from rl.metrics import LOWER_IS_BETTER, MAX_METRIC_TEDS_NODES, METRICS, METRICS_BY_FAMILY, score_predictions, summarize
-from rl.tasks import SOURCE_NAMES, LoadReport, build_source
+from rl.task_mix import SOURCE_NAMES, build_source
+from rl.tasks import LoadReport
 
 KIND_CHOICES = ("chart", "table", "svg", "all")
 

@@ -56,7 +56,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def load_tasks(data: str, kind: str, n: int, *, params: dict, pool) -> list:
     """The first `n` tasks of `kind` from a source name (launch.evaluate's form) or a JSON source config."""
-    from rl.tasks import build_source
+    from rl.task_mix import build_source
 
     if data.lstrip().startswith("{"):
         source = build_source(json.loads(data), renderer=pool)

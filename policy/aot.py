@@ -142,13 +142,13 @@ def image_specs(config: Qwen3VLConfig, num_patches: int, mesh: Mesh) -> tuple:
 
 
 def sequence_batch_spec(config: Qwen3VLConfig, rows: int, length: int, num_patches: int | None, mesh: Mesh,
-                        extra: dict | None = None, loss_mask_length: int | None = None) -> dict:
+                        extra: dict | None = None) -> dict:
     """The dict a training/log-prob step consumes: token rows, M-RoPE positions, masks, images.
-    `loss_mask_length`: the loss mask's width when it covers targets (length - 1), not tokens."""
+    `target_mask` covers the length - 1 predicted tokens, as both input pipelines build it."""
     batch = {"input_ids": rows_spec((rows, length), jnp.int32, mesh),
              "attention_mask": rows_spec((rows, length), jnp.int32, mesh),
              "positions": rows_spec((3, rows, length), jnp.int32, mesh, batch_axis=1),
-             "loss_mask": rows_spec((rows, loss_mask_length or length), jnp.int32, mesh),
+             "target_mask": rows_spec((rows, length - 1), jnp.int32, mesh),
              "pixel_values": None, "vision": None}
     if num_patches:
         batch["pixel_values"], batch["vision"] = image_specs(config, num_patches, mesh)

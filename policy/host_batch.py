@@ -21,7 +21,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from policy.sharding import data_sharding
 from policy.vision import VisionInputs
 
-_ZERO_PADDED = ("input_ids", "attention_mask", "loss_mask")  # the rest (positions) repeat their last value
+_ZERO_PADDED = ("input_ids", "attention_mask", "target_mask")  # the rest (positions) repeat their last value
 
 
 def device_batch(batch: dict, mesh) -> dict:

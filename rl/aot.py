@@ -49,8 +49,7 @@ def grpo_programs(config, mesh, hosts: int) -> list:
     model = abstract_model(model_config)
     tx, warm_tx = make_optimizer(config.optimizer), make_optimizer(config.warmstart.optimizer)
     parts, state = abstract_train_state(model, tx, mesh)
-    step_fn, sft_step, logprob_fn = make_grpo_steps(config, parts, tx, warm_tx, state)
-    patches = aot.largest_image_patches(aot.run_image_processor(config.model, model_config, config.max_side))
+        patches = aot.largest_image_patches(aot.run_image_processor(config.model, model_config, config.max_side))
     prompt_len = max(config.seq_buckets)
     prompts, group, new = config.prompts_per_step, config.group_size, config.max_new_tokens
     per_call = prompts // config.micro_batches
@@ -65,6 +64,7 @@ def grpo_programs(config, mesh, hosts: int) -> list:
     params = SamplingParams(temperature=float(config.sampling.temperature), top_p=float(config.sampling.top_p),
                             top_k=int(config.sampling.top_k),
                             suppress_ids=(model_config.image_token_id, model_config.vision_start_token_id))
+    steps = make_grpo_steps(config, parts, tx, warm_tx, state, params)
     add("policy sampler", lambda: aot.sampler_programs(
         "policy", model, mesh, batch=per_call,
         prompt_len=aot.bucket(prompt_len, DEFAULT_SEQ_BUCKETS, "policy prompt"),
@@ -91,25 +91,29 @@ def grpo_programs(config, mesh, hosts: int) -> list:
 
     rows, length = prompts * group, prompt_len + new
 
-    def update_batch(with_logprobs: bool):
-        extra = {"advantages": ((rows,), "float32"), "valid": ((rows,), "float32")}
-        if with_logprobs:
-            extra["old_logprobs"] = ((rows, length - 1), "float32")
-            if config.grpo.kl_coef:
-                extra["ref_logprobs"] = ((rows, length - 1), "float32")
-        num = hosts * aot.bucket(rows // hosts * patches, config.patch_buckets, "update batch patches")
-        return aot.sequence_batch_spec(model_config, rows, length, num, mesh, extra, loss_mask_length=length - 1)
+    # One update sees rows / (mini_batches x grad_accumulation) of the rollout (rl.trainer._updates).
+    update_rows = rows // (config.grpo.get("mini_batches", 1) * config.grpo.get("grad_accumulation", 1))
 
-    note = f"{rows} rows x {length} tokens"
-    add("log-probs", lambda: [aot.Program("old/ref log-probs", logprob_fn, (state.params, update_batch(False)),
-                                          note=note)])
-    add("update step", lambda: [aot.Program("update step", step_fn, (state, update_batch(True)), note=note)])
+    def update_batch(n: int, with_logprobs: bool):
+        extra = {"advantages": ((n,), "float32"), "valid": ((n,), "float32"), "rows": ((n,), "float32")}
+        if with_logprobs:
+            extra["old_logprobs"] = ((n, length - 1), "float32")
+            if config.grpo.kl_coef:
+                extra["ref_logprobs"] = ((n, length - 1), "float32")
+            if config.grpo.get("train_distribution", "sampling") != "sampling":
+                extra["is_weights"] = ((n, length - 1), "float32")
+        num = hosts * aot.bucket(n // hosts * patches, config.patch_buckets, "update batch patches")
+        return aot.sequence_batch_spec(model_config, n, length, num, mesh, extra)
+
+    add("log-probs", lambda: [aot.Program("old/ref log-probs", steps.logprobs, (state.params, update_batch(rows, False)),
+                                          note=f"{rows} rows x {length} tokens")])
+    add("update step", lambda: [aot.Program("update step", steps.update, (state, update_batch(update_rows, True)),
+                                            note=f"{update_rows} rows x {length} tokens")])
     if config.warmstart.steps:
         ws = config.warmstart.batch_size
         add("warm-start step", lambda: [aot.Program(
-            "warm-start step", sft_step,
+            "warm-start step", steps.warm_start,
             (state, aot.sequence_batch_spec(model_config, ws, length, hosts * aot.bucket(
-                ws // hosts * patches, config.patch_buckets, "warm-start patches"), mesh,
-                loss_mask_length=length - 1)),
+                ws // hosts * patches, config.patch_buckets, "warm-start patches"), mesh)),
             note=f"{ws} rows x {length} tokens")])
     return programs

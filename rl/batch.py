@@ -15,19 +15,34 @@ from policy.model import prepare_inputs
 
 
 def build_batch(model_config, prompt: dict, completions: np.ndarray, lengths: np.ndarray, group_size: int,
-                *, patch_buckets=None, pad_id: int = 0) -> dict:
-    """prompt: Processor output for P prompts (left padded); completions [P*G, C]; lengths [P*G]."""
+                *, patch_buckets=None, pad_id: int = 0, behaviour_logprobs: np.ndarray | None = None,
+                rows: np.ndarray | None = None) -> dict:
+    """prompt: Processor output for P prompts (left padded); completions [P*G, C]; lengths [P*G].
+
+    `rows` (default: row i -> prompt i // group_size) names each completion's prompt, so a
+    shuffled mini-batch of rows is built the same way.
+    `target_mask` [P*G, T-1] marks the targets input_ids[:, 1:] that are completion tokens;
+    `behaviour_logprobs` [P*G, C] (the sampler's) come back target-aligned the same way."""
     prompt_ids, prompt_mask = np.asarray(prompt["input_ids"]), np.asarray(prompt["attention_mask"])
     n_prompts, prompt_len = prompt_ids.shape
     n, width = completions.shape
-    if n != n_prompts * group_size:
-        raise ValueError(f"{n} completions for {n_prompts} prompts x {group_size} samples")
-    rows = np.arange(n) // group_size
+    if rows is None:
+        if n != n_prompts * group_size:
+            raise ValueError(f"{n} completions for {n_prompts} prompts x {group_size} samples")
+        rows = np.arange(n) // group_size
+    rows = np.asarray(rows)
+    if len(rows) != n or rows.min(initial=0) < 0 or rows.max(initial=0) >= n_prompts:
+        raise ValueError(f"rows must name one of the {n_prompts} prompts for each of the {n} completions")
     completion_mask = (np.arange(width)[None, :] < np.asarray(lengths)[:, None]).astype(np.int32)
     input_ids = np.concatenate([prompt_ids[rows], np.where(completion_mask, completions, pad_id)], axis=1)
     attention_mask = np.concatenate([prompt_mask[rows], completion_mask], axis=1).astype(np.int32)
     # Targets are input_ids[:, 1:]; a target counts when it is a completion token.
-    loss_mask = np.concatenate([np.zeros((n, prompt_len - 1), np.int32), completion_mask], axis=1)
+    target_mask = np.concatenate([np.zeros((n, prompt_len - 1), np.int32), completion_mask], axis=1)
+    extra = {}
+    if behaviour_logprobs is not None:
+        extra["behaviour_logprobs"] = np.concatenate(
+            [np.zeros((n, prompt_len - 1), np.float32), np.where(completion_mask, behaviour_logprobs, 0.0)],
+            axis=1).astype(np.float32)
 
     grids = np.asarray(prompt.get("image_grid_thw", np.zeros((0, 3))), np.int64).reshape(-1, 3)
     pixel_values = vision = None
@@ -53,7 +68,7 @@ def build_batch(model_config, prompt: dict, completions: np.ndarray, lengths: np
         model_config, input_ids, attention_mask, grids if len(grids) else None,
         pixel_values.shape[0] if pixel_values is not None else None)
     return {"input_ids": input_ids, "attention_mask": attention_mask, "positions": positions,
-            "loss_mask": loss_mask, "pixel_values": pixel_values, "vision": vision}
+            "target_mask": target_mask, "pixel_values": pixel_values, "vision": vision, **extra}
 
 
 def _images_per_prompt(tokens_per_prompt: np.ndarray, tokens_per_image: np.ndarray) -> np.ndarray:

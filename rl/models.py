@@ -16,7 +16,7 @@ import os
 import jax.numpy as jnp
 
 from policy import tiny_checkpoint
-from rl.tasks import make_task_dataset
+from rl.task_mix import make_task_dataset
 from visual_erm.base_model import require_single_process
 from visual_erm.judge import GREEDY_SETTINGS, VisualERM
 from visual_erm.prompts import judge_prompt, policy_prompt, revision_prompt
@@ -59,7 +59,9 @@ def prepare_judge(config, workdir: str, mesh, pool=None) -> VisualERM:
     settings = GREEDY_SETTINGS if config.judge.greedy else None
     if config.judge.checkpoint:
         return VisualERM.from_pretrained(config.judge.checkpoint, dtype=jnp.dtype(config.model.dtype), mesh=mesh,
-                                         max_new_tokens=config.judge.max_new_tokens, settings=settings)
+                                         max_new_tokens=config.judge.max_new_tokens, settings=settings,
+                                         reasks=config.judge.get("reasks", 1))
     log.warning("no judge.checkpoint: using an UNTRAINED tiny judge (the loop runs; its rewards mean little)")
     path = _tiny(config, workdir, "judge_model", pool, config.seed + 7)
-    return VisualERM.from_pretrained(path, mesh=mesh, max_new_tokens=config.judge.max_new_tokens, settings=settings)
+    return VisualERM.from_pretrained(path, mesh=mesh, max_new_tokens=config.judge.max_new_tokens, settings=settings,
+                                     reasks=config.judge.get("reasks", 1))

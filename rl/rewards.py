@@ -7,19 +7,27 @@ Every reward is a pure function ``fn(task, completion, rendered, critique, **dep
 what a reward needs beyond its inputs (the ``embedder`` for ``embedding_cosine``, severity settings).
 
 Defined values, so a policy can never profit from breaking the pipeline: no code, a render failure
-or (for Visual-ERM) a blank image score 0, the minimum of every reward here. Baselines are clipped to
-[0, 1]; ``visual_erm`` is ``1 + critique_reward`` in [1, 2] as published, so any rendered non-blank
-image beats every failure. The text rewards (``text_similarity``, ``teds*``) need reference code and
-raise ValueError for a task without it (dataset tasks may carry only an image); ``teds*`` also
-refuse non-table tasks. ``rl.tasks.RLTask`` serves as ``task`` directly. ``rl/probes.py`` shows
-which of these rewards a policy can game.
+or (for Visual-ERM) a blank image score the minimum of the reward. Baselines are clipped to [0, 1]
+and give 0 on failure. ``visual_erm`` uses the published form per kind: charts and SVGs
+``1 + critique_reward`` in [1, 2] (0 on failure, so any rendered non-blank image beats every
+failure); tables minus the total severity, -4 on a parse or render failure (``table_form="shaped"``
+gives tables the chart/SVG form). "Blank" is the official all-white check (``blank="white"``;
+``blank="uniform"`` also catches near-uniform images of any colour). The text rewards
+(``text_similarity``, ``teds*``) need reference code and raise ValueError for a task without it
+(dataset tasks may carry only an image); ``teds*`` also refuse non-table tasks. A reward that
+cannot score a sample for a reason of its own (an unreadable reference) raises ``RewardFailure``:
+``score_rewards`` counts it, warns, and gives the sample the reward's failure value.
+``rl.tasks.RLTask`` serves as ``task`` directly. ``rl/probes.py`` shows which of these rewards a
+policy can game.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 from typing import Any, Callable, Sequence
 
+import jax
 import jax.numpy as jnp
 import Levenshtein
 import numpy as np
@@ -30,22 +38,32 @@ from policy.image_processor import DEFAULT_IMAGE_BUCKETS, DEFAULT_PATCH_BUCKETS,
 from policy.vision import VisionInputs, vision_metadata
 from render import RenderResult
 from rl.extract import extract_code
-from visual_erm.reward import critique_reward
+from visual_erm.reward import critique_reward, table_severity_reward
 from visual_erm.schema import Critique
+
+log = logging.getLogger(__name__)
 
 BLANK_TOLERANCE = 12  # per-channel distance (0..255) still counted as the background colour
 BLANK_FRACTION = 1e-3  # at most this share of off-background pixels makes an image blank
 # TEDS (APTED) is super-quadratic: ~2 s at 200 cells, ~20 s at 800 on a busy 2-core host. Bigger
-# tables score 0 rather than stall a GRPO step. For an oversized prediction the true TEDS is at most
-# n_reference / n_prediction anyway; a reference above the cap gives every sample 0 (no signal).
+# predicted tables score 0 rather than stall a GRPO step (their true TEDS is at most
+# n_reference / n_prediction anyway); a reference above the cap is a counted RewardFailure.
 MAX_TEDS_NODES = 600
+TABLE_FAILURE_REWARD = -4.0  # published table reward on a parse or render failure
+BLANK_MODES = ("white", "uniform")
+TABLE_FORMS = ("published", "shaped")
+
+
+class RewardFailure(Exception):
+    """A reward could not score a sample for a reason that is not the policy's fault."""
 
 
 class VisionEmbedder:
     """Pooled vision-tower features: the mean of ``model.encode_images``' merged patch features.
 
     Stands in for the DINO/CLIP embeddings of published baselines, built from the policy's own
-    tower so no second model is needed. Images are patched on the host, padded to patch/image
+    tower so no second model is needed. The tower is copied at construction: a frozen embedding
+    (as DINO/CLIP are) whose buffers a train step that donates the policy's cannot delete. Images are patched on the host, padded to patch/image
     buckets (few jit shapes) and encoded ``max_images`` at a time: the tower's attention mask is
     [patches, patches] over the whole call.
     """
@@ -62,7 +80,9 @@ class VisionEmbedder:
             raise ValueError(f"image processor patches ({image_processor.patch_dim}, merge "
                              f"{image_processor.merge_size}) do not fit the vision tower ({vision.patch_dim}, "
                              f"merge {vision.spatial_merge_size})")
-        self.model = model
+        graphdef, state = nnx.split(model.visual)
+        self.tower = nnx.merge(graphdef, jax.tree.map(jnp.copy, state))
+        self.config = model.config
         self.image_processor = image_processor
         self.max_images = max_images
         self.patch_buckets = tuple(patch_buckets or DEFAULT_PATCH_BUCKETS)
@@ -72,7 +92,7 @@ class VisionEmbedder:
         """[N, out_hidden_size] float32 pooled features, one row per image."""
         chunks = [self._encode_chunk(list(images[i : i + self.max_images]))
                   for i in range(0, len(images), self.max_images)]
-        width = self.model.config.vision.out_hidden_size
+        width = self.config.vision.out_hidden_size
         return np.concatenate(chunks, 0) if chunks else np.zeros((0, width), np.float32)
 
     def _encode_chunk(self, images: list[Image.Image]) -> np.ndarray:
@@ -80,19 +100,19 @@ class VisionEmbedder:
         batch = self.image_processor(images)
         padded = pad_images(batch["pixel_values"], batch["image_grid_thw"], merge_size=self.image_processor.merge_size,
                             patch_buckets=self.patch_buckets, image_buckets=self.image_buckets)
-        meta = vision_metadata(batch["image_grid_thw"], self.model.config, padded["pixel_values"].shape[0])
+        meta = vision_metadata(batch["image_grid_thw"], self.config, padded["pixel_values"].shape[0])
         owner = padded["patch_segment_ids"][::unit]  # merged row -> image (-1 for padding)
         assign = (owner[None, :] == np.arange(padded["image_mask"].shape[0])[:, None]).astype(np.float32)
         assign /= np.maximum(assign.sum(1, keepdims=True), 1.0)
-        pooled = _pooled_features(self.model, jnp.asarray(padded["pixel_values"]),
+        pooled = _pooled_features(self.tower, jnp.asarray(padded["pixel_values"]),
                                   VisionInputs(*(jnp.asarray(x) for x in meta)), jnp.asarray(assign))
         return np.asarray(pooled, np.float32)[: len(images)]
 
 
 @nnx.jit
-def _pooled_features(model, pixel_values, meta, assign):
+def _pooled_features(tower, pixel_values, meta, assign):
     """Per-image mean of merged patch features (``assign`` rows are averaging weights)."""
-    merged, _ = model.encode_images(pixel_values, meta)
+    merged, _ = tower(pixel_values, meta)
     return assign @ merged.astype(jnp.float32)
 
 
@@ -128,9 +148,15 @@ def _rendered_image(rendered: RenderResult | None) -> Image.Image | None:
     return rendered.image
 
 
-def is_blank(image: Image.Image, tolerance: int = BLANK_TOLERANCE, fraction: float = BLANK_FRACTION) -> bool:
-    """All pixels ~one colour: at most ``fraction`` of them differ from the median colour by more
-    than ``tolerance`` in some channel (anti-aliasing noise and JPEG-like speckle stay blank)."""
+def is_blank(image: Image.Image, mode: str = "white", tolerance: int = BLANK_TOLERANCE,
+             fraction: float = BLANK_FRACTION) -> bool:
+    """``white`` (the official check): every pixel's grey level is 255. ``uniform``: all pixels
+    ~one colour: at most ``fraction`` of them differ from the median colour by more than
+    ``tolerance`` in some channel (anti-aliasing noise and JPEG-like speckle stay blank)."""
+    if mode not in BLANK_MODES:
+        raise ValueError(f"blank mode must be one of {BLANK_MODES}, got {mode!r}")
+    if mode == "white":
+        return bool((np.asarray(image.convert("L")) == 255).all())
     pixels = np.asarray(image.convert("RGB"), dtype=np.int16).reshape(-1, 3)
     if pixels.shape[0] == 0:
         return True
@@ -140,16 +166,26 @@ def is_blank(image: Image.Image, tolerance: int = BLANK_TOLERANCE, fraction: flo
 
 
 def visual_erm_reward(task, completion, rendered, critique, *, max_severity: float = 50.0,
-                      invalid_severity: float = 25.0, **_: Any) -> float:
-    """Published Visual-ERM: 0 without code, on a render failure or a blank image, else
-    ``1 + critique_reward`` in [1, 2]. A missing critique counts as an invalid one."""
+                      invalid_severity: float = 25.0, table_form: str = "published", blank: str = "white",
+                      **_: Any) -> float:
+    """Published Visual-ERM. Tables (``table_form="published"``): minus the total severity, -4
+    without code, on a render failure, a blank image or an unparsable critique. Charts, SVGs (and
+    tables with ``table_form="shaped"``): 0 without code, on a render failure or a blank image, else
+    ``1 + critique_reward`` in [1, 2], an unparsable critique counting ``invalid_severity``. A
+    missing critique counts as an unparsable one."""
+    if table_form not in TABLE_FORMS:
+        raise ValueError(f"table_form must be one of {TABLE_FORMS}, got {table_form!r}")
+    published_table = task.kind == "table" and table_form == "published"
+    failure = TABLE_FAILURE_REWARD if published_table else 0.0
     if extract_code(task.kind, completion).code is None:
-        return 0.0
+        return failure
     image = _rendered_image(rendered)
-    if image is None or is_blank(image):
-        return 0.0
+    if image is None or is_blank(image, blank):
+        return failure
     if critique is None:
         critique = Critique.invalid("no critique was produced")
+    if published_table:
+        return table_severity_reward(critique, TABLE_FAILURE_REWARD)
     return 1.0 + critique_reward(critique, task.kind, max_severity=max_severity,
                                  invalid_severity=invalid_severity)
 
@@ -191,11 +227,6 @@ def teds_document(code: str) -> str:
     return "<html><body>" + lxml_html.tostring(table, encoding="unicode") + "</body></html>"
 
 
-@functools.lru_cache(maxsize=4096)
-def _cached_document(code: str) -> str:
-    return teds_document(code)  # reference tables repeat across a GRPO group
-
-
 def _teds(task, completion, structure_only: bool, max_nodes: int) -> float:
     if task.kind != "table":
         raise ValueError(f"TEDS is a table reward; got a {task.kind!r} task")
@@ -203,15 +234,35 @@ def _teds(task, completion, structure_only: bool, max_nodes: int) -> float:
     code = extract_code("table", completion).code
     if code is None:
         return 0.0
-    try:
-        from table_recognition_metric import TEDS
+    from table_recognition_metric import TEDS  # a missing dependency is an error, not a zero reward
 
-        pred, ref = teds_document(code), _cached_document(task.code)
-        if max(pred.count("<"), ref.count("<")) > 2 * max_nodes:  # an opening and a closing tag per node
+    ref = _scorable_reference(task.code, structure_only, max_nodes)
+    try:
+        pred = teds_document(code)
+        if pred.count("<") > 2 * max_nodes:  # an opening and a closing tag per node: too big to score
             return 0.0
         return float(np.clip(TEDS(structure_only=structure_only)(pred, ref), 0.0, 1.0))
-    except Exception:  # noqa: BLE001 - any failure to read or score the table is "no table"
+    except Exception:  # noqa: BLE001 - the reference scores, so this is the prediction's malformed table
         return 0.0
+
+
+@functools.lru_cache(maxsize=4096)
+def _scorable_reference(code: str, structure_only: bool, max_nodes: int) -> str:
+    """The reference's TEDS document, once checked to score 1 against itself; RewardFailure if it
+    cannot be read or scored (every sample of its group would otherwise get a silent 0)."""
+    from table_recognition_metric import TEDS  # a missing dependency is an error, not a zero reward
+
+    try:
+        ref = teds_document(code)
+    except Exception as error:  # noqa: BLE001 - lxml raises several types for unreadable markup
+        raise RewardFailure(f"reference table unreadable: {error}") from error
+    if ref.count("<") > 2 * max_nodes:
+        raise RewardFailure(f"reference table above the TEDS cap of {max_nodes} nodes")
+    try:
+        TEDS(structure_only=structure_only)(ref, ref)
+    except Exception as error:  # noqa: BLE001 - whatever TEDS raises, this reference cannot be scored
+        raise RewardFailure(f"TEDS cannot score the reference table: {error}") from error
+    return ref
 
 
 def teds(task, completion, rendered=None, critique=None, *, max_nodes: int = MAX_TEDS_NODES,
@@ -304,6 +355,7 @@ class RewardFn:
     batch: Callable[..., np.ndarray] | None = None
     requires: tuple[str, ...] = ()
     kinds: tuple[str, ...] = ("chart", "table", "svg")
+    failure_value: float = 0.0  # given to a sample the reward raised RewardFailure on
 
 
 REWARDS: dict[str, RewardFn] = {
@@ -319,6 +371,12 @@ REWARDS: dict[str, RewardFn] = {
 
 def compute_rewards(name: str, inputs: Sequence[RewardInput], **deps: Any) -> np.ndarray:
     """Rewards [len(inputs)] float32 for the registered reward ``name``; ``deps`` go to every call."""
+    return score_rewards(name, inputs, **deps)[0]
+
+
+def score_rewards(name: str, inputs: Sequence[RewardInput], **deps: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(rewards [N] float32, failed [N] bool): samples the reward could not score for a reason of
+    its own (``RewardFailure``) get ``failure_value`` and are counted and logged, never hidden."""
     if name not in REWARDS:
         raise KeyError(f"unknown reward {name!r}; registered: {sorted(REWARDS)}")
     spec = REWARDS[name]
@@ -326,6 +384,12 @@ def compute_rewards(name: str, inputs: Sequence[RewardInput], **deps: Any) -> np
     if missing:
         raise TypeError(f"reward {name!r} needs {missing} (pass them as keyword arguments)")
     if spec.batch is not None:
-        return np.asarray(spec.batch(list(inputs), **deps), np.float32)
-    return np.asarray([spec.fn(x.task, x.completion, x.rendered, x.critique, **deps) for x in inputs],
-                      np.float32)
+        return np.asarray(spec.batch(list(inputs), **deps), np.float32), np.zeros(len(inputs), bool)
+    rewards, failed = np.zeros(len(inputs), np.float32), np.zeros(len(inputs), bool)
+    for i, x in enumerate(inputs):
+        try:
+            rewards[i] = spec.fn(x.task, x.completion, x.rendered, x.critique, **deps)
+        except RewardFailure as error:
+            rewards[i], failed[i] = spec.failure_value, True
+            log.warning("reward %s failed on sample %d (scored %g): %s", name, i, spec.failure_value, error)
+    return rewards, failed

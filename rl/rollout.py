@@ -3,11 +3,16 @@
 Completions are handed to the RenderPool as soon as each micro-batch is
 decoded, so host processes render while the device samples the next one
 (`overlap=False` gives the strictly sequential loop, for the benchmark).
+`RenderPool.submit` blocks while the pool's queue is full, so a dedicated feeder
+thread submits: the sampling thread never waits on the pool, and any time the
+feeder spends blocked shows up in `time/render_wait` (results cannot arrive
+before their submission).
 Render failures and unparsable critiques get the rewards their reward function
 defines; nothing here raises for bad model output.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import time
 from typing import Any, Sequence
@@ -19,7 +24,7 @@ from policy.host_batch import gather_rows
 from render.errors import ERROR_KINDS
 from render.request import KINDS
 from rl.extract import ExtractedCode, extract_code
-from rl.rewards import RewardInput, compute_rewards, is_blank
+from rl.rewards import RewardInput, is_blank, score_rewards
 from visual_erm.schema import Critique
 
 
@@ -30,11 +35,14 @@ class Rollout:
     prompt: dict  # Processor output for the P prompts (left padded)
     tokens: np.ndarray  # [P*G, C] completion tokens (pad after the stop token)
     lengths: np.ndarray  # [P*G] generated tokens incl. the stop token
+    stopped: np.ndarray  # [P*G] bool: ended on a stop token (False: cut at max_new_tokens)
+    sample_logprobs: np.ndarray  # [P*G, C] exact log-probs of the distribution sampled from (0 after stop)
     texts: list[str]
     codes: list[ExtractedCode]
     renders: list  # RenderResult or None (no code)
     critiques: list  # Critique or None (not judged)
     rewards: np.ndarray  # [P*G] float32
+    reward_failed: np.ndarray  # [P*G] bool: the reward could not score the sample (see rl.rewards)
     timing: dict  # seconds: sample, render_wait, judge, reward
 
 
@@ -63,23 +71,28 @@ class RolloutWorker:
         self.sampler, self.processor, self.pool, self.judge = sampler, processor, pool, judge
         self.reward, self.group_size, self.max_new_tokens, self.params = reward, group_size, max_new_tokens, params
         self.micro_batches, self.reward_deps, self.overlap = micro_batches, dict(reward_deps or {}), overlap
+        self._feeder = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="render-feeder")
+
+    def close(self) -> None:
+        self._feeder.shutdown(wait=True)
 
     def _render_size(self, task):
         return task.reference_image.size if task.kind == "svg" else None
 
     def _submit(self, tasks: Sequence, codes: Sequence[ExtractedCode], first_row: int) -> list:
+        """Futures (of the pool's futures) for each code, None without code; never blocks."""
         futures = []
         for offset, code in enumerate(codes):
             task = tasks[(first_row + offset) // self.group_size]
             futures.append(None if code.code is None else
-                           self.pool.submit(task.kind, code.code, size=self._render_size(task)))
+                           self._feeder.submit(self.pool.submit, task.kind, code.code, size=self._render_size(task)))
         return futures
 
     def __call__(self, tasks: Sequence, rng: jax.Array) -> Rollout:
         timing = {"sample": 0.0, "render_wait": 0.0, "judge": 0.0, "reward": 0.0}
         prompt = self.processor([policy_messages(t) for t in tasks], padding_side="left")
         sample_key, judge_key = jax.random.split(rng)
-        tokens, lengths, texts, codes, futures = [], [], [], [], []
+        tokens, lengths, stopped, logprobs, texts, codes, futures = [], [], [], [], [], [], []
         bounds = np.linspace(0, len(tasks), self.micro_batches + 1).astype(int)
         for index, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
             if lo == hi:
@@ -96,34 +109,38 @@ class RolloutWorker:
                           for i, text in enumerate(part_texts)]
             tokens.append(out.tokens)
             lengths.append(out.lengths)
+            stopped.append(out.stopped)
+            logprobs.append(out.sample_logprobs)
             texts += part_texts
             codes += part_codes
             if self.overlap:  # render while the device samples the next micro-batch
                 futures += self._submit(tasks, part_codes, lo * self.group_size)
+        start = time.perf_counter()
         if not self.overlap:
             futures = self._submit(tasks, codes, 0)
-        start = time.perf_counter()
-        renders = [None if f is None else f.result() for f in futures]
+        renders = [None if f is None else f.result().result() for f in futures]
         timing["render_wait"] = time.perf_counter() - start
         critiques = self._judge(tasks, renders, judge_key, timing)
         start = time.perf_counter()
         inputs = [RewardInput(tasks[i // self.group_size], texts[i], renders[i], critiques[i])
                   for i in range(len(texts))]
-        rewards = compute_rewards(self.reward, inputs, **self.reward_deps)
+        rewards, reward_failed = score_rewards(self.reward, inputs, **self.reward_deps)
         timing["reward"] = time.perf_counter() - start
         width = self.max_new_tokens
-        tokens = np.concatenate([np.pad(t, ((0, 0), (0, width - t.shape[1])),
-                                        constant_values=self.sampler.pad_id) for t in tokens])
-        return Rollout(list(tasks), self.group_size, prompt, tokens, np.concatenate(lengths), texts, codes,
-                       renders, critiques, rewards, timing)
+        widen = lambda parts, fill: np.concatenate([np.pad(t, ((0, 0), (0, width - t.shape[1])),  # noqa: E731
+                                                           constant_values=fill) for t in parts])
+        return Rollout(list(tasks), self.group_size, prompt, widen(tokens, self.sampler.pad_id),
+                       np.concatenate(lengths), np.concatenate(stopped), widen(logprobs, 0.0).astype(np.float32),
+                       texts, codes, renders, critiques, rewards, reward_failed, timing)
 
     def _judge(self, tasks, renders, key, timing) -> list:
         critiques: list[Critique | None] = [None] * len(renders)
         if self.reward != "visual_erm":
             return critiques
+        blank = self.reward_deps.get("blank", "white")
         judged = [i for i, r in enumerate(renders)
-                  if r is not None and r.image is not None and not is_blank(r.image)]
-        if judged:
+                  if r is not None and r.image is not None and not is_blank(r.image, blank)]
+        if judged or jax.process_count() > 1:  # the judge's sampler calls are collectives: every host calls
             start = time.perf_counter()
             references = [tasks[i // self.group_size].reference_image for i in judged]
             outputs = self.judge.critique([tasks[i // self.group_size].kind for i in judged], references,
@@ -144,10 +161,12 @@ def rollout_metrics(rollout: Rollout) -> dict[str, Any]:
         [outcomes.index("no_code" if r is None else "image" if r.error is None else r.error.kind)
          for r in rollout.renders],
         [-1 if c is None else int(c.valid) for c in rollout.critiques],
-        np.asarray(rollout.rewards, np.float64), np.asarray(rollout.lengths, np.float64)], axis=1)
-    kind, outcome, critique, rewards, lengths = gather_rows(per_sample).T
+        np.asarray(rollout.rewards, np.float64), np.asarray(rollout.lengths, np.float64),
+        np.asarray(rollout.reward_failed, np.float64)], axis=1)
+    kind, outcome, critique, rewards, lengths, failed = gather_rows(per_sample).T
     metrics: dict[str, Any] = {"reward_mean": float(rewards.mean()), "reward_std": float(rewards.std()),
-                               "response_length": float(lengths.mean())}
+                               "response_length": float(lengths.mean()),
+                               "reward_failure_rate": float(failed.mean())}
     for k in sorted(set(kind.astype(int))):
         values = rewards[kind == k]
         metrics[f"reward_mean/{KINDS[k]}"] = float(values.mean())
@@ -159,3 +178,19 @@ def rollout_metrics(rollout: Rollout) -> dict[str, Any]:
         metrics["critique_parse_rate"] = float(critique[critique >= 0].mean())
     metrics.update({f"time/{k}": v for k, v in rollout.timing.items()})
     return metrics
+
+
+def select_groups(rollouts: Sequence[Rollout], chosen: Sequence[tuple[int, int]], processor) -> Rollout:
+    """One Rollout of the groups `chosen` ((rollout index, group index) pairs, in that order) from
+    several rollouts of the same group size; prompts are re-processed for the chosen tasks (the
+    processor is deterministic; only the prompts' left padding may change, which changes nothing)."""
+    G = rollouts[0].group_size
+    tasks = [rollouts[r].tasks[g] for r, g in chosen]
+    samples = [(rollouts[r], g * G + i) for r, g in chosen for i in range(G)]
+    pick = lambda field: [getattr(r, field)[i] for r, i in samples]  # noqa: E731
+    timing = {k: sum(r.timing[k] for r in rollouts) for k in rollouts[0].timing}
+    return Rollout(tasks, G, processor([policy_messages(t) for t in tasks], padding_side="left"),
+                   np.stack(pick("tokens")), np.asarray(pick("lengths")), np.asarray(pick("stopped")),
+                   np.stack(pick("sample_logprobs")), pick("texts"), pick("codes"), pick("renders"),
+                   pick("critiques"), np.asarray(pick("rewards"), np.float32), np.asarray(pick("reward_failed")),
+                   timing)

@@ -6,8 +6,8 @@ An `RLTask` is one vision-to-code problem: a reference image, the policy prompt 
 a reference that does not render); each such failure is a typed `TaskLoadError` kept in the
 source's `LoadReport`, and ``strict=True`` raises it instead. grain skips the Nones.
 
-`make_task_dataset(config, seed=..., ...)` mixes named sources (this file's and the published
-layouts in `rl.datasets`) into one shuffled, per-process-sharded, checkpointable `grain.MapDataset`.
+`rl.task_mix.make_task_dataset(config, seed=..., ...)` mixes named sources (this file's, the
+published layouts in `rl.datasets` and `rl.shapes`) into one checkpointable `grain.MapDataset`.
 Sources that render (synthetic, icons, StarVector) call a renderer from grain's reader threads:
 pass a `render.RenderPool` (or ``fn(kind, code, size) -> RenderResult``) and read with threads,
 e.g. ``ds.to_iter_dataset(grain.ReadOptions(num_threads=8, prefetch_buffer_size=16))``.
@@ -20,7 +20,6 @@ import pathlib
 import threading
 from typing import Callable, Iterator, Optional, Sequence
 
-import grain
 from PIL import Image
 
 from render import RenderResult
@@ -94,14 +93,17 @@ class LoadReport:
     @property
     def counts(self) -> dict[str, int]:
         with self._lock:
-            return dict(collections.Counter(type(e).__name__ for e in self.errors))
+            return self._counts()
+
+    def _counts(self) -> dict[str, int]:
+        return dict(collections.Counter(type(e).__name__ for e in self.errors))
 
     def __len__(self) -> int:
         return len(self.errors)
 
     def summary(self, limit: int = 5) -> str:
-        with self._lock:
-            lines = [f"{len(self.errors)} task(s) skipped: {dict(self.counts)}" if self.errors else "no errors"]
+        with self._lock:  # not reentrant: read the counts through the unlocked helper
+            lines = [f"{len(self.errors)} task(s) skipped: {self._counts()}" if self.errors else "no errors"]
             lines += [f"  {e}" for e in self.errors[:limit]]
         return "\n".join(lines)
 
@@ -286,92 +288,8 @@ class IconFolderSource(TaskSource):
         return Reference(f"icons/{self.prefix}/{name}", "svg", text, where=str(path))
 
 
-# ---------------------------------------------------------------- the grain pipeline
-
-
-def _get(config, key: str, default=None):
-    """``config[key]`` for a dict or an ml_collections ConfigDict alike."""
-    return config.get(key, default)
-
-
-def _plain(value) -> dict:
-    if value is None:
-        return {}
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    return dict(value)
-
-
-def _factories() -> dict[str, Callable[..., TaskSource]]:
-    from rl import datasets, shapes  # noqa: PLC0415 - both build on this module's classes
-
-    return {
-        "shapes": shapes.ShapeSource,
-        "synthetic": SyntheticSource,
-        "icons": IconFolderSource,
-        "chartmimic": datasets.load_chartmimic,
-        "plot2code": datasets.load_plot2code,
-        "pubtabnet": datasets.load_pubtabnet,
-        "starvector": datasets.load_starvector,
-    }
-
-
-SOURCE_NAMES = ("synthetic", "shapes", "icons", "chartmimic", "plot2code", "pubtabnet", "starvector")
-_RENDERING = ("synthetic", "shapes", "icons", "starvector")
-
-
-def build_source(spec, *, renderer=None, strict: bool = False, report: Optional[LoadReport] = None) -> TaskSource:
-    """One TaskSource from ``{"name": ..., "params": {...}}`` (a dict or ml_collections ConfigDict)."""
-    name = _get(spec, "name")
-    factories = _factories()
-    if name not in factories:
-        raise ValueError(f"unknown task source {name!r}; expected one of {tuple(factories)}")
-    params = _plain(_get(spec, "params"))
-    if name in _RENDERING:
-        params["renderer"] = renderer
-    return factories[name](**params, strict=strict, report=report)
-
-
-def make_task_dataset(source_config, *, seed: int, shuffle: bool = True, process_index: int = 0,
-                      process_count: int = 1, renderer=None, num_epochs: Optional[int] = None,
-                      strict: bool = False, report: Optional[LoadReport] = None) -> grain.MapDataset:
-    """A grain MapDataset of RLTask from one source or a weighted mix of several.
-
-    `source_config` is ``{"name", "params"}`` for one source, or ``{"sources": [{"name", "params",
-    "weight"}, ...]}`` to mix (`grain.MapDataset.mix`, weights default 1). Each source is sharded
-    to this process (``[process_index::process_count]``, disjoint across processes), shuffled with
-    a seed derived from `seed`, and repeated `num_epochs` times (None: forever, reshuffled each
-    epoch; a finite mix ends when its first source runs out). Unreadable tasks are None in the
-    MapDataset and skipped when iterating; their errors land in `report`. Checkpoint with
-    ``it = iter(ds.to_iter_dataset()); state = it.get_state()`` and resume with ``it.set_state(state)``.
-    """
-    if not 0 <= process_index < process_count:
-        raise ValueError(f"process_index {process_index} not in [0, {process_count})")
-    specs = _get(source_config, "sources")
-    specs = [source_config] if specs is None else list(specs)
-    if not specs:
-        raise ValueError("source_config.sources is empty")
-    datasets, weights = [], []
-    for k, spec in enumerate(specs):
-        weight = float(_get(spec, "weight", 1.0))
-        if weight <= 0:
-            raise ValueError(f"task source {_get(spec, 'name')!r} has weight {weight}; weights must be > 0")
-        source = build_source(spec, renderer=renderer, strict=strict, report=report)
-        ds = grain.MapDataset.source(source)[process_index::process_count]
-        if len(ds) == 0:
-            raise ValueError(f"task source {source.name!r} has no tasks for process {process_index} of {process_count}")
-        if shuffle:
-            ds = ds.shuffle(seed=(int(seed) * 1_000_003 + k) % 2**32)
-        if num_epochs != 1:
-            ds = ds.repeat(num_epochs)
-        datasets.append(ds)
-        weights.append(weight)
-    return datasets[0] if len(datasets) == 1 else grain.MapDataset.mix(datasets, weights)
-
-
 __all__ = [
     "BadImageError", "BadRecordError", "IconFolderSource", "LoadReport", "MissingFieldError",
-    "MissingFileError", "RLTask", "Reference", "RenderFailedError", "Renderer", "SOURCE_NAMES",
-    "SyntheticSource", "TaskLoadError", "TaskSource", "as_renderer", "build_source",
-    "make_task_dataset", "open_rgb", "read_text",
+    "MissingFileError", "RLTask", "Reference", "RenderFailedError", "Renderer",
+    "SyntheticSource", "TaskLoadError", "TaskSource", "as_renderer", "open_rgb", "read_text",
 ]

@@ -3,82 +3,140 @@
     python -m launch.main --config=configs/tiny_grpo_svg.py --workdir=DIR
 
 Per step: draw P tasks, roll out G samples each (sampling on device, rendering
-on host processes in parallel), score them, then take `updates_per_rollout`
-optimizer steps of the clipped GRPO loss (KL to the frozen initial policy when
-`grpo.kl_coef > 0`). Orbax checkpoints hold the policy, optimizer, task-iterator
-state and step; keys are derived from the step, so a resumed run repeats an
-uninterrupted one. On several hosts each one rolls out its block of every
-micro-batch with its own render pool; the run is the same as on one host.
+on host processes in parallel), score them, then take `grpo.epochs` passes over
+the rollout in `grpo.mini_batches` shuffled optimizer updates each (KL to the
+frozen initial policy when `grpo.kl_coef > 0`). Orbax checkpoints hold the
+policy, optimizer, task-iterator state and step; keys are derived from the step,
+so a resumed run repeats an uninterrupted one. On several hosts each one rolls
+out its block of every micro-batch with its own render pool; the run is the same
+as on one host.
+
+Behaviour log-probs: the ratio's old log-probs are the sampler's exact log-probs
+of the processed distribution it drew from (temperature, top-k, top-p, suppressed
+ids), and the new ones apply the same processing to the current policy's logits
+(`grpo.train_distribution="sampling"`). With "model" the ratio is taken under the
+tempered full-vocabulary distribution and truncated importance weights correct
+for the sampler's (verl's rollout correction). Either way `rollout_logprob_diff/*`
+logs |behaviour - trainer log-prob| of the pre-update policy over response tokens.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import os
 import time
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 import render
 from policy import checkpointing, metric_writers
 from policy.config import runtime_options
 from policy.hf_io import load_pretrained
-from policy.host_batch import device_batch, gather_rows
-from policy.logprobs import token_logprobs
+from policy.host_batch import device_batch, gather_rows, process_rows
+from policy.logprobs import masked_nll, teacher_forced_logprobs
 from policy.optimizer import make_optimizer
 from policy.processor import Processor
-from policy.sampler import Sampler, SamplingParams
+from policy.sampler import Sampler
+from policy.sampling import SamplingParams, process_logits
 from policy.sharding import mesh_from_config
 from policy.train_state import init_opt_state, init_train_state, make_train_step, merge_model, state_shardings
 from rl.batch import build_batch
-from rl.grpo import GRPOConfig, group_advantages, grpo_loss
+from rl.grpo import GRPOConfig, aggregate, group_advantages, grpo_loss, k3_kl, overlong_soft_penalty
 from rl.models import prepare_judge, prepare_policy
-from rl.rollout import RolloutWorker, rollout_metrics
-from rl.tasks import make_task_dataset
+from rl.rollout import RolloutWorker, rollout_metrics, select_groups
+from rl.task_mix import make_task_dataset
 
 log = logging.getLogger(__name__)
 
 
-def completion_logprobs(model, batch, *, chunk_size, temperature):
-    hidden, _ = model(batch["input_ids"], batch["positions"], batch["attention_mask"], batch["pixel_values"],
-                      batch["vision"], return_hidden=True)
-    return token_logprobs(model, hidden[:, :-1], batch["input_ids"][:, 1:], chunk_size=chunk_size,
-                          temperature=temperature)
+def completion_logprobs(model, batch, *, chunk_size, temperature, process=None, also_tempered=False):
+    """Teacher-forced log-probs (and entropies) [N, T-1] of the batch's targets (see policy.logprobs)."""
+    return teacher_forced_logprobs(model, batch, chunk_size=chunk_size, temperature=temperature, process=process,
+                                   also_tempered=also_tempered)
 
 
-def grpo_loss_fn(model, batch, rng, *, grpo: GRPOConfig, chunk_size, temperature):
+def grpo_loss_fn(model, batch, rng, *, grpo: GRPOConfig, chunk_size, temperature, process=None, max_length=None):
+    """The GRPO loss of one (mini-)batch. The KL term compares the tempered full-vocabulary
+    distributions of policy and reference (a processed one would put most tokens outside the
+    reference's support); the ratio uses `process`'s distribution when given."""
     del rng
-    logprobs, entropy = completion_logprobs(model, batch, chunk_size=chunk_size, temperature=temperature)
-    mask = batch["loss_mask"] * batch["valid"][:, None]
-    loss, metrics = grpo_loss(logprobs, batch["old_logprobs"], batch["advantages"], mask, grpo,
-                              batch.get("ref_logprobs"))
-    tokens = jnp.maximum(batch["loss_mask"].sum(), 1)
-    metrics["entropy"] = (entropy * batch["loss_mask"]).sum() / tokens
+    kl = bool(grpo.kl_coef)
+    if kl and "ref_logprobs" not in batch:
+        raise KeyError("grpo.kl_coef > 0 needs the reference policy's log-probs in batch['ref_logprobs']")
+    out = completion_logprobs(model, batch, chunk_size=chunk_size, temperature=temperature, process=process,
+                              also_tempered=kl and process is not None)
+    logprobs, entropy = out[:2]
+    target_mask = batch["target_mask"]
+    mask = target_mask * batch["valid"][:, None]
+    kl_mask = target_mask * batch["rows"][:, None] if grpo.kl_on_all_tokens else mask
+    policy_term = dataclasses.replace(grpo, kl_coef=0.0)
+    loss, metrics = grpo_loss(logprobs, batch["old_logprobs"], batch["advantages"], mask, policy_term,
+                              is_weights=batch.get("is_weights"), max_length=max_length)
+    if kl:
+        tempered = out[2] if process is not None else logprobs
+        kl_tokens = k3_kl(tempered, batch["ref_logprobs"])
+        loss = loss + grpo.kl_coef * aggregate(kl_tokens, kl_mask.astype(jnp.float32), grpo.aggregation, max_length)
+        metrics["kl"] = (kl_tokens * kl_mask).sum() / jnp.maximum(kl_mask.sum(), 1)
+    tokens = jnp.maximum(target_mask.sum(), 1)
+    metrics["entropy"] = (entropy * target_mask).sum() / tokens
     return loss, metrics
 
 
 def sft_loss_fn(model, batch, rng, *, chunk_size):
     del rng
     logprobs, _ = completion_logprobs(model, batch, chunk_size=chunk_size, temperature=1.0)
-    mask = batch["loss_mask"].astype(jnp.float32)
-    return -(logprobs * mask).sum() / jnp.maximum(mask.sum(), 1.0), {}
+    return masked_nll(logprobs, batch["target_mask"]), {}
 
 
-def make_grpo_steps(config, parts, tx, warm_tx, state):
-    """(update step, warm-start SFT step, log-prob forward): the jitted programs of a GRPO run, built
-    the same way for the run and for `launch.aot` (which passes an abstract `state`)."""
+def rollout_advantages(rewards, lengths, stopped, grpo: GRPOConfig, group_size: int,
+                       max_new_tokens: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(advantages, valid, rows) [N] float32 for a rollout's rewards: overlong shaping first, then
+    group-normalised advantages; `valid` marks rows the policy term trains on, `rows` rows any term
+    (the KL on every response token) may touch (overlong="mask" drops cut-off responses from both)."""
+    rewards = np.asarray(rewards, np.float32)
+    rows = np.ones(len(rewards), np.float32)
+    if grpo.overlong == "soft_penalty":
+        rewards = rewards + overlong_soft_penalty(lengths, max_new_tokens, grpo.overlong_buffer,
+                                                  grpo.overlong_penalty)
+    elif grpo.overlong == "mask":
+        rows = np.asarray(stopped, np.float32)
+    advantages, valid = (np.asarray(x) for x in group_advantages(
+        jnp.asarray(rewards), group_size, normalize_std=grpo.normalize_std, eps=grpo.eps))
+    return advantages, valid * rows, rows
+
+
+class GRPOSteps(NamedTuple):
+    """The jitted programs of a GRPO run, built the same way for the run and for `launch.aot`."""
+
+    update: Any  # (state, batch) -> (state, metrics): one optimizer update on a (mini-)batch
+    warm_start: Any  # (state, batch) -> (state, metrics): a supervised warm-start step
+    logprobs: Any  # (params, batch) -> [B, T-1] log-probs under the ratio's distribution
+    tempered_logprobs: Any  # (params, batch) -> [B, T-1] tempered full-vocabulary log-probs (the KL reference's)
+
+
+def make_grpo_steps(config, parts, tx, warm_tx, state, sampling_params: SamplingParams) -> GRPOSteps:
+    """The run's jitted programs (`state` may be abstract, as `launch.aot` passes it)."""
     grpo = GRPOConfig(**config.grpo.to_dict())
     temperature = float(config.sampling.temperature)
     chunk = config.get("loss_chunk_size")
-    step_fn = make_train_step(parts, tx, lambda m, b, r: grpo_loss_fn(m, b, r, grpo=grpo, chunk_size=chunk,
-                                                                      temperature=temperature),
-                              state_shardings(state))
-    sft_step = make_train_step(parts, warm_tx, lambda m, b, r: sft_loss_fn(m, b, r, chunk_size=chunk),
-                               state_shardings(state))
-    logprob_fn = jax.jit(lambda params, b: completion_logprobs(
+    process = (functools.partial(process_logits, params=sampling_params)
+               if grpo.train_distribution == "sampling" else None)
+    update = make_train_step(
+        parts, tx, lambda m, b, r: grpo_loss_fn(m, b, r, grpo=grpo, chunk_size=chunk, temperature=temperature,
+                                                process=process, max_length=config.max_new_tokens),
+        state_shardings(state))
+    warm_start = make_train_step(parts, warm_tx, lambda m, b, r: sft_loss_fn(m, b, r, chunk_size=chunk),
+                                 state_shardings(state))
+    logprobs = jax.jit(lambda params, b: completion_logprobs(
+        merge_model(parts, params), b, chunk_size=chunk, temperature=temperature, process=process)[0])
+    tempered = jax.jit(lambda params, b: completion_logprobs(
         merge_model(parts, params), b, chunk_size=chunk, temperature=temperature)[0])
-    return step_fn, sft_step, logprob_fn
+    return GRPOSteps(update, warm_start, logprobs, tempered)
 
 
 class GRPOTrainer:
@@ -87,6 +145,8 @@ class GRPOTrainer:
     def __init__(self, config, workdir: str):
         self.config, self.workdir = config, os.path.abspath(workdir)
         checkpointing.write_config(self.workdir, config)
+        self.grpo = GRPOConfig(**config.grpo.to_dict())
+        self._check(config)
         self.mesh = mesh_from_config(config)
         hosts = jax.process_count()
         for name, size, parts in (("prompts_per_step", config.prompts_per_step, config.micro_batches),
@@ -100,31 +160,35 @@ class GRPOTrainer:
         self.processor = Processor.from_pretrained(policy_dir, max_side=config.max_side,
                                                    seq_buckets=tuple(config.seq_buckets))
         self.tx = make_optimizer(config.optimizer)
+        if self.grpo.grad_accumulation > 1:  # grads of that many micro-steps are averaged into one update
+            self.tx = optax.MultiSteps(self.tx, every_k_schedule=self.grpo.grad_accumulation)
         self.parts, self.state = init_train_state(model, self.tx, seed=config.seed, mesh=self.mesh)
         # Warm start runs with its own optimizer; the RL optimizer state is put back after it.
         self.ref_params = None  # set by `start`
-        self.grpo = GRPOConfig(**config.grpo.to_dict())
         self.temperature = float(config.sampling.temperature)
+        self.sampling_params = SamplingParams(
+            temperature=self.temperature, top_p=config.sampling.top_p, top_k=config.sampling.top_k,
+            suppress_ids=(self.processor.image_token_id, self.processor.vision_start_token_id))
         self.warm_tx = make_optimizer(config.warmstart.optimizer)
         self._model_for_shardings = model
-        self.step_fn, self.sft_step, self.logprob_fn = make_grpo_steps(config, self.parts, self.tx, self.warm_tx,
-                                                                       self.state)
+        steps = make_grpo_steps(config, self.parts, self.tx, self.warm_tx, self.state, self.sampling_params)
+        self.step_fn, self.sft_step = steps.update, steps.warm_start
+        self.logprob_fn, self.tempered_logprob_fn = steps.logprobs, steps.tempered_logprobs
         tokenizer = self.processor.tokenizer
         stops = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
         self.policy = merge_model(self.parts, self.state.params)
         self.sampler = Sampler(self.policy, pad_id=self.processor.pad_token_id, stop_ids=stops, mesh=self.mesh,
                                patch_buckets=tuple(config.patch_buckets))
-        params = SamplingParams(temperature=self.temperature, top_p=config.sampling.top_p, top_k=config.sampling.top_k,
-                                suppress_ids=(self.processor.image_token_id, self.processor.vision_start_token_id))
         judge = prepare_judge(config, self.workdir, self.mesh, self.pool) if config.reward == "visual_erm" else None
         deps = {}
         if config.reward == "embedding_cosine":
             from rl.rewards import VisionEmbedder
 
             deps["embedder"] = VisionEmbedder(self.policy, self.processor.image_processor)
+        deps.update(config.get("reward_params", {}))
         self.worker = RolloutWorker(self.sampler, self.processor, self.pool, reward=config.reward,
                                     group_size=config.group_size, max_new_tokens=config.max_new_tokens,
-                                    params=params, judge=judge, micro_batches=config.micro_batches,
+                                    params=self.sampling_params, judge=judge, micro_batches=config.micro_batches,
                                     reward_deps=deps, overlap=config.overlap)
         # Every host reads the same global task stream and keeps its block of every micro-batch
         # (`_draw`): each sampler call, and so the run, is the same on one host or many, and the
@@ -134,6 +198,22 @@ class GRPOTrainer:
         self.checkpointer = checkpointing.Checkpointer(os.path.join(self.workdir, "checkpoints"),
                                                        max_to_keep=config.keep_checkpoints)
 
+    def _check(self, config) -> None:
+        """Refuse settings GRPO cannot train with, before anything is built."""
+        if config.group_size < 2:
+            raise ValueError(f"group_size must be >= 2 (a group's baseline is its own mean), got {config.group_size}")
+        if config.sampling.temperature <= 0:
+            raise ValueError("GRPO samples: sampling.temperature must be > 0 (greedy groups are identical)")
+        hosts = jax.process_count()
+        rows = config.prompts_per_step * config.group_size // hosts
+        parts = self.grpo.mini_batches * self.grpo.grad_accumulation
+        if rows % parts:
+            raise ValueError(f"{rows} rollout rows per host do not split into grpo.mini_batches x "
+                             f"grpo.grad_accumulation = {parts} equal parts")
+        if self.grpo.dynamic_sampling and hosts > 1:
+            raise NotImplementedError("dynamic sampling refills groups per host; hosts would then train on "
+                                      "different numbers of draws (not agreed across hosts yet)")
+
     def _draw(self, global_size: int, micro_batches: int = 1) -> list:
         """This host's share of the next global batch of tasks: its block of every micro-batch, so each
         micro-batch (one sampler call, all hosts together) holds the tasks it holds on one host."""
@@ -142,9 +222,9 @@ class GRPOTrainer:
         return [tasks[i] for part in np.array_split(np.arange(global_size), micro_batches)
                 for i in np.array_split(part, hosts)[me]]
 
-    def _batch(self, prompt, tokens, lengths, group_size):
+    def _batch(self, prompt, tokens, lengths, group_size, **kwargs):
         return build_batch(self.model_config, prompt, tokens, lengths, group_size,
-                           patch_buckets=tuple(self.config.patch_buckets), pad_id=self.processor.pad_token_id)
+                           patch_buckets=tuple(self.config.patch_buckets), pad_id=self.processor.pad_token_id, **kwargs)
 
     def _sync_policy(self):
         """Point the sampler's model at the current parameters (no recompilation)."""
@@ -175,31 +255,87 @@ class GRPOTrainer:
         self.state = self.state.replace(step=jnp.zeros_like(self.state.step), opt_state=rl_opt_state)
         log.info("warm start done: sft loss %.4f", float(metrics["loss"]))
 
-    def rl_step(self, step: int) -> dict:
-        cfg = self.config
-        start = time.perf_counter()
-        tasks = self._draw(cfg.prompts_per_step, cfg.micro_batches)
-        self._sync_policy()
+    def _rollout(self, step: int) -> tuple:
+        """This step's scored rollout; with dynamic sampling, groups whose rewards are all equal are
+        dropped and more prompts rolled out (at most `max_sampling_rounds` rollouts) until
+        `prompts_per_step` groups carry signal; short of that, dropped groups fill the batch."""
+        cfg, grpo = self.config, self.grpo
         key = jax.random.fold_in(jax.random.key(cfg.seed), step)
-        rollout = self.worker(tasks, key)
+        rollout = self.worker(self._draw(cfg.prompts_per_step, cfg.micro_batches), key)
+        if not grpo.dynamic_sampling:
+            return rollout, {}
+        parts, kept, dropped = [rollout], [], []
+        for round_index in range(grpo.max_sampling_rounds):
+            if round_index:
+                parts.append(self.worker(self._draw(cfg.prompts_per_step, cfg.micro_batches),
+                                         jax.random.fold_in(key, round_index)))
+            rewards = parts[-1].rewards.reshape(-1, cfg.group_size)
+            for group, signal in enumerate(rewards.std(axis=1) > grpo.eps):
+                (kept if signal else dropped).append((round_index, group))
+            if len(kept) >= cfg.prompts_per_step:
+                break
+        chosen = (kept + dropped)[:cfg.prompts_per_step]
+        merged = select_groups(parts, chosen, self.processor)
+        return merged, {"dynamic_sampling/rounds": float(len(parts)),
+                        "dynamic_sampling/signal_groups": float(min(len(kept), cfg.prompts_per_step))}
+
+    def rl_step(self, step: int) -> dict:
+        cfg, grpo = self.config, self.grpo
+        start = time.perf_counter()
+        self._sync_policy()
+        rollout, metrics = self._rollout(step)
         host = time.perf_counter()
-        advantages, valid = (np.asarray(x) for x in group_advantages(
-            jnp.asarray(rollout.rewards), cfg.group_size, normalize_std=self.grpo.normalize_std))
-        batch = self._batch(rollout.prompt, rollout.tokens, rollout.lengths, cfg.group_size)
-        batch["advantages"], batch["valid"] = advantages, valid
-        batch = device_batch(batch, self.mesh)
-        batch["old_logprobs"] = self.logprob_fn(self.state.params, batch)
+        advantages, valid, rows = rollout_advantages(rollout.rewards, rollout.lengths, rollout.stopped, grpo,
+                                                     cfg.group_size, cfg.max_new_tokens)
+        host_batch = self._batch(rollout.prompt, rollout.tokens, rollout.lengths, cfg.group_size,
+                                 behaviour_logprobs=rollout.sample_logprobs)
+        host_batch.update(advantages=advantages, valid=valid, rows=rows)
+        batch = device_batch(host_batch, self.mesh)
+        old = self.logprob_fn(self.state.params, batch)
+        behaviour, target_mask = batch["behaviour_logprobs"], batch["target_mask"]
+        gap = jnp.abs(behaviour - old) * target_mask
+        metrics["rollout_logprob_diff/mean"] = float(gap.sum() / jnp.maximum(target_mask.sum(), 1))
+        metrics["rollout_logprob_diff/max"] = float(gap.max())
+        if grpo.train_distribution == "sampling":
+            batch["old_logprobs"] = behaviour
+        else:
+            batch["old_logprobs"] = old
+            batch["is_weights"] = jnp.minimum(jnp.exp(old - behaviour), grpo.tis_cap) * target_mask
         if self.ref_params is not None:
-            batch["ref_logprobs"] = self.logprob_fn(self.ref_params, batch)
-        for _ in range(cfg.updates_per_rollout):
-            self.state, update = self.step_fn(self.state, batch)
-        update = {k: float(v) for k, v in update.items()}
-        metrics = rollout_metrics(rollout)
-        metrics.update(update)
+            batch["ref_logprobs"] = self.tempered_logprob_fn(self.ref_params, batch)
+        updates = self._updates(step, rollout, host_batch, batch)
+        metrics.update(rollout_metrics(rollout))
+        metrics.update({k: float(np.mean([u[k] for u in updates])) for k in updates[0]})
         metrics["valid_groups"] = float(np.mean(gather_rows(valid)))
+        metrics["overlong_fraction"] = float(np.mean(gather_rows(~rollout.stopped)))
         metrics["time/update"] = time.perf_counter() - host
         metrics["time/step"] = time.perf_counter() - start
         return metrics
+
+    def _updates(self, step: int, rollout, host_batch: dict, batch: dict) -> list[dict]:
+        """`grpo.epochs` passes of `grpo.mini_batches` optimizer updates (each of
+        `grpo.grad_accumulation` micro-steps); per-step metrics of every micro-step."""
+        grpo, n = self.grpo, len(rollout.tokens)
+        parts = grpo.mini_batches * grpo.grad_accumulation
+        out = []
+        if parts == 1:  # the whole rollout each update: no need to rebuild it
+            for _ in range(grpo.epochs):
+                self.state, metrics = self.step_fn(self.state, batch)
+                out.append(metrics)
+            return [{k: float(v) for k, v in m.items()} for m in out]
+        per_row = {k: process_rows(batch[k], n) for k in ("old_logprobs", "ref_logprobs", "is_weights")
+                   if k in batch}
+        order = np.random.default_rng([self.config.seed, step])
+        for _ in range(grpo.epochs):
+            rows = order.permutation(n) if grpo.shuffle else np.arange(n)
+            for part in np.split(rows, parts):
+                sub = self._batch(rollout.prompt, rollout.tokens[part], rollout.lengths[part], self.config.group_size,
+                                  rows=part // self.config.group_size)
+                sub.update({k: host_batch[k][part] for k in ("advantages", "valid", "rows")})
+                sub.update({k: v[part][:, :sub["target_mask"].shape[1]] for k, v in per_row.items()})
+                self.state, metrics = self.step_fn(self.state, device_batch(sub, self.mesh))
+                out.append(metrics)
+        return [{k: float(v) for k, v in m.items()} for m in out]
 
     def start(self) -> int:
         """Resume from the newest good checkpoint, or warm-start; fixes the KL reference. Returns the step."""
@@ -226,6 +362,7 @@ class GRPOTrainer:
 
     def close(self) -> None:
         self.checkpointer.close()
+        self.worker.close()
         self.pool.close()
 
 

@@ -39,16 +39,18 @@ class RewardSource(grain.sources.RandomAccessDataSource):
 
 
 def example_features(example: records.RewardExample, processor) -> dict:
-    """Prompt + target token ids, loss mask, patches and grids of one example (unpadded)."""
+    """Prompt + critique token ids, target mask, patches and grids of one example (unpadded).
+
+    target_mask[t] says whether input_ids[t + 1] (the token predicted at t) is a critique token."""
     reference, candidate = example.images()
     prompt = processor(judge_messages(example.kind, reference, candidate), add_generation_prompt=True,
                        seq_buckets=None, patch_buckets=None)
     prompt_ids = prompt["input_ids"][0]
     target_ids = processor.tokenizer(example.critique + "<|im_end|>", add_special_tokens=False)["input_ids"]
     input_ids = np.concatenate([prompt_ids, np.asarray(target_ids, np.int32)])
-    loss_mask = np.zeros(len(input_ids), np.int32)
-    loss_mask[len(prompt_ids):] = 1
-    return {"input_ids": input_ids, "loss_mask": loss_mask, "pixel_values": prompt["pixel_values"],
+    target_mask = np.zeros(len(input_ids) - 1, np.int32)
+    target_mask[len(prompt_ids) - 1:] = 1
+    return {"input_ids": input_ids, "target_mask": target_mask, "pixel_values": prompt["pixel_values"],
             "image_grid_thw": prompt["image_grid_thw"], "id": example.id, "kind": example.kind}
 
 
@@ -65,10 +67,10 @@ class Collator:
         length = pick_bucket(max(len(f["input_ids"]) for f in features), self.seq_buckets)
         input_ids = np.full((len(features), length), self.pad_id, np.int32)
         attention_mask = np.zeros((len(features), length), np.int32)
-        loss_mask = np.zeros((len(features), length), np.int32)
+        target_mask = np.zeros((len(features), length - 1), np.int32)
         for row, f in enumerate(features):
             n = len(f["input_ids"])
-            input_ids[row, :n], attention_mask[row, :n], loss_mask[row, :n] = f["input_ids"], 1, f["loss_mask"]
+            input_ids[row, :n], attention_mask[row, :n], target_mask[row, :n - 1] = f["input_ids"], 1, f["target_mask"]
         patches = np.concatenate([f["pixel_values"] for f in features])
         grids = np.concatenate([f["image_grid_thw"] for f in features])
         num_patches = pick_bucket(len(patches), self.patch_buckets)
@@ -76,7 +78,7 @@ class Collator:
         pixel_values[: len(patches)] = patches
         input_ids, attention_mask, positions, _, vision = prepare_inputs(
             self.model_config, input_ids, attention_mask, grids, num_patches)
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "loss_mask": loss_mask,
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "target_mask": target_mask,
                 "positions": positions, "pixel_values": pixel_values, "vision": vision}
 
 

@@ -3,8 +3,15 @@
 Sampling follows the published judge settings per kind: charts and SVGs are
 sampled (temperature 0.7, top-p 0.8, top-k 20, presence penalty 1.5, images at
 most 1,024 px on the longer side); tables are greedy with repetition penalty
-1.05 and images at most 768 px. Every output goes through `parse_critique`, so
-a judge that rambles still yields a defined (invalid) critique, never an error.
+1.05 and images at most 768 px. Every output goes through `parse_critique`; an
+unparsable critique is asked for once more (`reasks`, as the official reward code
+does) and then stays a defined invalid critique, never an error.
+
+On a multi-host mesh every sampler call is a collective, so every process must
+make the same calls whatever its own number of pairs: the processes first agree
+on the largest count per kind, then each runs that many chunks in a fixed kind
+order, filling chunks it has no pairs for with a white dummy pair whose output is
+dropped.
 """
 from __future__ import annotations
 
@@ -13,8 +20,10 @@ from typing import Sequence
 
 import jax
 import numpy as np
+from PIL import Image
 
 from policy.hf_io import load_pretrained
+from policy.host_batch import agreed_max
 from policy.processor import Processor
 from policy.sampler import Sampler, SamplingParams
 from visual_erm.prompts import judge_messages
@@ -43,8 +52,9 @@ class VisualERM:
     """A Qwen3-VL reward model: `critique(kinds, references, candidates) -> list[Critique]`."""
 
     def __init__(self, model, processor: Processor, *, settings: dict | None = None, max_new_tokens: int = 4096,
-                 batch_size: int = 8, mesh=None, seed: int = 0):
+                 batch_size: int = 8, mesh=None, seed: int = 0, reasks: int = 1):
         self.model = model
+        self.reasks = reasks
         self.processor = processor
         self.settings = dict(PUBLISHED_SETTINGS, **(settings or {}))
         self.max_new_tokens = max_new_tokens
@@ -86,21 +96,37 @@ class VisualERM:
             raise ValueError("kinds, references and candidates must have the same length")
         if rng is not None:
             self._key = rng
+        unknown = set(kinds) - set(self.settings)
+        if unknown:
+            raise ValueError(f"no judge settings for kind(s) {sorted(unknown)}")
+        order = sorted(self.settings)  # the same on every process
+        indices = {kind: [i for i, k in enumerate(kinds) if k == kind] for kind in order}
+        counts = agreed_max(*(len(indices[kind]) for kind in order))  # a collective on several hosts
         texts: list[str | None] = [None] * len(kinds)
-        for kind in dict.fromkeys(kinds):
-            if kind not in self.settings:
-                raise ValueError(f"no judge settings for kind {kind!r}")
-            indices = [i for i, k in enumerate(kinds) if k == kind]
-            for start in range(0, len(indices), self.batch_size):
-                chunk = indices[start:start + self.batch_size]
-                outputs = self._generate(kind, [(references[i], candidates[i]) for i in chunk])
+        dummy = Image.new("RGB", (32, 32), "white")
+        for kind, count in zip(order, counts):
+            for start in range(0, count, self.batch_size):
+                chunk = indices[kind][start:start + self.batch_size]
+                pairs = [(references[i], candidates[i]) for i in chunk] or [(dummy, dummy)]
+                outputs = self._generate(kind, pairs)
                 for i, text in zip(chunk, outputs):
                     texts[i] = text
         return texts
 
     def critique(self, kinds: Sequence[str], references, candidates, *, rng=None) -> list[Critique]:
+        """Parsed critiques; unparsable ones are asked for again up to `reasks` times."""
         texts = self.critique_texts(kinds, references, candidates, rng=rng)
-        return [parse_critique(text, kind) for text, kind in zip(texts, kinds)]
+        critiques = [parse_critique(text, kind) for text, kind in zip(texts, kinds)]
+        for _ in range(self.reasks):
+            again = [i for i, c in enumerate(critiques) if not c.valid]
+            (anywhere,) = agreed_max(len(again))
+            if not anywhere:
+                break
+            retried = self.critique_texts([kinds[i] for i in again], [references[i] for i in again],
+                                          [candidates[i] for i in again])
+            for i, text in zip(again, retried):
+                critiques[i] = parse_critique(text, kinds[i])
+        return critiques
 
     def rewards(self, kinds: Sequence[str], references, candidates, **reward_kwargs) -> np.ndarray:
         """critique_reward of each critique, in [0, 1]."""

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
-
-import numpy as np
 
 from visual_erm.schema import CATEGORIES, Critique, parse_critique
 
@@ -85,18 +82,3 @@ def reward_from_config(critique: Critique | str, kind: str | None, config: Rewar
         return float(-c.total_severity) if c.valid else float(config.failure_value)
     total = c.total_severity if c.valid else config.invalid_severity
     return float(min(1.0, max(0.0, 1.0 - total / config.max_severity)))
-
-
-def batch_rewards(
-    critiques: Sequence[Critique | str],
-    kinds: Sequence[str | None] | str | None,
-    config: RewardConfig = RewardConfig(),
-) -> np.ndarray:
-    """Rewards for a rollout batch as float32, ``kinds`` one per critique or one for all."""
-    if kinds is None or isinstance(kinds, str):
-        kinds = [kinds] * len(critiques)
-    if len(kinds) != len(critiques):
-        raise ValueError(f"{len(critiques)} critiques but {len(kinds)} kinds")
-    return np.asarray(
-        [reward_from_config(c, k, config) for c, k in zip(critiques, kinds)], dtype=np.float32
-    )

@@ -19,28 +19,23 @@ import numpy as np
 from policy import checkpointing, metric_writers
 from policy.hf_io import load_pretrained
 from policy.host_batch import device_batch
-from policy.logprobs import token_logprobs
 from policy.config import runtime_options
+from policy.logprobs import masked_nll, teacher_forced_logprobs
 from policy.optimizer import make_optimizer
 from policy.processor import Processor
 from policy.sharding import mesh_from_config
 from policy.train_state import init_train_state, make_train_step, merge_model, state_shardings
 from visual_erm import data as data_lib
-from visual_erm import records
 from visual_erm.base_model import prepare_base_model, prepare_reward_data
 
 log = logging.getLogger(__name__)
 
 
 def sft_loss(model, batch, rng, *, chunk_size=None):
-    """Mean negative log-likelihood of the critique tokens (loss_mask) under teacher forcing."""
+    """Mean negative log-likelihood of the critique tokens (target_mask) under teacher forcing."""
     del rng
-    hidden, _ = model(batch["input_ids"], batch["positions"], batch["attention_mask"], batch["pixel_values"],
-                      batch["vision"], return_hidden=True)
-    logprobs, _ = token_logprobs(model, hidden[:, :-1], batch["input_ids"][:, 1:], chunk_size=chunk_size)
-    mask = batch["loss_mask"][:, 1:].astype(jnp.float32)
-    tokens = jnp.maximum(mask.sum(), 1.0)
-    return -(logprobs * mask).sum() / tokens, {"target_tokens": mask.sum()}
+    logprobs, _ = teacher_forced_logprobs(model, batch, chunk_size=chunk_size)
+    return masked_nll(logprobs, batch["target_mask"]), {"target_tokens": batch["target_mask"].sum()}
 
 
 def make_sft_steps(config, parts, tx, state):

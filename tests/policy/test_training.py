@@ -155,10 +155,10 @@ def _image_text_batch(config, rows=4, length=24, seed=0):
     ids[:, 6] = config.vision_end_token_id
     grids = np.tile([[1, 4, 4]], (rows, 1))
     ids, mask, positions, _, vision = prepare_inputs(config, ids, None, grids, rows * 16)
-    loss_mask = np.zeros_like(ids)
-    loss_mask[:, 7:] = 1
+    target_mask = np.zeros((rows, length - 1), ids.dtype)  # predicted tokens: the text after the image
+    target_mask[:, 6:] = 1
     pixels = rng.normal(size=(rows * 16, config.vision.patch_dim)).astype(np.float32)
-    return {"input_ids": ids, "attention_mask": mask, "positions": positions, "loss_mask": loss_mask,
+    return {"input_ids": ids, "attention_mask": mask, "positions": positions, "target_mask": target_mask,
             "pixel_values": pixels, "vision": vision}
 
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rl.grpo import GRPOConfig, group_advantages, grpo_loss, k3_kl
+from rl.grpo import GRPOConfig, group_advantages, grpo_loss, k3_kl, overlong_soft_penalty
 
 
 def test_group_advantages_by_hand():
@@ -58,3 +58,73 @@ def test_kl_term_adds_coefficient_times_k3():
 def test_bad_aggregation_is_refused():
     with pytest.raises(ValueError):
         GRPOConfig(aggregation="mean")
+
+
+def test_eps_decides_which_groups_carry_signal():
+    rewards = jnp.array([0.0, 1e-4, 1.0, 0.0])  # group 1 std 5e-5, group 2 std 0.5
+    _, valid = group_advantages(rewards, 2, eps=1e-6)
+    np.testing.assert_array_equal(valid, [1, 1, 1, 1])
+    adv, valid = group_advantages(rewards, 2, eps=1e-3)
+    np.testing.assert_array_equal(valid, [0, 0, 1, 1])
+    np.testing.assert_allclose(adv, [0, 0, 0.5 / (0.5 + 1e-3), -0.5 / (0.5 + 1e-3)], rtol=1e-6)
+
+
+def test_group_size_below_two_is_refused():
+    with pytest.raises(ValueError, match="group_size >= 2"):
+        group_advantages(jnp.array([1.0, 0.0]), 1)
+
+
+def test_dr_grpo_constant_normaliser_by_hand():
+    old = jnp.zeros((2, 4))
+    new = jnp.zeros((2, 4))  # ratio 1 everywhere: per-token loss = -A
+    adv = jnp.array([1.0, -0.5])
+    mask = jnp.array([[1, 1, 0, 0], [1, 1, 1, 0]])
+    cfg = GRPOConfig(aggregation="sequence_sum_over_max_length")
+    # sum of per-token losses: row 0: 2 * -1 = -2 ; row 1: 3 * 0.5 = 1.5 ; / (2 rows * max length 6)
+    loss, _ = grpo_loss(new, old, adv, mask, cfg, max_length=6)
+    np.testing.assert_allclose(loss, (-2 + 1.5) / 12, rtol=1e-6)
+    loss, _ = grpo_loss(new, old, adv, mask, cfg)  # default constant: the padded width (4)
+    np.testing.assert_allclose(loss, (-2 + 1.5) / 8, rtol=1e-6)
+
+
+def test_log_ratio_clamp_and_importance_weights():
+    old = jnp.zeros((1, 2))
+    new = jnp.array([[-50.0, 0.0]])  # a token the new policy all but excludes
+    adv, mask = jnp.array([-1.0]), jnp.ones((1, 2))
+    # A<0: per token max(r, clip(r)) * 1 ; r = exp(-50) -> clip to 0.8 ; r = 1 -> 1
+    loss, metrics = grpo_loss(new, old, adv, mask, GRPOConfig(log_ratio_clamp=20.0))
+    np.testing.assert_allclose(loss, (0.8 + 1.0) / 2, rtol=1e-6)
+    np.testing.assert_allclose(metrics["ratio_mean"], (math.exp(-20) + 1) / 2, rtol=1e-5)
+    weights = jnp.array([[0.5, 2.0]])
+    weighted, _ = grpo_loss(new, old, adv, mask, GRPOConfig(), is_weights=weights)
+    np.testing.assert_allclose(weighted, (0.8 * 0.5 + 1.0 * 2.0) / 2, rtol=1e-6)
+
+
+def test_kl_mask_covers_tokens_outside_the_policy_mask():
+    lp = jnp.log(jnp.array([[0.5, 0.5], [0.5, 0.5]]))
+    ref = jnp.log(jnp.array([[0.25, 0.5], [0.25, 0.25]]))
+    mask = jnp.array([[1, 1], [0, 0]])  # row 1's group carries no advantage signal
+    k = 0.5 + math.log(2) - 1
+    _, only_valid = grpo_loss(lp, lp, jnp.zeros(2), mask, GRPOConfig(kl_coef=0.1), ref)
+    loss, every = grpo_loss(lp, lp, jnp.zeros(2), mask, GRPOConfig(kl_coef=0.1), ref, kl_mask=jnp.ones((2, 2)))
+    np.testing.assert_allclose(only_valid["kl"], k / 2, rtol=1e-6)
+    np.testing.assert_allclose(every["kl"], 3 * k / 4, rtol=1e-6)
+    np.testing.assert_allclose(loss, 0.1 * 3 * k / 4, rtol=1e-6)
+
+
+def test_k3_stays_finite_for_excluded_tokens():
+    value = k3_kl(jnp.array([-1e30]), jnp.array([-1.0]))
+    np.testing.assert_allclose(value, [math.exp(20) - 21], rtol=1e-6)
+
+
+def test_overlong_soft_penalty_by_hand():
+    # limit 10, buffer 4: free up to 6 tokens, then -1/4 per token down to -1 at 10
+    np.testing.assert_allclose(overlong_soft_penalty(np.array([3, 6, 7, 9, 10]), 10, 4, 1.0),
+                               [0, 0, -0.25, -0.75, -1.0], rtol=1e-6)
+
+
+def test_config_refuses_bad_options():
+    for bad in ({"train_distribution": "vllm"}, {"overlong": "cut"}, {"mini_batches": 0}, {"epochs": 0},
+                {"overlong": "soft_penalty"}, {"eps": 0.0}):
+        with pytest.raises(ValueError):
+            GRPOConfig(**bad)

@@ -120,13 +120,26 @@ def test_teds_failures_and_misuse():
     assert R.teds(task, "no table") == 0.0
     assert R.teds(task, fenced("markdown", "just prose, no table")) == 0.0
     assert R.teds(task, fenced("html", '<table><tr><td colspan="x">bad span</td></tr></table>')) == 0.0
-    assert R.teds(task, fenced("markdown", BASE_MD), max_nodes=3) == 0.0  # too big to score
+    with pytest.raises(R.RewardFailure, match="cap"):  # a reference too big to score is the reward's failure
+        R.teds(task, fenced("markdown", BASE_MD), max_nodes=3)
     with pytest.raises(ValueError, match="table reward"):
         R.teds(ReferenceTask("svg", "<svg/>"), "x")
     with pytest.raises(ValueError, match="has none"):  # a dataset task without reference code
         R.teds(ReferenceTask("table", None), fenced("markdown", BASE_MD))
     with pytest.raises(ValueError, match="has none"):
         R.text_similarity(ReferenceTask("table", None), fenced("markdown", BASE_MD))
+
+
+def test_teds_own_failures_are_counted_and_warned_never_a_silent_zero(caplog):
+    """An unreadable reference, or a TEDS that cannot score it, is the reward's failure: counted."""
+    good, broken = ReferenceTask("table", BASE_MD), ReferenceTask("table", '<table><tr><td colspan="x">a</td></tr>')
+    inputs = [RewardInput(good, fenced("markdown", BASE_MD)), RewardInput(broken, fenced("markdown", BASE_MD)),
+              RewardInput(good, "no table")]
+    with caplog.at_level("WARNING"):
+        rewards, failed = R.score_rewards("teds", inputs)
+    np.testing.assert_array_equal(rewards, [1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(failed, [False, True, False])  # "no table" is the policy's 0, not a failure
+    assert "reward teds failed on sample 1" in caplog.text
 
 
 # ---------------------------------------------------------------- SSIM and MSE
@@ -182,7 +195,9 @@ def test_visual_erm_gating_and_values():
     assert reward(task, completion, RenderResult.failure("runtime", "ValueError"), NO_ERRORS) == 0.0
     assert reward(task, completion, None, NO_ERRORS) == 0.0  # never rendered
     assert reward(task, completion, ok(Image.new("RGB", (64, 48), "white")), NO_ERRORS) == 0.0  # blank
-    assert reward(task, completion, ok(Image.new("RGB", (64, 48), (20, 40, 60))), NO_ERRORS) == 0.0  # one colour
+    one_colour = ok(Image.new("RGB", (64, 48), (20, 40, 60)))
+    assert reward(task, completion, one_colour, NO_ERRORS, blank="uniform") == 0.0  # the stricter check
+    assert reward(task, completion, one_colour, NO_ERRORS) == 2.0  # the official check: only all-white is blank
     assert reward(task, completion, image, NO_ERRORS) == 2.0
     assert reward(task, completion, image, TEN) == pytest.approx(1 + (1 - 10 / 50))
     assert reward(task, completion, image, TEN, max_severity=20) == pytest.approx(1.5)
@@ -196,10 +211,12 @@ def test_visual_erm_gating_and_values():
 def test_blank_detection_tolerates_speckle_but_not_content():
     rng = np.random.default_rng(1)
     speckled = np.full((100, 100, 3), 250, np.int16) + rng.integers(-6, 6, (100, 100, 3))
-    assert R.is_blank(Image.fromarray(speckled.astype(np.uint8)))
+    assert R.is_blank(Image.fromarray(speckled.astype(np.uint8)), "uniform")
+    assert not R.is_blank(Image.fromarray(speckled.astype(np.uint8)))  # the official check: all white only
+    assert R.is_blank(Image.new("RGB", (10, 10), "white"))
     dot = Image.new("RGB", (100, 100), "white")
     ImageDraw.Draw(dot).rectangle((10, 10, 13, 13), fill="black")  # 16 of 10,000 pixels
-    assert not R.is_blank(dot)
+    assert not R.is_blank(dot, "uniform") and not R.is_blank(dot)
 
 
 # ---------------------------------------------------------------- embedding cosine and the registry
@@ -234,10 +251,28 @@ def test_compute_rewards_registry():
                             "embedding_cosine"}
     task = ReferenceTask("table", BASE_MD, drawing())
     inputs = [RewardInput(task, fenced("markdown", BASE_MD), ok(drawing()), NO_ERRORS), RewardInput(task, "nothing")]
-    np.testing.assert_array_equal(compute_rewards("visual_erm", inputs), np.array([2.0, 0.0], np.float32))
+    np.testing.assert_array_equal(compute_rewards("visual_erm", inputs, table_form="shaped"),
+                                  np.array([2.0, 0.0], np.float32))
+    np.testing.assert_array_equal(compute_rewards("visual_erm", inputs), np.array([0.0, -4.0], np.float32))
     np.testing.assert_array_equal(compute_rewards("teds", inputs), np.array([1.0, 0.0], np.float32))
     assert compute_rewards("text_similarity", inputs).dtype == np.float32
     with pytest.raises(KeyError, match="unknown reward"):
         compute_rewards("bleu", inputs)
     with pytest.raises(TypeError, match="embedder"):
         compute_rewards("embedding_cosine", inputs)
+
+
+def test_embedder_survives_the_policy_buffers_being_donated():
+    """A train step donates the policy's buffers; the embedder keeps its own frozen copy of the tower."""
+    import jax
+    from flax import nnx
+
+    from policy.config import Qwen3VLConfig
+    from policy.model import init_model
+
+    model = init_model(Qwen3VLConfig.tiny(), seed=0)
+    embedder = R.VisionEmbedder(model, max_images=4)
+    before = embedder([drawing()])
+    for leaf in jax.tree.leaves(nnx.state(model)):
+        leaf.delete()  # what donate_argnums does to the policy's parameters
+    np.testing.assert_array_equal(embedder([drawing()]), before)

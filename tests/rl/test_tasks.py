@@ -14,8 +14,9 @@ from render import RenderResult
 from rl.datasets import load_chartmimic, load_plot2code, load_pubtabnet, load_starvector, pubtabnet_html
 from rl.tasks import (
     BadImageError, BadRecordError, IconFolderSource, LoadReport, MissingFieldError, MissingFileError, RLTask,
-    RenderFailedError, SyntheticSource, make_task_dataset,
+    RenderFailedError, SyntheticSource,
 )
+from rl.task_mix import make_task_dataset
 from visual_erm.prompts import policy_prompt
 from visual_erm.tasks import generate
 from visual_erm.tasks.svg import ICON_DIR
@@ -331,3 +332,18 @@ def test_dataset_skips_failures_into_the_report_and_checks_its_config():
     with pytest.raises(ValueError, match="no tasks for process 2"):
         make_task_dataset({"name": "chartmimic", "params": {"path": str(FIXTURES / "chartmimic")}},
                           seed=0, process_index=2, process_count=3)
+
+
+def test_load_report_summary_returns_with_errors_recorded():
+    """summary() used to take its lock and then read `counts`, which takes it again: a deadlock."""
+    import threading
+
+    report = LoadReport()
+    report.add(MissingFileError("a.png", "file not found"))
+    report.add(MissingFileError("b.png", "file not found"))
+    out = {}
+    reader = threading.Thread(target=lambda: out.setdefault("summary", report.summary()), daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    assert "summary" in out, "LoadReport.summary() deadlocked"
+    assert out["summary"].startswith("2 task(s) skipped: {'MissingFileError': 2}")

@@ -1,9 +1,12 @@
 """GRPO end to end on the toy shapes task: it learns, it shards, it resumes after kill -9."""
 import importlib.util
 import json
+import math
 import os
+import types
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -11,7 +14,8 @@ import render
 from policy.metric_writers import read_jsonl
 from rl.models import prepare_policy
 from rl.rewards import REWARDS, RewardFn
-from rl.trainer import GRPOTrainer, train
+from rl.grpo import GRPOConfig
+from rl.trainer import GRPOTrainer, completion_logprobs, grpo_loss_fn, rollout_advantages, train
 from tests.kill_restart import straight_and_resumed
 from tests.multihost import run_one_process, run_two_processes
 
@@ -45,6 +49,108 @@ def completion_length(task, completion, rendered=None, critique=None, **_):
     return len(completion) / 100.0
 
 
+@pytest.fixture(scope="module")
+def tiny_model():
+    from policy.config import Qwen3VLConfig
+    from policy.model import init_model
+
+    return init_model(Qwen3VLConfig.tiny(), seed=0)
+
+
+def text_batch(model, rows):
+    """A text-only teacher-forcing batch of `rows` sequences of 5 tokens; targets 2..4 of each row count."""
+    from policy.model import prepare_inputs
+
+    ids = np.random.default_rng(0).integers(3, model.config.text.vocab_size, (rows, 5))
+    ids, mask, positions, _, _ = prepare_inputs(model.config, ids, np.ones((rows, 5), np.int32))
+    target_mask = np.zeros((rows, 4), np.float32)
+    target_mask[:, 1:] = 1
+    return {"input_ids": jnp.asarray(ids), "attention_mask": jnp.asarray(mask), "positions": jnp.asarray(positions),
+            "pixel_values": None, "vision": None, "target_mask": jnp.asarray(target_mask),
+            "valid": jnp.ones(rows), "rows": jnp.ones(rows)}
+
+
+def test_loss_fn_kl_path_matches_k3_by_hand(tiny_model):
+    """The KL term compares tempered full-vocabulary log-probs with batch['ref_logprobs']; the ratio
+    uses the processed ones. A reference half as likely on every token gives k3 = 0.5 + log 2 - 1."""
+    import functools
+
+    from policy.sampling import SamplingParams, process_logits
+
+    batch = text_batch(tiny_model, 2)
+    process = functools.partial(process_logits, params=SamplingParams(temperature=0.7, top_k=5))
+    processed, _, tempered = completion_logprobs(tiny_model, batch, chunk_size=None, temperature=0.7,
+                                                 process=process, also_tempered=True)
+    batch.update(old_logprobs=processed, ref_logprobs=tempered - math.log(2), advantages=jnp.array([1.0, 1.0]))
+    grpo = GRPOConfig(kl_coef=0.1)
+    loss, metrics = grpo_loss_fn(tiny_model, batch, None, grpo=grpo, chunk_size=2, temperature=0.7, process=process)
+    k3 = 0.5 + math.log(2) - 1
+    # ratio 1 on every counted token: policy term -A = -1, plus 0.1 * k3
+    np.testing.assert_allclose(loss, -1.0 + 0.1 * k3, rtol=1e-5)
+    np.testing.assert_allclose(metrics["kl"], k3, rtol=1e-5)
+    del batch["ref_logprobs"]
+    with pytest.raises(KeyError, match="ref_logprobs"):
+        grpo_loss_fn(tiny_model, batch, None, grpo=grpo, chunk_size=None, temperature=0.7, process=process)
+
+
+@pytest.mark.parametrize("advantage", [1.0, -1.0])
+def test_loss_fn_gradient_step_moves_log_probs_with_the_advantage_sign(tiny_model, advantage):
+    """One small gradient step on a single row raises its completion's log-prob when A > 0 and lowers
+    it when A < 0 (to first order the change is lr * A / n * |grad|^2)."""
+    from flax import nnx
+
+    batch = text_batch(tiny_model, 1)
+    before = completion_logprobs(tiny_model, batch, chunk_size=None, temperature=1.0)[0]
+    batch.update(old_logprobs=before, advantages=jnp.array([advantage]))
+    graphdef, params, rest = nnx.split(tiny_model, nnx.Param, ...)
+    loss_of = lambda p: grpo_loss_fn(nnx.merge(graphdef, p, rest), batch, None, grpo=GRPOConfig(),  # noqa: E731
+                                     chunk_size=None, temperature=1.0)[0]
+    loss, grads = jax.value_and_grad(loss_of)(params)
+    np.testing.assert_allclose(loss, -advantage, rtol=1e-6)  # ratio 1: the loss is -A
+    stepped = nnx.merge(graphdef, jax.tree.map(lambda p, g: p - 1e-3 * g, params, grads), rest)
+    after = completion_logprobs(stepped, batch, chunk_size=None, temperature=1.0)[0]
+    change = float(((after - before) * batch["target_mask"]).sum())
+    assert np.sign(change) == np.sign(advantage) and abs(change) > 1e-6
+
+
+def test_rollout_advantages_by_hand():
+    rewards = np.array([1.0, 0.0, 0.5, 0.5, 2.0, 0.0])  # groups of two
+    lengths = np.array([4, 10, 3, 3, 10, 9])
+    stopped = np.array([True, False, True, True, False, True])
+    adv, valid, rows = rollout_advantages(rewards, lengths, stopped, GRPOConfig(), 2, 10)
+    np.testing.assert_allclose(adv, [1, -1, 0, 0, 1, -1], atol=1e-5)  # the better sample of a group gains
+    np.testing.assert_array_equal(valid, [1, 1, 0, 0, 1, 1])
+    adv, valid, rows = rollout_advantages(rewards, lengths, stopped, GRPOConfig(overlong="mask"), 2, 10)
+    np.testing.assert_array_equal(rows, [1, 0, 1, 1, 0, 1])  # cut-off responses leave the loss
+    np.testing.assert_array_equal(valid, [1, 0, 0, 0, 0, 1])
+    # soft penalty, buffer 2 of 10: length 10 loses 1, length 9 loses 0.5 -> groups [1, -1] and [1.0, -0.5]
+    soft = GRPOConfig(overlong="soft_penalty", overlong_buffer=2, normalize_std=False)
+    adv, _, _ = rollout_advantages(rewards, lengths, stopped, soft, 2, 10)
+    np.testing.assert_allclose(adv, [1, -1, 0, 0, 0.75, -0.75], atol=1e-6)
+    # GRPOConfig.eps decides which groups carry signal: a spread of 1e-4 counts at 1e-6, not at 1e-3
+    near = np.array([0.0, 1e-4])
+    assert rollout_advantages(near, lengths[:2], stopped[:2], GRPOConfig(eps=1e-6), 2, 10)[1].tolist() == [1, 1]
+    assert rollout_advantages(near, lengths[:2], stopped[:2], GRPOConfig(eps=1e-3), 2, 10)[1].tolist() == [0, 0]
+
+
+def test_grpo_steps_with_top_k_top_p_and_kl(policy_dir, tmp_path, monkeypatch):
+    """Behaviour log-probs equal the trainer's at every step (processed distribution), and the KL to
+    the reference policy is fed: 0 on the first update, positive once the policy moved."""
+    monkeypatch.setitem(REWARDS, "completion_length", RewardFn(completion_length))
+    config = tiny_config(**{"model.checkpoint": policy_dir, "reward": "completion_length", "total_steps": 2,
+                            "warmstart.steps": 1, "warmstart.batch_size": 2, "checkpoint_every": 100,
+                            "prompts_per_step": 2, "group_size": 2, "micro_batches": 1, "max_new_tokens": 24,
+                            "sampling.temperature": 0.7, "sampling.top_p": 0.8, "sampling.top_k": 20,
+                            "grpo.kl_coef": 0.01, "grpo.epochs": 2})
+    record = train(config, str(tmp_path / "run"))
+    steps = list(read_jsonl(str(tmp_path / "run" / "metrics.jsonl")))
+    assert len(steps) == 2 and record["step"] == 2
+    for metrics in steps:
+        assert metrics["rollout_logprob_diff/mean"] < 1e-3, metrics
+        assert np.isfinite(metrics["loss"])
+    assert steps[-1]["kl"] > 0
+
+
 def test_sharded_grpo_steps_match_one_device(policy_dir, tmp_path, monkeypatch):
     monkeypatch.setitem(REWARDS, "completion_length", RewardFn(completion_length))
     overrides = {"model.checkpoint": policy_dir, "reward": "completion_length", "total_steps": 2,
@@ -76,9 +182,12 @@ def test_grpo_raises_pixel_reward_after_a_warm_start(policy_dir, tmp_path):
     config = tiny_config(**{"model.checkpoint": policy_dir, "reward": "mse", "total_steps": 24,
                             "checkpoint_every": 100})
     train(config, str(tmp_path))
-    rewards = [r["reward_mean"] for r in read_jsonl(str(tmp_path / "metrics.jsonl"))]
+    records = read_jsonl(str(tmp_path / "metrics.jsonl"))
+    rewards = [r["reward_mean"] for r in records]
     first, last = np.mean(rewards[:6]), np.mean(rewards[-6:])
     assert last > first + 0.08, rewards
+    # default sampling: the trainer reproduces the sampler's behaviour log-probs at every step
+    assert max(r["rollout_logprob_diff/mean"] for r in records) < 1e-3
     assert os.path.getsize(tmp_path / "reward.png") > 1000
 
 
@@ -126,3 +235,71 @@ def test_two_jax_distributed_processes_match_one_process(policy_dir, tmp_path):
     one_params, two_params = (np.load(tmp_path / name) for name in ("single.json.npz", "multi.json.npz"))
     for name in one_params.files:
         np.testing.assert_allclose(two_params[name], one_params[name], rtol=1e-5, atol=1e-5)
+
+
+def bare_trainer(grpo: GRPOConfig, **config):
+    """A GRPOTrainer without models: enough for its update schedule and dynamic sampling."""
+    import ml_collections
+
+    trainer = object.__new__(GRPOTrainer)
+    trainer.grpo = grpo
+    trainer.config = ml_collections.ConfigDict(dict({"seed": 0, "group_size": 2, "prompts_per_step": 2,
+                                                     "micro_batches": 1}, **config))
+    return trainer
+
+
+def test_updates_cover_every_row_once_per_epoch_and_average_metrics():
+    from policy.sharding import make_mesh
+    from rl.rollout import Rollout
+
+    trainer = bare_trainer(GRPOConfig(epochs=2, mini_batches=2, grad_accumulation=2))
+    trainer.mesh = make_mesh((1, 1, 1), devices=jax.devices()[:1])
+    trainer.state, seen = 0, []
+
+    def step_fn(state, batch):
+        seen.append(np.asarray(batch["advantages"]))
+        return state + 1, {"loss": jnp.asarray(float(len(seen)))}
+
+    trainer.step_fn = step_fn
+    trainer._batch = lambda prompt, tokens, lengths, group_size, rows: {"input_ids": tokens,
+                                                                         "target_mask": np.ones((len(rows), 3))}
+    n = 8
+    rollout = Rollout(tasks=[], group_size=2, prompt={}, tokens=np.zeros((n, 4), np.int32),
+                      lengths=np.full(n, 4), stopped=np.ones(n, bool), sample_logprobs=np.zeros((n, 4)), texts=[],
+                      codes=[], renders=[], critiques=[], rewards=np.zeros(n), reward_failed=np.zeros(n, bool),
+                      timing={})
+    host = {"advantages": np.arange(n, dtype=np.float32), "valid": np.ones(n), "rows": np.ones(n)}
+    updates = trainer._updates(1, rollout, host, {"old_logprobs": jnp.zeros((n, 3))})
+    assert trainer.state == 8 and len(updates) == 8  # 2 epochs x 2 mini-batches x 2 accumulation steps
+    assert all(len(part) == 2 for part in seen)
+    for epoch in (seen[:4], seen[4:]):
+        assert sorted(np.concatenate(epoch).tolist()) == list(range(n))  # every row once per epoch
+    assert not np.array_equal(np.concatenate(seen[:4]), np.concatenate(seen[4:]))  # reshuffled
+    assert np.mean([u["loss"] for u in updates]) == pytest.approx(4.5)  # the step reports the mean of all
+
+
+def test_dynamic_sampling_refills_groups_with_signal():
+    from rl.rollout import Rollout
+
+    trainer = bare_trainer(GRPOConfig(dynamic_sampling=True, max_sampling_rounds=3))
+    trainer.processor = lambda messages, padding_side: {"input_ids": np.zeros((len(messages), 1))}
+    rewards = iter([[1.0, 1.0, 0.0, 1.0], [0.5, 0.5, 2.0, 0.0], [3.0, 1.0, 0.0, 0.0]])
+    calls = []
+
+    def worker(tasks, key):
+        calls.append(tasks)
+        r = np.asarray(next(rewards), np.float32)
+        names = [types.SimpleNamespace(id=f"{len(calls)}-{t}", reference_image=None, prompt="") for t in tasks]
+        return Rollout(tasks=names, group_size=2, prompt={}, tokens=np.zeros((4, 2), np.int32),
+                       lengths=np.full(4, 2), stopped=np.ones(4, bool), sample_logprobs=np.zeros((4, 2)),
+                       texts=list("abcd"), codes=[None] * 4, renders=[None] * 4, critiques=[None] * 4, rewards=r,
+                       reward_failed=np.zeros(4, bool), timing={"sample": 1.0})
+
+    trainer.worker = worker
+    trainer._draw = lambda size, micro_batches: list(range(size))
+    trainer.task_iter = None
+    rollout, metrics = trainer._rollout(1)
+    assert len(calls) == 2  # the first rollout had one group with signal, the second filled the batch
+    assert [t.id for t in rollout.tasks] == ["1-1", "2-1"] and metrics["dynamic_sampling/rounds"] == 2
+    np.testing.assert_array_equal(rollout.rewards, [0.0, 1.0, 2.0, 0.0])
+    assert rollout.timing["sample"] == 2.0

@@ -52,10 +52,10 @@ def test_records_round_trip_and_reject_garbage(setup):
         list(records.read_examples(os.path.dirname(folder)))
 
 
-def test_loss_mask_covers_exactly_the_critique_tokens(setup):
+def test_target_mask_covers_exactly_the_critique_tokens(setup):
     _, processor, _ = setup
     features = data_lib.example_features(example(1), processor)
-    ids, mask = features["input_ids"], features["loss_mask"]
+    ids, mask = features["input_ids"], features["target_mask"]
     # Hand-built expectation: the prompt as the processor builds it, then the critique and <|im_end|>.
     prompt = processor(data_lib.judge_messages("table", *example(1).images()), seq_buckets=None, patch_buckets=None)
     critique_ids = processor.tokenizer(CRITIQUE, add_special_tokens=False)["input_ids"]
@@ -63,8 +63,9 @@ def test_loss_mask_covers_exactly_the_critique_tokens(setup):
     expected = np.concatenate([prompt["input_ids"][0], critique_ids, [im_end]])
     np.testing.assert_array_equal(ids, expected)
     n_prompt = prompt["input_ids"].shape[1]
-    assert mask[:n_prompt].sum() == 0 and mask[n_prompt:].all() and mask.sum() == len(critique_ids) + 1
-    assert processor.tokenizer.decode(ids[mask == 1]) == CRITIQUE + "<|im_end|>"
+    assert len(mask) == len(ids) - 1  # target t is ids[t + 1]
+    assert mask[:n_prompt - 1].sum() == 0 and mask[n_prompt - 1:].all() and mask.sum() == len(critique_ids) + 1
+    assert processor.tokenizer.decode(ids[1:][mask == 1]) == CRITIQUE + "<|im_end|>"
     assert processor.tokenizer.decode(prompt["input_ids"][0]).endswith("<|im_end|>\n<|im_start|>assistant\n")
 
 
@@ -77,7 +78,7 @@ def test_collator_pads_to_buckets(setup):
     assert batch["vision"].segment_ids.shape[0] == batch["pixel_values"].shape[0]
     lengths = batch["attention_mask"].sum(1)
     assert (batch["input_ids"][0, lengths[0]:] == processor.pad_token_id).all()  # right padding
-    assert (batch["loss_mask"] <= batch["attention_mask"]).all()
+    assert (batch["target_mask"] <= batch["attention_mask"][:, 1:]).all()
 
 
 def _ids(dataset, n):

@@ -131,7 +131,7 @@ def test_sft_trains_from_a_tfds_split_on_the_batches_of_a_folder_of_the_same_rec
     from_tfds, from_folder = batches(where["train"]), batches(folder)
     assert len(from_tfds) == SPLITS["train"] // 4
     for ours, theirs in zip(from_tfds, from_folder):
-        for key in ("input_ids", "loss_mask", "pixel_values", "positions"):
+        for key in ("input_ids", "target_mask", "pixel_values", "positions"):
             np.testing.assert_array_equal(ours[key], theirs[key])
 
 

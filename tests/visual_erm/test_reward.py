@@ -6,7 +6,6 @@ import pytest
 
 from visual_erm.reward import (
     RewardConfig,
-    batch_rewards,
     critique_reward,
     reward_from_config,
     table_severity_reward,
@@ -57,16 +56,6 @@ def test_table_judge_form():
     assert reward_from_config(text, "table", config) == -3.0
     # The same critique through the scaled reward: 1 - 3/50.
     assert critique_reward(text, "table") == pytest.approx(0.94)
-
-
-def test_batch_rewards():
-    out = batch_rewards([SIX, INVALID, "{\"errors\": []}"], "chart")
-    assert out.dtype == np.float32
-    np.testing.assert_allclose(out, [0.88, 0.5, 1.0], rtol=1e-6)
-    out = batch_rewards([SIX, INVALID], ["chart", "svg"], RewardConfig(mode="table_severity"))
-    np.testing.assert_allclose(out, [-6.0, -4.0])
-    with pytest.raises(ValueError):
-        batch_rewards([SIX], ["chart", "svg"])
 
 
 def test_bad_arguments_raise():
