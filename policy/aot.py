@@ -12,6 +12,7 @@ v5e-N and v6e-N count chips (one core each).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import re
@@ -25,8 +26,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from policy.config import Qwen3VLConfig, runtime_options
 from policy.image_processor import QWEN3_VL_MIN_PIXELS, ImageProcessor, pick_bucket
 from policy.model import abstract_model
-from policy.sampler import SamplingParams, _decode, _prefill
-from policy.sharding import MESH_AXES, data_sharding, make_mesh, named_sharding, state_shardings
+from policy.sampler import DEFAULT_DECODE_BUCKETS, SamplingParams, _decode, _phases, _prefill
+from policy.sharding import (MESH_AXES, SAMPLING_RULES, batch_shards, data_sharding, make_mesh, named_sharding,
+                             state_shardings)
 from policy.text import KVCache
 from policy.vision import VisionInputs
 
@@ -255,36 +257,45 @@ class ProgramReport:
 
 def sampler_programs(prefix: str, model, mesh: Mesh, *, batch: int, prompt_len: int, num_patches: int | None,
                      num_samples: int, max_new: int, params: SamplingParams, stop_ids: Sequence[int],
-                     pad_id: int) -> list[Program]:
+                     pad_id: int, decode_buckets: Sequence[int] = DEFAULT_DECODE_BUCKETS) -> list[Program]:
     """The `policy.Sampler`'s two jitted programs (prefill, decode loop) at these shapes.
 
-    `model` may be abstract: its state is given as ShapeDtypeStructs on its parameter shardings.
-    Inputs are laid out as `Sampler.prefill` / `Sampler.generate` place them.
+    `model` may be abstract. Its state is laid out as `Sampler.sampling_state` lays it out (compute
+    dtype, SAMPLING_RULES); prompts are padded to a multiple of the batch shards as `Sampler` pads them,
+    and the decode program takes the prefill's outputs on the shardings the prefill leaves them in.
     """
     graphdef, state = nnx.split(model)
-    state = abstract_state(state, mesh)
+    dtype = model.config.compute_dtype
+    shardings = state_shardings(state, mesh, SAMPLING_RULES)
+    state = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(
+        x.shape, dtype if jnp.issubdtype(x.dtype, jnp.floating) else x.dtype, sharding=s), state, shardings)
+    shards = batch_shards(mesh)
+    padded = -(-batch // shards) * shards
     rows = lambda shape, dtype, axis=0: rows_spec(shape, dtype, mesh, axis)  # noqa: E731
-    ids = rows((batch, prompt_len), jnp.int32)
-    mask = rows((batch, prompt_len), jnp.int32)
     pv = meta = None
     if num_patches:
         pv, meta = image_specs(model.config, num_patches, mesh)
-    prefill = Program(f"{prefix} prefill", _prefill,
-                      (graphdef, state, ids, rows((3, batch, prompt_len), jnp.int32, 1), mask, pv, meta),
-                      note=f"{batch} prompts x {prompt_len} tokens, {num_patches or 0} patches")
+    args = (graphdef, state, rows((padded, prompt_len), jnp.int32), rows((3, padded, prompt_len), jnp.int32, 1),
+            rows((padded, prompt_len), jnp.int32), rows((padded, 1), jnp.int32), pv, meta,
+            rows((padded,), jnp.bool_), rows((padded,), jnp.int32))
+    prefill = Program(f"{prefix} prefill", _prefill, args, dict(num_prompts=batch),
+                      note=f"{batch} prompts (padded to {padded}) x {prompt_len} tokens, {num_patches or 0} patches")
     with jax.set_mesh(mesh):
-        logits0, cache = jax.eval_shape(_prefill, graphdef, state, ids, prefill.args[3], mask, pv, meta)
-    vocab = model.config.text.vocab_size
-    cache_names = (("layers", "batch", "cache_length", "act_kv_heads", "head_dim"),) * 2 + (("batch", "cache_length"),)
-    cache = KVCache(*(jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=named_sharding(names, x.shape, mesh))
-                      for x, names in zip((cache.k, cache.v, cache.valid), cache_names)))
+        shapes = jax.eval_shape(functools.partial(_prefill, num_prompts=batch), *args)
+    spec = lambda x, names: jax.ShapeDtypeStruct(x.shape, x.dtype,  # noqa: E731
+                                                 sharding=named_sharding(names, x.shape, mesh))
+    kv_names = lambda x: ("layers",) * (x.ndim - 4) + ("batch", "act_kv_heads", "cache_length", "head_dim")  # noqa: E731
+    cache = KVCache(*(jax.tree.map(lambda x: spec(x, kv_names(x)), kv) for kv in (shapes.cache.k, shapes.cache.v)),
+                    spec(shapes.cache.valid, ("batch", "cache_length")))
+    filled = shapes.replace(cache=cache, logits=spec(shapes.logits, ("batch", None)),
+                            **{name: spec(getattr(shapes, name), ("batch",) + (None,) * (getattr(shapes, name).ndim - 1))
+                               for name in ("next_position", "prompt_ids", "active", "number")})
     key = jax.eval_shape(lambda: jax.random.key(0))
     decode = Program(
         f"{prefix} decode", _decode,
-        (graphdef, state, cache, rows((batch, vocab), logits0.dtype), rows((batch,), jnp.int32),
-         rows((batch, 1), jnp.int32), ids, mask,
-         rows((batch,), jnp.bool_), replicated_spec(key.shape, key.dtype, mesh)),
-        dict(num_samples=num_samples, max_new=max_new, params=params, stop_ids=tuple(stop_ids), pad_id=pad_id),
+        (graphdef, state, filled, replicated_spec(key.shape, key.dtype, mesh)),
+        dict(num_samples=num_samples, max_new=max_new, params=params, stop_ids=tuple(stop_ids), pad_id=pad_id,
+             phases=_phases(max_new, decode_buckets)),
         note=f"{batch} prompts x {num_samples} samples, cache {prompt_len}+{max_new}")
     return [prefill, decode]
 
