@@ -1,9 +1,11 @@
 """Score a judge on VC-RewardBench (a local copy) or on our synthetic set.
 
     python -m visual_erm.bench --judge=oracle|none|random|visual_erm|pred_json... \
-        [--data=PATH] [--n=300] [--checkpoint=DIR] [--greedy] [--out=metrics.json]
+        [--data=PATH|shapes] [--n=300] [--checkpoint=DIR] [--greedy] [--out=metrics.json]
 
-Without --data, the synthetic set is built (once) under ./vc_rewardbench_synthetic.
+Without --data, the synthetic set is built (once) under ./vc_rewardbench_synthetic;
+`--data=shapes` builds (once) the main job's held-out single-shape set under
+./vc_rewardbench_shapes (visual_erm/shapes_data.py).
 `--judge=pred_json...` scores a judge output cached in the items under that key.
 """
 from __future__ import annotations
@@ -45,7 +47,8 @@ def judge_oracle(items, **_) -> dict:
     return {item.id: item.reference.to_dict() for item in items}
 
 
-def judge_visual_erm(items, checkpoint: str | None = None, greedy: bool = False, **_) -> dict:
+def judge_visual_erm(items, checkpoint: str | None = None, greedy: bool = False, max_new_tokens: int = 4096,
+                     **_) -> dict:
     """Visual-ERM from a checkpoint directory, batched through the sampler (published sampling, or greedy)."""
     if not checkpoint:
         raise SystemExit("--judge=visual_erm needs --checkpoint=DIR")
@@ -53,7 +56,8 @@ def judge_visual_erm(items, checkpoint: str | None = None, greedy: bool = False,
 
     from visual_erm.judge import GREEDY_SETTINGS, VisualERM
 
-    judge = VisualERM.from_pretrained(checkpoint, settings=GREEDY_SETTINGS if greedy else None)
+    judge = VisualERM.from_pretrained(checkpoint, settings=GREEDY_SETTINGS if greedy else None,
+                                      max_new_tokens=max_new_tokens)
     references = [Image.open(item.gt_img_path).convert("RGB") for item in items]
     candidates = [Image.open(item.pred_img_path).convert("RGB") for item in items]
     critiques = judge.critique([item.kind for item in items], references, candidates)
@@ -63,12 +67,14 @@ def judge_visual_erm(items, checkpoint: str | None = None, greedy: bool = False,
 JUDGES = {"none": judge_none, "random": judge_random, "oracle": judge_oracle, "visual_erm": judge_visual_erm}
 
 
-def score(judge: str, data: str, checkpoint: str | None = None, greedy: bool = False) -> dict:
+def score(judge: str, data: str, checkpoint: str | None = None, greedy: bool = False,
+          max_new_tokens: int = 4096) -> dict:
     loaded = bench.load_bench(data, require_images=judge == "visual_erm")
     if judge.startswith("pred_json"):
         result = bench.evaluate_items(loaded.items, judge)
     else:
-        result = bench.evaluate_items(loaded.items, JUDGES[judge](loaded.items, checkpoint=checkpoint, greedy=greedy))
+        result = bench.evaluate_items(loaded.items, JUDGES[judge](loaded.items, checkpoint=checkpoint, greedy=greedy,
+                                                                   max_new_tokens=max_new_tokens))
     result["item_errors"] = [str(e) for e in loaded.errors] + result["item_errors"]
     return result
 
@@ -77,7 +83,8 @@ def format_row(name: str, result: dict) -> str:
     overall = result["overall"]
     parts = [f"{name:>12}", f"F1 hard {overall['hard']['f1']:.3f}", f"soft {overall['soft']['f1']:.3f}",
              f"P {overall['soft']['precision']:.3f}", f"R {overall['soft']['recall']:.3f}",
-             f"severity r {result['severity_pearson']:.3f}"]
+             f"severity r {result['severity_pearson']:.3f}",
+             f"parse rate {1 - result['n_invalid_predictions'] / max(result['n_items'], 1):.3f}"]
     parts += [f"{kind} {block['soft']['f1']:.3f}" for kind, block in sorted(result["by_kind"].items())]
     return "  ".join(parts)
 
@@ -90,11 +97,17 @@ def main(argv=None) -> None:
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--out", default=None)
     parser.add_argument("--greedy", action="store_true", help="greedy judge decoding (tiny judges)")
+    parser.add_argument("--max_new_tokens", type=int, default=4096, help="longest critique a judge may write")
     args = parser.parse_args(argv)
-    data = args.data or bench_synth.build("vc_rewardbench_synthetic", args.n)
+    if args.data == "shapes":
+        from visual_erm import shapes_data
+
+        data = shapes_data.build_bench("vc_rewardbench_shapes", args.n)
+    else:
+        data = args.data or bench_synth.build("vc_rewardbench_synthetic", args.n)
     results = {}
     for judge in args.judge.split(","):
-        results[judge] = score(judge, data, args.checkpoint, args.greedy)
+        results[judge] = score(judge, data, args.checkpoint, args.greedy, args.max_new_tokens)
         print(format_row(judge, results[judge]))
         if results[judge]["item_errors"]:
             print(f"{'':>12}  {len(results[judge]['item_errors'])} item errors, e.g. {results[judge]['item_errors'][0]}")
