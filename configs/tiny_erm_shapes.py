@@ -17,8 +17,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.seed = 0
     c.mesh_shape = ()
     c.batch_size = 16
-    c.total_steps = 1200
-    c.checkpoint_every = 200
+    c.total_steps = 360
+    c.checkpoint_every = 120
     c.keep_checkpoints = 2
     c.loss_chunk_size = None
 
@@ -46,16 +46,16 @@ def get_config() -> ml_collections.ConfigDict:
 
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.learning_rate = 3e-3
-    c.optimizer.warmup_steps = 30
+    c.optimizer.warmup_steps = 20
     c.optimizer.total_steps = c.get_ref("total_steps")
     c.optimizer.end_learning_rate_ratio = 0.05
     c.optimizer.weight_decay = 0.0
     c.optimizer.clip_norm = 1.0
 
     c.eval = ml_collections.ConfigDict()
-    c.eval.every = 300
+    c.eval.every = 180
     c.eval.batches = 4
-    c.eval.critiques = 48
+    c.eval.critiques = 32
     c.eval.max_new_tokens = 96
     c.eval.greedy = True
     return c

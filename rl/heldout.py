@@ -23,8 +23,20 @@ def heldout_tasks(spec, pool, n: int) -> list:
     return list(itertools.islice(iter(build_source(spec, renderer=pool)), n))
 
 
+def greedy_answers(trainer, tasks: list, max_new_tokens: int) -> list[str]:
+    """The current policy of a GRPOTrainer answering each task greedily (one sampler call)."""
+    trainer._sync_policy()
+    processor = trainer.processor
+    prompt = processor([policy_messages(t) for t in tasks], padding_side="left")
+    suppress = (processor.image_token_id, processor.vision_start_token_id)
+    out = trainer.sampler.generate(prompt["input_ids"], prompt["attention_mask"], prompt["pixel_values"],
+                                   prompt["image_grid_thw"], max_new_tokens=max_new_tokens,
+                                   params=SamplingParams(temperature=0.0, suppress_ids=suppress))
+    return [processor.decode(t[:n]) for t, n in zip(out.tokens, out.lengths)]
+
+
 class HeldOutEval:
-    """Greedy answers of a GRPOTrainer's current policy on fixed tasks; scores and renders per call."""
+    """Scores and renders of answers to fixed tasks, one call per checkpoint of interest."""
 
     def __init__(self, tasks: list, *, max_new_tokens: int):
         if not tasks:
@@ -33,20 +45,16 @@ class HeldOutEval:
         self.renders: dict[str, list] = {}  # label -> rendered image (or None) per task
 
     def __call__(self, trainer, label: str) -> dict[str, float]:
-        """Scores of the policy now, as `heldout/<metric>`; renders kept under `label`."""
-        trainer._sync_policy()
-        processor = trainer.processor
-        prompt = processor([policy_messages(t) for t in self.tasks], padding_side="left")
-        suppress = (processor.image_token_id, processor.vision_start_token_id)
-        out = trainer.sampler.generate(prompt["input_ids"], prompt["attention_mask"], prompt["pixel_values"],
-                                       prompt["image_grid_thw"], max_new_tokens=self.max_new_tokens,
-                                       params=SamplingParams(temperature=0.0, suppress_ids=suppress))
-        texts = [processor.decode(t[:n]) for t, n in zip(out.tokens, out.lengths)]
-        rows = metrics.score_predictions(self.tasks, texts, trainer.pool)
+        """Scores of the trainer's policy now, as `heldout/<metric>`; renders kept under `label`."""
+        return self.score(greedy_answers(trainer, self.tasks, self.max_new_tokens), trainer.pool, label)
+
+    def score(self, texts: list[str], pool, label: str) -> dict[str, float]:
+        """`rl.metrics` scores of one answer per task (averaged per kind), renders kept under `label`."""
+        rows = metrics.score_predictions(self.tasks, texts, pool)
         codes = [metrics.prediction_code(t.kind, text) for t, text in zip(self.tasks, texts)]
         todo = [i for i, c in enumerate(codes) if c is not None]
-        rendered = trainer.pool.map([self.tasks[i].kind for i in todo], [codes[i] for i in todo],
-                                    size=self.tasks[0].reference_image.size) if todo else []
+        rendered = pool.map([self.tasks[i].kind for i in todo], [codes[i] for i in todo],
+                            size=self.tasks[0].reference_image.size) if todo else []
         images = [None] * len(self.tasks)
         for i, result in zip(todo, rendered):
             images[i] = result.image
