@@ -34,6 +34,7 @@ _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "seeds (policy init, task o
 _OUT = flags.DEFINE_string("out", "workdir/ablate", "where runs, results.json, table.md and ablate.png go")
 _PROBE_TASKS = flags.DEFINE_integer("probe_tasks", 4, "held-out targets each probe is built from")
 
+log = logging.getLogger(__name__)
 METRIC = "heldout/ssim"
 FOOLED_SHARE = 0.8
 PROBES = ("blank", "lookalike", "broken_copy", "injection")
@@ -48,7 +49,7 @@ def run_one(config, reward: str, seed: int, workdir: str) -> dict:
     try:
         return train(config, workdir)
     except Exception as exc:  # noqa: BLE001 - a failing reward is a result of the comparison
-        logging.error("%s seed %d failed:\n%s", reward, seed, traceback.format_exc())
+        log.error("%s seed %d failed:\n%s", reward, seed, traceback.format_exc())
         return {"error": f"{type(exc).__name__}: {exc}"[:300]}
 
 
@@ -72,7 +73,7 @@ def probe_verdicts(config, rewards, policy_dir: str, n_tasks: int) -> dict[str, 
     if "visual_erm" in rewards and config.judge.checkpoint:
         judge = VisualERM.from_pretrained(config.judge.checkpoint, max_new_tokens=config.judge.max_new_tokens,
                                           settings=GREEDY_SETTINGS)
-        critic = lambda kind, ref, cand: judge.critique([kind], [ref], [cand])[0]  # noqa: E731
+        critic = lambda kind, ref, cand: judge.critique([kind], [ref], [cand])[0]
     shares = {r: {p: [] for p in PROBES} for r in rewards}
     with render.RenderPool(workers=config.render_workers) as pool:
         for task in heldout_tasks(config.heldout.tasks, pool, n_tasks):
