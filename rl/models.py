@@ -60,7 +60,8 @@ def prepare_judge(config, workdir: str, mesh, pool=None) -> VisualERM:
     if config.judge.checkpoint:
         return VisualERM.from_pretrained(config.judge.checkpoint, dtype=jnp.dtype(config.model.dtype), mesh=mesh,
                                          max_new_tokens=config.judge.max_new_tokens, settings=settings,
-                                         reasks=config.judge.get("reasks", 1))
+                                         reasks=config.judge.get("reasks", 1),
+                                         batch_size=config.judge.get("batch_size", 8))
     log.warning("no judge.checkpoint: using an UNTRAINED tiny judge (the loop runs; its rewards mean little)")
     path = _tiny(config, workdir, "judge_model", pool, config.seed + 7)
     return VisualERM.from_pretrained(path, mesh=mesh, max_new_tokens=config.judge.max_new_tokens, settings=settings,

@@ -1,29 +1,16 @@
 """A toy vision-to-SVG task for learning tests: one shape on a small canvas.
 
 Small enough that a tiny policy learns it on a CPU in minutes, rich enough to
-need the image: the shape's kind, colour, position and size all vary.
+need the image: the shape's kind, colour, position and size all vary. The
+shapes themselves are defined in `visual_erm.tasks.shapes`, where the judge's
+reward data for this task is made from the same specs.
 """
 from __future__ import annotations
 
-import random
-
 from rl.tasks import Reference, TaskSource
+from visual_erm.tasks.shapes import COLORS, shape_code
 
-COLORS = ("red", "blue", "green", "orange", "purple", "black")
-
-
-def shape_code(seed: int, canvas: int = 32) -> str:
-    """The reference SVG for `seed`: a circle or square of one colour."""
-    rng = random.Random(f"shape:{seed}")
-    color = rng.choice(COLORS)
-    size = rng.choice((6, 8, 10))
-    x = rng.randrange(size, canvas - size + 1, 2)
-    y = rng.randrange(size, canvas - size + 1, 2)
-    if rng.random() < 0.5:
-        body = f'<circle cx="{x}" cy="{y}" r="{size // 2 + 2}" fill="{color}"/>'
-    else:
-        body = f'<rect x="{x - size // 2}" y="{y - size // 2}" width="{size}" height="{size}" fill="{color}"/>'
-    return f'<svg width="{canvas}" height="{canvas}">{body}</svg>'
+__all__ = ["COLORS", "ShapeSource", "shape_code"]
 
 
 class ShapeSource(TaskSource):

@@ -366,11 +366,23 @@ class GRPOTrainer:
         self.pool.close()
 
 
+def _heldout(config, trainer):
+    """The held-out evaluation `config.heldout` asks for (rl/heldout.py), or None."""
+    spec = config.get("heldout")
+    if not spec or not spec.n:
+        return None
+    from rl.heldout import HeldOutEval, heldout_tasks
+
+    return HeldOutEval(heldout_tasks(spec.tasks, trainer.pool, spec.n), max_new_tokens=config.max_new_tokens)
+
+
 def train(config, workdir: str) -> dict:
     """Run (or resume) GRPO as `config` says; returns the last metrics record."""
     trainer = GRPOTrainer(config, workdir)
     try:
         start = trainer.start()
+        heldout = _heldout(config, trainer)
+        before = heldout(trainer, f"step {start}") if heldout else {}
         writer = metric_writers.MetricWriter(trainer.workdir, resume_step=start)
         progress = metric_writers.Progress(config.total_steps, start, desc="grpo")
         record = {}
@@ -382,7 +394,13 @@ def train(config, workdir: str) -> dict:
                 trainer.checkpointer.save(step, trainer.state, {"tasks": trainer.task_iter.get_state()})
         progress.close()
         writer.close()
+        if heldout:
+            after = heldout(trainer, f"step {config.total_steps}")
+            record.update({f"{k}/start": v for k, v in before.items()})
+            record.update(after)
         if jax.process_index() == 0:
+            if heldout:
+                heldout.contact_sheet(os.path.join(trainer.workdir, "heldout.png"))
             metric_writers.plot_curves(os.path.join(trainer.workdir, "metrics.jsonl"),
                                        os.path.join(trainer.workdir, "reward.png"), ("reward_mean",),
                                        title=f"GRPO reward ({config.reward})")

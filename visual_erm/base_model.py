@@ -37,8 +37,15 @@ def prepare_reward_data(config, workdir: str) -> tuple[str, str]:
         return data.train_dir, data.eval_dir
     require_single_process("generating reward data", "--config.data.train_dir=... --config.data.eval_dir=... "
                     "(make them once with python -m visual_erm.make_data)")
-    kinds = tuple(data.kinds)
     train_dir, eval_dir = (os.path.join(workdir, "data", split) for split in ("train", "eval"))
+    if data.get("generator", "tasks") == "shapes":  # the main job's toy task (visual_erm/shapes_data.py)
+        from visual_erm import shapes_data
+
+        shapes_data.write_shapes_data(train_dir, data.generate_train, seed=0, workers=data.render_workers)
+        shapes_data.write_shapes_data(eval_dir, data.generate_eval, seed=shapes_data.HELD_OUT_SEED,
+                                      workers=data.render_workers)
+        return train_dir, eval_dir
+    kinds = tuple(data.kinds)
     make_data.run(train_dir, data.generate_train, kinds, workers=data.render_workers, seed=0,
                   shard_size=data.shard_size)
     make_data.run(eval_dir, data.generate_eval, kinds, workers=data.render_workers, seed=HELD_OUT_SEED,

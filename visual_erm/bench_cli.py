@@ -1,9 +1,12 @@
 """Score a judge on VC-RewardBench (a local copy) or on our synthetic set.
 
     python -m visual_erm.bench --judge=oracle|none|random|visual_erm|pred_json... \
-        [--data=PATH] [--n=300] [--checkpoint=DIR] [--greedy] [--mode=official|per_error] [--out=metrics.json]
+        [--data=PATH|shapes] [--n=300] [--checkpoint=DIR] [--greedy] [--max_new_tokens=4096]
+        [--mode=official|per_error] [--out=metrics.json]
 
-Without --data, the synthetic set is built (once) under ./vc_rewardbench_synthetic.
+Without --data, the synthetic set is built (once) under ./vc_rewardbench_synthetic;
+`--data=shapes` builds (once) the main job's held-out single-shape set under
+./vc_rewardbench_shapes (visual_erm/shapes_data.py).
 `--judge=pred_json...` scores a judge output cached in the items under that key.
 Scores use the official evaluator's formulas by default (`visual_erm.bench_official`) with the
 deterministic matcher (an LLM matcher needs a model endpoint: `matching.LLMMatcher` in code).
@@ -49,13 +52,15 @@ def judge_oracle(items, **_) -> dict:
     return {item.id: item.reference.to_dict() for item in items}
 
 
-def judge_visual_erm(items, checkpoint: str | None = None, greedy: bool = False, **_) -> dict:
+def judge_visual_erm(items, checkpoint: str | None = None, greedy: bool = False, max_new_tokens: int = 4096,
+                     **_) -> dict:
     """Visual-ERM from a checkpoint directory, batched through the sampler (published sampling, or greedy)."""
     if not checkpoint:
         raise SystemExit("--judge=visual_erm needs --checkpoint=DIR")
     from visual_erm.judge import GREEDY_SETTINGS, VisualERM
 
-    judge = VisualERM.from_pretrained(checkpoint, settings=GREEDY_SETTINGS if greedy else None)
+    judge = VisualERM.from_pretrained(checkpoint, settings=GREEDY_SETTINGS if greedy else None,
+                                      max_new_tokens=max_new_tokens)
     pairs = [item.images() for item in items]  # from the image files, or the bytes of a TFDS split
     critiques = judge.critique([item.kind for item in items], [ref for ref, _ in pairs], [cand for _, cand in pairs])
     return {item.id: critique.to_dict() if critique.valid else "" for item, critique in zip(items, critiques)}
@@ -64,12 +69,13 @@ def judge_visual_erm(items, checkpoint: str | None = None, greedy: bool = False,
 JUDGES = {"none": judge_none, "random": judge_random, "oracle": judge_oracle, "visual_erm": judge_visual_erm}
 
 
-def score(judge: str, data: str, checkpoint: str | None = None, greedy: bool = False, mode: str = "official") -> dict:
+def score(judge: str, data: str, checkpoint: str | None = None, greedy: bool = False, mode: str = "official",
+          max_new_tokens: int = 4096) -> dict:
     loaded = bench_data.load_bench(data, require_images=judge == "visual_erm", off_list_errors="drop")
     if judge.startswith("pred_json"):
         result = bench_score.evaluate_items(loaded.items, judge, mode=mode)
     else:
-        outputs = JUDGES[judge](loaded.items, checkpoint=checkpoint, greedy=greedy)
+        outputs = JUDGES[judge](loaded.items, checkpoint=checkpoint, greedy=greedy, max_new_tokens=max_new_tokens)
         result = bench_score.evaluate_items(loaded.items, outputs, mode=mode)
     result["item_errors"] = [str(e) for e in loaded.errors] + result["item_errors"]
     return result
@@ -79,7 +85,8 @@ def format_row(name: str, result: dict) -> str:
     overall = result["overall"]
     parts = [f"{name:>12}", f"F1 hard {overall['hard']['f1']:.3f}", f"soft {overall['soft']['f1']:.3f}",
              f"P {overall['soft']['precision']:.3f}", f"R {overall['soft']['recall']:.3f}",
-             f"severity r {result['severity_pearson']:.3f}"]
+             f"severity r {result['severity_pearson']:.3f}",
+             f"parse rate {1 - result['n_invalid_predictions'] / max(result['n_items'], 1):.3f}"]
     parts += [f"{kind} {block['soft']['f1']:.3f}" for kind, block in sorted(result["by_kind"].items())]
     return "  ".join(parts)
 
@@ -93,11 +100,17 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--greedy", action="store_true", help="greedy judge decoding (tiny judges)")
     parser.add_argument("--mode", default="official", choices=bench_score.MODES, help="scoring formulas")
+    parser.add_argument("--max_new_tokens", type=int, default=4096, help="longest critique a judge may write")
     args = parser.parse_args(argv)
-    data = args.data or bench_synth.build("vc_rewardbench_synthetic", args.n)
+    if args.data == "shapes":
+        from visual_erm import shapes_data
+
+        data = shapes_data.build_bench("vc_rewardbench_shapes", args.n)
+    else:
+        data = args.data or bench_synth.build("vc_rewardbench_synthetic", args.n)
     results = {}
     for judge in args.judge.split(","):
-        results[judge] = score(judge, data, args.checkpoint, args.greedy, args.mode)
+        results[judge] = score(judge, data, args.checkpoint, args.greedy, args.mode, args.max_new_tokens)
         print(format_row(judge, results[judge]))
         errors = results[judge]["item_errors"]
         if errors:

@@ -18,7 +18,7 @@ HELD_OUT_SEED = 1_000_000_000  # training data uses small seeds; bench seeds sta
 ITEMS_FILE = "vc_rewardbench_synthetic.jsonl"
 
 
-def _human_errors(kind: str, critique_json: str) -> list[dict]:
+def human_errors(kind: str, critique_json: str) -> list[dict]:
     errors = json.loads(critique_json)["errors"]
     if kind == "table":  # the published table items carry no location
         return [{"type": e["category"], "severity": e["severity"], "description": e["description"]} for e in errors]
@@ -50,7 +50,7 @@ def build(out: str, n: int = 300, *, workers: int = 2, kinds=KINDS, max_edits: i
             lines.append(json.dumps({
                 "id": example.id, "idx": len(lines), "category": kind, "source": example.source,
                 "gt_img_path": names["gt"], "pred_img_path": names["pred"],
-                "human_errors": _human_errors(kind, example.critique),
+                "human_errors": human_errors(kind, example.critique),
             }))
     with open(path + ".partial", "w") as f:
         f.write("\n".join(lines) + "\n")
