@@ -49,7 +49,7 @@ def grpo_programs(config, mesh, hosts: int) -> list:
     model = abstract_model(model_config)
     tx, warm_tx = make_optimizer(config.optimizer), make_optimizer(config.warmstart.optimizer)
     parts, state = abstract_train_state(model, tx, mesh)
-        patches = aot.largest_image_patches(aot.run_image_processor(config.model, model_config, config.max_side))
+    patches = aot.largest_image_patches(aot.run_image_processor(config.model, model_config, config.max_side))
     prompt_len = max(config.seq_buckets)
     prompts, group, new = config.prompts_per_step, config.group_size, config.max_new_tokens
     per_call = prompts // config.micro_batches
