@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from policy.sampler import SamplingParams
 from rl import metrics
 from rl.rollout import policy_messages
-from rl.tasks import build_source
+from rl.task_mix import build_source
 
 
 def heldout_tasks(spec, pool, n: int) -> list:
