@@ -16,10 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from policy.attention import causal_attention, masked_attention
 from policy.config import Qwen3VLConfig
 from policy.sharding import constrain
-
-_NEG = -1e30  # finite "minus infinity": fully masked rows (left padding) give uniform, not NaN
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,29 +155,23 @@ class Attention(nnx.Module):
         self.o = Dense((H, D), (E,), ("heads", "head_dim"), ("embed",), **kw)
         self.q_norm = RMSNorm(D, t.rms_norm_eps, param_dtype=config.weight_dtype, names=("head_dim",))
         self.k_norm = RMSNorm(D, t.rms_norm_eps, param_dtype=config.weight_dtype, names=("head_dim",))
-        self.groups = H // K
         self.scale = D**-0.5
+        self.impl = config.attention_impl
 
     def __call__(self, x, cos, sin, mask, kv=None, cache_index=None):
-        """x [B,T,E]; mask [B,T,S] bool; kv = (k_cache, v_cache) [B,S,K,D] or None. Returns (y, (k, v))."""
+        """x [B,T,E]; kv = (k_cache, v_cache) [B,S,K,D] or None; mask [B,T,S] bool with a cache, else the
+        [B,T] padding mask (causal is implied). Returns (y, (k, v))."""
         q = self.q_norm(self.q(x))
         k = self.k_norm(self.k(x))
         v = self.v(x)
         c, s = cos[:, :, None, :], sin[:, :, None, :]
         q = q * c + rotate_half(q) * s
         k = k * c + rotate_half(k) * s
-        if kv is not None:
-            k = _write_rows(kv[0], k, cache_index)
-            v = _write_rows(kv[1], v, cache_index)
-        B, T, H, D = q.shape
-        K = k.shape[2]
-        qg = q.reshape(B, T, K, self.groups, D)
-        scores = jnp.einsum("btkgd,bskd->bkgts", qg, k.astype(q.dtype), preferred_element_type=jnp.float32)
-        scores = scores * self.scale
-        scores = jnp.where(mask[:, None, None, :, :], scores, _NEG)
-        probs = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
-        out = jnp.einsum("bkgts,bskd->btkgd", probs, v.astype(q.dtype)).reshape(B, T, H, D)
-        return self.o(out), (k, v)
+        if kv is None:  # whole sequences (prefill without cache, training): the platform's kernel
+            return self.o(causal_attention(q, k, v, mask, scale=self.scale, impl=self.impl)), (k, v)
+        k = _write_rows(kv[0], k, cache_index)
+        v = _write_rows(kv[1], v, cache_index)
+        return self.o(masked_attention(q, k, v, mask, self.scale)), (k, v)
 
 
 class MLP(nnx.Module):
@@ -215,13 +208,9 @@ class DecoderLayer(nnx.Module):
 # ---------------------------------------------------------------------------------------------
 # Text model
 # ---------------------------------------------------------------------------------------------
-def attention_mask(attn_mask: jax.Array, cache: KVCache | None, cache_index: jax.Array | None):
-    """[B, T, S] visibility: causal over positions and only real tokens as keys."""
+def attention_mask(attn_mask: jax.Array, cache: KVCache, cache_index: jax.Array):
+    """[B, T, S] visibility over the cache: causal over slots and only real tokens as keys."""
     B, T = attn_mask.shape
-    if cache is None:
-        q = jnp.arange(T)[:, None]
-        causal = jnp.arange(T)[None, :] <= q
-        return causal[None] & attn_mask[:, None, :].astype(bool)
     S = cache.max_len
     qpos = cache_index[:, None] + jnp.arange(T)[None, :]  # [B,T] slot of each query
     valid = _write_rows(cache.valid, attn_mask.astype(bool), cache_index)
@@ -263,7 +252,7 @@ class TextModel(nnx.Module):
         dtype = cfg.compute_dtype
         h = constrain(h.astype(dtype), ("batch", "length", "act_embed"))
         cos, sin = mrope_tables(positions, cfg, dtype)
-        mask = attention_mask(attn_mask, cache, cache_index)
+        mask = attn_mask if cache is None else attention_mask(attn_mask, cache, cache_index)
         n_ds = 0 if deepstack is None else deepstack.shape[0]
         L = cfg.text.num_hidden_layers
 
