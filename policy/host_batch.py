@@ -32,6 +32,9 @@ def device_batch(batch: dict, mesh) -> dict:
     rows = {k: np.asarray(v) for k, v in batch.items() if v is not None}
     if jax.process_count() > 1:
         rows = _pad_sequences(rows)
+        if "patch_start" in rows:  # this process's patches start after every earlier process's real ones
+            counts = gather_rows(np.asarray([(np.asarray(images["vision"].segment_ids) >= 0).sum()]))
+            rows["patch_start"] = rows["patch_start"] + int(counts[: jax.process_index()].sum())
         if images:
             images = dict(zip(("pixel_values", "vision"),
                               gather_patches(np.asarray(images["pixel_values"], np.float32), images["vision"])))

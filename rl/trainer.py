@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 def completion_logprobs(model, batch, *, chunk_size, temperature):
     hidden, _ = model(batch["input_ids"], batch["positions"], batch["attention_mask"], batch["pixel_values"],
-                      batch["vision"], return_hidden=True)
+                      batch["vision"], return_hidden=True, patch_start=batch.get("patch_start"))
     return token_logprobs(model, hidden[:, :-1], batch["input_ids"][:, 1:], chunk_size=chunk_size,
                           temperature=temperature)
 
