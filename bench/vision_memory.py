@@ -20,7 +20,6 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
-from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
 
 from policy.config import Qwen3VLConfig  # noqa: E402
 from policy.model import abstract_model  # noqa: E402

@@ -144,6 +144,6 @@ def _vision_temp_bytes(images: int, side: int = 16) -> int:
 
 
 def test_vision_temporary_memory_grows_linearly_with_images():
-    """Twice the images (256 patches each, two query blocks of 512 at four images) -> about twice the temporary bytes, not four times."""
+    """Twice the images (256 patches each; 512-query blocks) -> about twice the temporary bytes, not four."""
     two, four = _vision_temp_bytes(2), _vision_temp_bytes(4)
     assert 1.5 <= four / two <= 2.5, (two, four)
