@@ -23,11 +23,12 @@ VARIANTS = {
     "mqa_tied": dict(scan_layers=True),
     "mha_wide_unsorted_ds": dict(scan_layers=True, remat="full"),
 }
-# Every attention kernel path: splash runs in Pallas interpret mode, "xla" is the cuDNN call shape.
+# Every attention kernel path: "xla" is the cuDNN call shape; splash runs in Pallas interpret mode (slow).
 IMPLS = ("reference", "xla", "splash")
 
 
-@pytest.fixture(scope="module", params=[(n, i) for n in VARIANTS for i in IMPLS], ids="-".join)
+@pytest.fixture(scope="module", ids="-".join, params=[
+    pytest.param((n, i), marks=[pytest.mark.slow] if i == "splash" else []) for n in VARIANTS for i in IMPLS])
 def pair(request, tmp_path_factory):
     name, impl = request.param
     path = tmp_path_factory.mktemp(name)
