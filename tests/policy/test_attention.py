@@ -143,6 +143,7 @@ def _vision_temp_bytes(images: int, side: int = 16) -> int:
     return encode.lower(state, pixels, meta).compile().memory_analysis().temp_size_in_bytes
 
 
+@pytest.mark.slow
 def test_vision_temporary_memory_grows_linearly_with_images():
     """Twice the images (256 patches each; 512-query blocks) -> about twice the temporary bytes, not four."""
     two, four = _vision_temp_bytes(2), _vision_temp_bytes(4)
