@@ -16,6 +16,7 @@ from typing import Any
 import jax.numpy as jnp
 
 REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
+ATTENTION_IMPLS = ("auto", "splash", "cudnn", "xla", "reference")  # see policy.attention
 
 # transformers 5.x `Qwen3VLTextConfig.default_theta`: used when a config names no rope theta.
 _HF_DEFAULT_TEXT_THETA = 500_000.0
@@ -91,11 +92,14 @@ class Qwen3VLConfig:
     param_dtype: str = "float32"  # storage dtype of parameters
     scan_layers: bool = False  # one compiled decoder-layer body via lax.scan over stacked weights
     remat: str = "none"  # one of REMAT_POLICIES
+    attention_impl: str = "auto"  # policy.attention.IMPLEMENTATIONS: auto = splash on TPU, cudnn on GPU, else reference
 
     def __post_init__(self):
         t, v = self.text, self.vision
         if self.remat not in REMAT_POLICIES:
             raise ValueError(f"remat={self.remat!r}; expected one of {REMAT_POLICIES}")
+        if self.attention_impl not in ATTENTION_IMPLS:
+            raise ValueError(f"attention_impl={self.attention_impl!r}; expected one of {ATTENTION_IMPLS}")
         if t.num_attention_heads % t.num_key_value_heads:
             raise ValueError("num_attention_heads must be a multiple of num_key_value_heads")
         if sum(t.mrope_section) * 2 != t.head_dim:

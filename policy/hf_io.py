@@ -179,7 +179,7 @@ def _dtype_name(dtype) -> str:
 
 def load_pretrained(path: str | os.PathLike, *, dtype=jnp.float32, mesh: Mesh | None = None,
                     scan_layers: bool = False, remat: str = "none", param_dtype=None,
-                    cache_bytes: int = 2**30) -> tuple[Qwen3VLConfig, Qwen3VL]:
+                    cache_bytes: int = 2**30, attention_impl: str = "auto") -> tuple[Qwen3VLConfig, Qwen3VL]:
     """Read a HF Qwen3-VL directory into a (config, model) pair.
 
     `dtype` is the compute dtype and (unless `param_dtype` is given) the storage dtype. With `mesh`,
@@ -190,7 +190,8 @@ def load_pretrained(path: str | os.PathLike, *, dtype=jnp.float32, mesh: Mesh | 
     """
     path = os.fspath(path)
     config = Qwen3VLConfig.from_hf(path, dtype=_dtype_name(dtype),
-                                   param_dtype=_dtype_name(param_dtype or dtype), scan_layers=scan_layers, remat=remat)
+                                   param_dtype=_dtype_name(param_dtype or dtype), scan_layers=scan_layers, remat=remat,
+                                   attention_impl=attention_impl)
     reader = CheckpointReader(path)
     abstract = abstract_model(config)
     graphdef, abs_state = nnx.split(abstract)

@@ -2,9 +2,9 @@
 
 Rows (token ids, masks, M-RoPE positions, per-row values) are sharded over the
 mesh's batch axes; each process contributes its own rows, and the global batch
-is the processes' rows in process order. Image patches are replicated (the
-vision tower is small next to the decoder), so every process needs every
-process's patches: they are all-gathered and re-packed as one process would have
+is the processes' rows in process order. Image patches are placed replicated
+(the model splits the vision work over the batch axes itself), so every process
+needs every process's patches: they are all-gathered and re-packed as one process would have
 packed the global batch (every process's real patches in process order, then
 padding; frame ids made unique), which keeps image features aligned with image
 tokens, whose order is the global row order. Every process calls this in step
@@ -32,6 +32,9 @@ def device_batch(batch: dict, mesh) -> dict:
     rows = {k: np.asarray(v) for k, v in batch.items() if v is not None}
     if jax.process_count() > 1:
         rows = _pad_sequences(rows)
+        if "patch_start" in rows:  # this process's patches start after every earlier process's real ones
+            counts = gather_rows(np.asarray([(np.asarray(images["vision"].segment_ids) >= 0).sum()]))
+            rows["patch_start"] = rows["patch_start"] + int(counts[: jax.process_index()].sum())
         if images:
             images = dict(zip(("pixel_values", "vision"),
                               gather_patches(np.asarray(images["pixel_values"], np.float32), images["vision"])))

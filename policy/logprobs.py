@@ -72,10 +72,11 @@ def teacher_forced_logprobs(model, batch: dict, *, chunk_size: int | None = None
     """Log-probs and entropies [B, T-1] of input_ids[:, 1:] given everything before them.
 
     `batch` holds input_ids, positions, attention_mask, pixel_values and vision (as the SFT and
-    GRPO input pipelines build them); see `token_logprobs` for the rest.
+    GRPO input pipelines build them) and, when rows share their prompt's patches, patch_start;
+    see `token_logprobs` for the rest.
     """
     hidden, _ = model(batch["input_ids"], batch["positions"], batch["attention_mask"], batch.get("pixel_values"),
-                      batch.get("vision"), return_hidden=True)
+                      batch.get("vision"), return_hidden=True, patch_start=batch.get("patch_start"))
     return token_logprobs(model, hidden[:, :-1], batch["input_ids"][:, 1:], chunk_size=chunk_size,
                           temperature=temperature, process=process, also_tempered=also_tempered)
 

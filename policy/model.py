@@ -19,10 +19,18 @@ from policy.text import DecodeCache, Dense, KVCache, TextModel
 from policy.vision import VisionInputs, VisionModel, vision_metadata
 
 
-def place_features(mask: jax.Array, features: jax.Array) -> jax.Array:
-    """Dense [..., B, T, E] with features[..., k, :] at the k-th True of mask [B, T], zeros elsewhere."""
+def place_features(mask: jax.Array, features: jax.Array, row_start: jax.Array | None = None) -> jax.Array:
+    """Dense [..., B, T, E] with features at the True entries of mask [B, T], zeros elsewhere.
+
+    Without `row_start` the k-th True in row-major order takes features[..., k, :]; with row_start [B],
+    the j-th True of row b takes features[..., row_start[b] + j, :] (rows may share features).
+    """
+    if row_start is None:
+        idx = jnp.cumsum(mask.reshape(-1)) - 1
+    else:
+        idx = (row_start[:, None] + jnp.cumsum(mask, axis=1) - 1).reshape(-1)
     flat = mask.reshape(-1)
-    idx = jnp.clip(jnp.cumsum(flat) - 1, 0, max(features.shape[-2] - 1, 0))
+    idx = jnp.clip(idx, 0, max(features.shape[-2] - 1, 0))
     gathered = jnp.take(features, idx, axis=-2)  # [..., B*T, E]
     gathered = jnp.where(flat[:, None], gathered, jnp.zeros((), gathered.dtype))
     return gathered.reshape(features.shape[:-2] + mask.shape + features.shape[-1:])
@@ -45,14 +53,20 @@ class Qwen3VL(nnx.Module):
         """(merged [N/m^2, E], deepstack [n_ds, N/m^2, E]) for padded patches (see `vision_metadata`)."""
         return self.visual(pixel_values, meta)
 
-    def embed(self, input_ids, image_features=None, deepstack=None):
-        """Token embeddings with image features placed at image tokens; dense DeepStack or None."""
+    def embed(self, input_ids, image_features=None, deepstack=None, patch_start=None):
+        """Token embeddings with image features placed at image tokens; dense DeepStack or None.
+
+        patch_start [B] (optional): index in the encoded pixel_values of the first patch of row b's
+        images, so rows that repeat a prompt (GRPO's G completions) share one encoding of its images.
+        """
         h = self.text.embed_tokens(input_ids)
         if image_features is None:
             return h, None
         mask = input_ids == self.config.image_token_id
-        h = jnp.where(mask[..., None], place_features(mask, image_features.astype(h.dtype)), h)
-        ds = place_features(mask, deepstack.astype(h.dtype)) if deepstack is not None and deepstack.shape[0] else None
+        start = None if patch_start is None else patch_start // self.config.vision.spatial_merge_size**2
+        h = jnp.where(mask[..., None], place_features(mask, image_features.astype(h.dtype), start), h)
+        ds = (place_features(mask, deepstack.astype(h.dtype), start)
+              if deepstack is not None and deepstack.shape[0] else None)
         return h, ds
 
     def logits(self, hidden):
@@ -63,20 +77,21 @@ class Qwen3VL(nnx.Module):
         return self.lm_head(hidden, out_dtype=jnp.float32)
 
     def __call__(self, input_ids, positions, attention_mask=None, pixel_values=None, vision_inputs=None,
-                 cache: KVCache | None = None, cache_index=None, return_hidden: bool = False):
+                 cache: KVCache | None = None, cache_index=None, return_hidden: bool = False, patch_start=None):
         """Logits [B,T,V] float32 (or final hidden if return_hidden) and the updated cache.
 
         input_ids [B,T]; positions [3,B,T] (from `get_rope_index`, or `k + rope_delta` when decoding);
         attention_mask [B,T] (1 real, 0 pad); pixel_values [N, C*T*P*P] with `vision_inputs` from
         `vision_metadata`; cache/cache_index [B]: write this chunk at per-row slots and attend over the
-        cache (prefill and decode alike).
+        cache (prefill and decode alike); patch_start [B]: see `embed` (each image encoded once however
+        many rows show it).
         """
         if attention_mask is None:
             attention_mask = jnp.ones(input_ids.shape, jnp.int32)
         feats = ds = None
         if pixel_values is not None:
             feats, ds = self.encode_images(pixel_values, vision_inputs)
-        h, ds_dense = self.embed(input_ids, feats, ds)
+        h, ds_dense = self.embed(input_ids, feats, ds, patch_start)
         h, cache = self.text(h, positions, attention_mask, ds_dense, cache, cache_index)
         return (h if return_hidden else self.logits(h)), cache
 
@@ -115,8 +130,12 @@ def _forward(model, input_ids, positions, attention_mask, pixel_values, vision_i
 
 
 def prepare_inputs(config: Qwen3VLConfig, input_ids, attention_mask=None, image_grid_thw=None,
-                   num_patches: int | None = None):
-    """Host-side (numpy) positions and vision metadata for a batch, with consistency checks."""
+                   num_patches: int | None = None, encoded_grid_thw=None):
+    """Host-side (numpy) positions and vision metadata for a batch, with consistency checks.
+
+    image_grid_thw: every row's images in row order (for positions); encoded_grid_thw: the images the
+    vision tower encodes, when rows share them (see `Qwen3VL.embed`'s patch_start); default: the same.
+    """
     ids = np.asarray(input_ids)
     if ids.ndim == 1:
         ids = ids[None]
@@ -133,7 +152,8 @@ def prepare_inputs(config: Qwen3VLConfig, input_ids, attention_mask=None, image_
         have = int(((ids == config.image_token_id) & (mask > 0)).sum())
         if want != have:
             raise ValueError(f"{have} image tokens in input_ids but image_grid_thw implies {want}")
-        meta = vision_metadata(grid, config, num_patches)
+        encoded = grid if encoded_grid_thw is None else np.asarray(encoded_grid_thw).reshape(-1, 3)
+        meta = vision_metadata(encoded, config, num_patches)
     return ids.astype(np.int32), mask, positions, deltas, meta
 
 

@@ -29,7 +29,8 @@ RULES: dict[str, Any] = {
     "act_kv_heads": "tensor",
     "act_mlp": "tensor",
     "act_vocab": "tensor",
-    "patches": None,
+    "patches": ("data", "fsdp"),  # vision work: each chip encodes its share of the patches
+    "act_vision_heads": "tensor",
     # text parameters
     "vocab": "tensor",
     "embed": "fsdp",

@@ -16,10 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from policy.attention import MASKED_SCORE, causal_attention, masked_attention
 from policy.config import Qwen3VLConfig
 from policy.sharding import constrain
-
-_NEG = -1e30  # finite "minus infinity": fully masked rows (left padding) give uniform, not NaN
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,8 +189,9 @@ class Attention(nnx.Module):
         self.o = Dense((H, D), (E,), ("heads", "head_dim"), ("embed",), **kw)
         self.q_norm = RMSNorm(D, t.rms_norm_eps, param_dtype=config.weight_dtype, names=("head_dim",))
         self.k_norm = RMSNorm(D, t.rms_norm_eps, param_dtype=config.weight_dtype, names=("head_dim",))
-        self.groups = H // K
         self.scale = D**-0.5
+        self.impl = config.attention_impl
+        self.groups = H // K  # query heads per key/value head (decode)
 
     def project(self, x, cos, sin):
         """Rotated, normed q [B,T,H,D] and k [B,T,K,D], and v [B,T,K,D]."""
@@ -202,24 +202,17 @@ class Attention(nnx.Module):
         return q * c + rotate_half(q) * s, k * c + rotate_half(k) * s, v
 
     def __call__(self, x, cos, sin, mask, kv=None, cache_index=None):
-        """x [B,T,E]; mask [B,T,S] bool; kv = (k_cache, v_cache) [B,K,S,D] or None.
+        """x [B,T,E]; kv = (k_cache, v_cache) [B,K,S,D] or None; mask [B,T,S] bool with a cache, else the
+        [B,T] padding mask (causal is implied).
 
         Returns (y, (k, v)): the updated caches, or this chunk's [B,T,K,D] keys/values without a cache.
         """
         q, k, v = self.project(x, cos, sin)
-        if kv is not None:
-            kv = (_write_rows(kv[0], k.swapaxes(1, 2), cache_index, axis=2),
-                  _write_rows(kv[1], v.swapaxes(1, 2), cache_index, axis=2))
-            k, v = kv[0].swapaxes(1, 2), kv[1].swapaxes(1, 2)
-        B, T, H, D = q.shape
-        K = k.shape[2]
-        qg = q.reshape(B, T, K, self.groups, D)
-        scores = jnp.einsum("btkgd,bskd->bkgts", qg, k.astype(q.dtype), preferred_element_type=jnp.float32)
-        scores = scores * self.scale
-        scores = jnp.where(mask[:, None, None, :, :], scores, _NEG)
-        probs = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
-        out = jnp.einsum("bkgts,bskd->btkgd", probs, v.astype(q.dtype)).reshape(B, T, H, D)
-        return self.o(out), (k, v) if kv is None else kv
+        if kv is None:  # whole sequences (prefill without cache, training): the platform's kernel
+            return self.o(causal_attention(q, k, v, mask, scale=self.scale, impl=self.impl)), (k, v)
+        kv = (_write_rows(kv[0], k.swapaxes(1, 2), cache_index, axis=2),
+              _write_rows(kv[1], v.swapaxes(1, 2), cache_index, axis=2))
+        return self.o(masked_attention(q, kv[0].swapaxes(1, 2), kv[1].swapaxes(1, 2), mask, self.scale)), kv
 
     def decode(self, x, cos, sin, prompt_kv, gen_kv, prompt_mask, step, layer=None):
         """One new token per row against a shared prompt cache and the rows' own generated cache.
@@ -251,8 +244,8 @@ class Attention(nnx.Module):
         s_prompt = jnp.einsum("bnkgd,bksd->bnkgs", qn.reshape(B, G, K, g, D), pk.astype(q.dtype),
                               preferred_element_type=f32).reshape(N, K, g, Tp)
         s_gen = jnp.einsum("nkgd,nksd->nkgs", qn, k_gen.astype(q.dtype), preferred_element_type=f32)
-        s_prompt = jnp.where(jnp.repeat(prompt_mask, G, axis=0)[:, None, None, :], s_prompt * self.scale, _NEG)
-        s_gen = jnp.where(jnp.arange(S) <= step, s_gen * self.scale, _NEG)
+        s_prompt = jnp.where(jnp.repeat(prompt_mask, G, axis=0)[:, None, None, :], s_prompt * self.scale, MASKED_SCORE)
+        s_gen = jnp.where(jnp.arange(S) <= step, s_gen * self.scale, MASKED_SCORE)
         probs = jax.nn.softmax(jnp.concatenate([s_prompt, s_gen], axis=-1), axis=-1).astype(q.dtype)
         out_prompt = jnp.einsum("bnkgs,bksd->bnkgd", probs[..., :Tp].reshape(B, G, K, g, Tp), pv.astype(q.dtype))
         out = out_prompt.reshape(N, K, g, D) + jnp.einsum("nkgs,nksd->nkgd", probs[..., Tp:], v_gen.astype(q.dtype))
@@ -301,13 +294,9 @@ class DecoderLayer(nnx.Module):
 # ---------------------------------------------------------------------------------------------
 # Text model
 # ---------------------------------------------------------------------------------------------
-def attention_mask(attn_mask: jax.Array, cache: KVCache | None, cache_index: jax.Array | None):
-    """[B, T, S] visibility: causal over positions and only real tokens as keys."""
+def attention_mask(attn_mask: jax.Array, cache: KVCache, cache_index: jax.Array):
+    """[B, T, S] visibility over the cache: causal over slots and only real tokens as keys."""
     B, T = attn_mask.shape
-    if cache is None:
-        q = jnp.arange(T)[:, None]
-        causal = jnp.arange(T)[None, :] <= q
-        return causal[None] & attn_mask[:, None, :].astype(bool)
     S = cache.max_len
     qpos = cache_index[:, None] + jnp.arange(T)[None, :]  # [B,T] slot of each query
     valid = _write_rows(cache.valid, attn_mask.astype(bool), cache_index, axis=1)
@@ -349,7 +338,7 @@ class TextModel(nnx.Module):
         dtype = cfg.compute_dtype
         h = constrain(h.astype(dtype), ("batch", "length", "act_embed"))
         cos, sin = mrope_tables(positions, cfg, dtype)
-        mask = attention_mask(attn_mask, cache, cache_index)
+        mask = attn_mask if cache is None else attention_mask(attn_mask, cache, cache_index)
         n_ds = 0 if deepstack is None else deepstack.shape[0]
         L = cfg.text.num_hidden_layers
 

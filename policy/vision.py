@@ -5,7 +5,9 @@ Why host metadata: everything that depends on the *values* of `grid_thw` (biline
 position table, per-patch (h, w) rope coordinates, which image each patch belongs to) is computed
 on the host with numpy by `vision_metadata`. The jitted tower then only needs the static total patch
 count, so images of any sizes (bucketed to one padded patch count) reuse one compiled program.
-Attention is restricted to each image frame with segment ids, so there is no cross-image leakage.
+Attention is restricted to each image frame with segment ids (`policy.attention.segment_attention`:
+no [N, N] mask or score matrix over the call), and patches are split over the batch mesh axes, so
+each chip encodes its share of the images.
 """
 from __future__ import annotations
 
@@ -16,10 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from policy.attention import segment_attention
 from policy.config import Qwen3VLConfig
+from policy.sharding import constrain
 from policy.text import Dense, maybe_remat, rotate_half
-
-_NEG = -1e30
 
 _ACTS = {
     "gelu_pytorch_tanh": lambda x: jax.nn.gelu(x, approximate=True),
@@ -119,19 +121,16 @@ class VisionAttention(nnx.Module):
         self.qkv = Dense((E,), (3, H, D), ("vision_embed",), ("qkv", "vision_heads", "vision_head_dim"), **kw)
         self.proj = Dense((H, D), (E,), ("vision_heads", "vision_head_dim"), ("vision_embed",), **kw)
         self.scale = D**-0.5
+        self.impl = config.attention_impl
 
-    def __call__(self, x, cos, sin, same_segment):
+    def __call__(self, x, cos, sin, segment_ids):
         qkv = self.qkv(x)  # [N, 3, H, D]
         q, k, v = qkv[:, 0], qkv[:, 1], qkv[:, 2]
         c, s = cos[:, None, :], sin[:, None, :]
         q32, k32 = q.astype(jnp.float32), k.astype(jnp.float32)
         q = (q32 * c + rotate_half(q32) * s).astype(q.dtype)
         k = (k32 * c + rotate_half(k32) * s).astype(k.dtype)
-        scores = jnp.einsum("qhd,khd->hqk", q, k, preferred_element_type=jnp.float32) * self.scale
-        scores = jnp.where(same_segment[None], scores, _NEG)
-        probs = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
-        out = jnp.einsum("hqk,khd->qhd", probs, v)
-        return self.proj(out)
+        return self.proj(segment_attention(q, k, v, segment_ids, scale=self.scale, impl=self.impl))
 
 
 class VisionMLP(nnx.Module):
@@ -156,8 +155,8 @@ class VisionBlock(nnx.Module):
         self.attn = VisionAttention(config, rngs=rngs)
         self.mlp = VisionMLP(config, rngs=rngs)
 
-    def __call__(self, x, cos, sin, same_segment):
-        x = x + self.attn(self.norm1(x), cos, sin, same_segment)
+    def __call__(self, x, cos, sin, segment_ids):
+        x = x + self.attn(self.norm1(x), cos, sin, segment_ids)
         return x + self.mlp(self.norm2(x))
 
 
@@ -220,14 +219,14 @@ class VisionModel(nnx.Module):
         table = self.pos_embed[...].astype(jnp.float32)
         pos = jnp.sum(jnp.take(table, meta.pos_idx, axis=0) * meta.pos_w[..., None].astype(jnp.float32), axis=1)
         x = x + pos.astype(dtype)
+        x = constrain(x, ("patches", None))
         cos, sin = self.rope_tables(meta.rope_hw)
         seg = meta.segment_ids
-        same = seg[:, None] == seg[None, :]
         feats = []
         for i, blk in enumerate(self.blocks):
             graphdef, st = nnx.split(blk)
-            run = maybe_remat(lambda st, x, g=graphdef: nnx.merge(g, st)(x, cos, sin, same), cfg.remat)
-            x = run(st, x)
+            run = maybe_remat(lambda st, x, g=graphdef: nnx.merge(g, st)(x, cos, sin, seg), cfg.remat)
+            x = constrain(run(st, x), ("patches", None))
             if i in cfg.vision.deepstack_visual_indexes:
                 j = cfg.vision.deepstack_visual_indexes.index(i)
                 feats.append(self.deepstack_mergers[j](x))

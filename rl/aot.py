@@ -102,7 +102,11 @@ def grpo_programs(config, mesh, hosts: int) -> list:
                 extra["ref_logprobs"] = ((n, length - 1), "float32")
             if config.grpo.get("train_distribution", "sampling") != "sampling":
                 extra["is_weights"] = ((n, length - 1), "float32")
-        num = hosts * aot.bucket(n // hosts * patches, config.patch_buckets, "update batch patches")
+        # Rows share their prompt's patches (rl.batch.build_batch: each image encoded once per prompt);
+        # a mini-batch carries every prompt's patches of its host and a per-row patch_start.
+        num = hosts * aot.bucket(prompts // hosts * patches, config.patch_buckets, "update batch patches")
+        if num:
+            extra["patch_start"] = ((n,), "int32")
         return aot.sequence_batch_spec(model_config, n, length, num, mesh, extra)
 
     add("log-probs", lambda: [aot.Program("old/ref log-probs", steps.logprobs, (state.params, update_batch(rows, False)),

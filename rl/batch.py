@@ -3,8 +3,9 @@
 Rows are prompt-major: row i holds a completion of prompt i // G. Each row is
 the left-padded prompt followed by its right-padded completion, so M-RoPE
 positions from `get_rope_index` continue exactly where the sampler's did, and
-teacher-forced log-probs equal the sampler's. Patches are repeated per row (the
-vision tower runs once per sample: simple, and small next to the decoder).
+teacher-forced log-probs equal the sampler's. Each prompt's patches appear once
+(the vision tower encodes every image once, not once per completion); the
+per-row `patch_start` points each row at its prompt's patches.
 """
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def build_batch(model_config, prompt: dict, completions: np.ndarray, lengths: np
             axis=1).astype(np.float32)
 
     grids = np.asarray(prompt.get("image_grid_thw", np.zeros((0, 3))), np.int64).reshape(-1, 3)
-    pixel_values = vision = None
+    pixel_values = patch_start = None
+    row_grids = grids
     if len(grids):
         image_tokens = (prompt_ids == model_config.image_token_id) & (prompt_mask > 0)
         merge = model_config.vision.spatial_merge_size ** 2
@@ -53,22 +55,18 @@ def build_batch(model_config, prompt: dict, completions: np.ndarray, lengths: np
         images_per_prompt = _images_per_prompt(image_tokens.sum(axis=1), per_image // merge)
         starts = np.concatenate([[0], np.cumsum(per_image)])
         first_image = np.concatenate([[0], np.cumsum(images_per_prompt)])
-        patches, row_grids = [], []
-        source = np.asarray(prompt["pixel_values"], np.float32)
-        for p in rows:
-            a, b = first_image[p], first_image[p + 1]
-            patches.append(source[starts[a]:starts[b]])
-            row_grids.append(grids[a:b])
-        patches = np.concatenate(patches)
-        grids = np.concatenate(row_grids)
+        patches = np.asarray(prompt["pixel_values"], np.float32)[: starts[-1]]
+        patch_start = starts[first_image[rows]].astype(np.int32)
+        row_grids = np.concatenate([grids[first_image[p]:first_image[p + 1]] for p in rows])
         num_patches = pick_bucket(len(patches), patch_buckets) if patch_buckets else len(patches)
         pixel_values = np.zeros((num_patches, patches.shape[1]), np.float32)
         pixel_values[: len(patches)] = patches
     input_ids, attention_mask, positions, _, vision = prepare_inputs(
-        model_config, input_ids, attention_mask, grids if len(grids) else None,
-        pixel_values.shape[0] if pixel_values is not None else None)
+        model_config, input_ids, attention_mask, row_grids if len(grids) else None,
+        pixel_values.shape[0] if pixel_values is not None else None, grids if len(grids) else None)
     return {"input_ids": input_ids, "attention_mask": attention_mask, "positions": positions,
-            "target_mask": target_mask, "pixel_values": pixel_values, "vision": vision, **extra}
+            "target_mask": target_mask, "pixel_values": pixel_values, "vision": vision, "patch_start": patch_start,
+            **extra}
 
 
 def _images_per_prompt(tokens_per_prompt: np.ndarray, tokens_per_image: np.ndarray) -> np.ndarray:

@@ -1,0 +1,237 @@
+"""The one attention entry point for whole sequences: picks the kernel by platform.
+
+Why one function: the text decoder (prefill and training) and the vision tower both call it, and the
+kernel is a property of where the program runs, not of the layer. `attention_impl` in the config
+overrides the choice:
+
+* "splash": the Pallas splash-attention kernel that ships with JAX (TPU; `interpret` mode elsewhere,
+  for tests). Causal text attention with padding as segment ids; vision attention with one segment
+  per image. Never materialises a score matrix in HBM.
+* "cudnn": `jax.nn.dot_product_attention(implementation="cudnn")` (GPU), text only. Padding is
+  handled by moving every row's real tokens to the front (causal order kept) and passing their
+  count as the key length, so no [T, S] mask is built for any padding pattern.
+* "xla": the same call as "cudnn" with XLA's implementation: the CPU stand-in for the cuDNN shape.
+* "reference": einsums with an explicit mask (CPU). Vision attention runs block-of-queries by block
+  (memory linear in the patch count); cuDNN and XLA have no segment ids, so vision uses it there too.
+* "auto": splash on TPU, cudnn on GPU, reference elsewhere; the platform is the ambient mesh's (so an
+  ahead-of-time compile for a TPU topology on a CPU host picks splash), else JAX's default backend.
+
+Kernels that cannot be partitioned by XLA (splash) run under `shard_map` over the ambient mesh
+(`jax.set_mesh`): batch and heads split as the logical rules say; vision queries split over the
+patch axis with every image's keys all-gathered, so each chip attends for its share of patches.
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_kernel as splash
+from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_mask as splash_mask
+
+from policy.config import ATTENTION_IMPLS
+from policy.sharding import logical_to_spec
+
+IMPLEMENTATIONS = ATTENTION_IMPLS
+MASKED_SCORE = -1e30  # finite "minus infinity": fully masked rows give uniform weights, not NaN
+_LANES = 128  # splash block sizes are multiples of this
+_VISION_QUERY_BLOCK = 512  # reference vision path: queries per block
+
+
+def _ambient_mesh():
+    mesh = jax.sharding.get_abstract_mesh()
+    return None if mesh is None or mesh.empty else mesh
+
+
+def target_platform() -> str:
+    """'tpu', 'gpu' or 'cpu': where the program being traced will run."""
+    mesh = _ambient_mesh()
+    device = getattr(mesh, "abstract_device", None) if mesh is not None else None
+    platform = getattr(device, "platform", None) or jax.default_backend()
+    return {"cuda": "gpu", "rocm": "gpu"}.get(platform, platform)
+
+
+def resolve(impl: str) -> str:
+    """The concrete implementation "auto" stands for on the target platform."""
+    if impl not in IMPLEMENTATIONS:
+        raise ValueError(f"attention_impl={impl!r}; expected one of {IMPLEMENTATIONS}")
+    if impl != "auto":
+        return impl
+    return {"tpu": "splash", "gpu": "cudnn"}.get(target_platform(), "reference")
+
+
+# ---------------------------------------------------------------------------------------------
+# Text: causal self-attention over a padded batch
+# ---------------------------------------------------------------------------------------------
+def masked_attention(q, k, v, mask, scale: float):
+    """Reference GQA attention with an explicit mask: q [B,T,H,D], k/v [B,S,K,D], mask [B,T,S] bool.
+
+    Scores and softmax in float32; a fully masked query row averages every value (finite, unused).
+    """
+    B, T, H, D = q.shape
+    K = k.shape[2]
+    qg = q.reshape(B, T, K, H // K, D)
+    scores = jnp.einsum("btkgd,bskd->bkgts", qg, k.astype(q.dtype), preferred_element_type=jnp.float32) * scale
+    scores = jnp.where(mask[:, None, None, :, :], scores, MASKED_SCORE)
+    probs = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
+    return jnp.einsum("bkgts,bskd->btkgd", probs, v.astype(q.dtype)).reshape(B, T, H, D)
+
+
+def causal_attention(q, k, v, attention_mask, *, scale: float, impl: str = "auto"):
+    """Causal self-attention of whole sequences (prefill, training).
+
+    q [B,T,H,D]; k, v [B,T,K,D] with H % K == 0 (GQA); attention_mask [B,T] (nonzero = real token).
+    A real query attends to the real keys at or before it, whatever the padding pattern. Outputs at
+    pad positions are finite and meaningless. Returns [B,T,H,D] in q.dtype.
+    """
+    if q.shape[2] % k.shape[2]:
+        raise ValueError(f"{q.shape[2]} query heads are not a multiple of {k.shape[2]} key/value heads")
+    real = attention_mask.astype(bool)
+    impl = resolve(impl)
+    if impl == "reference":
+        T = q.shape[1]
+        causal = jnp.arange(T)[None, :] <= jnp.arange(T)[:, None]
+        return masked_attention(q, k, v, causal[None] & real[:, None, :], scale)
+    if impl in ("cudnn", "xla"):
+        return _dot_product_causal(q, k, v, real, scale, impl)
+    return _sharded(_splash_causal, (q, k, v, real.astype(jnp.int32)),
+                    (("batch", None, "act_heads", None), ("batch", None, "act_kv_heads", None),
+                     ("batch", None, "act_kv_heads", None), ("batch", None)), scale=scale)
+
+
+def _dot_product_causal(q, k, v, real, scale, impl):
+    """jax.nn.dot_product_attention on rows whose real tokens were moved to the front (order kept)."""
+    order = jnp.argsort(~real, axis=1, stable=True)  # real tokens first, each group in position order
+    inverse = jnp.argsort(order, axis=1)
+    take = lambda x, idx: jnp.take_along_axis(x, idx[:, :, None, None], axis=1)  # noqa: E731
+    lengths = jnp.maximum(real.sum(axis=1), 1).astype(jnp.int32)  # an all-pad row still sees one key
+    out = jax.nn.dot_product_attention(take(q, order), take(k, order).astype(q.dtype), take(v, order).astype(q.dtype),
+                                       scale=scale, is_causal=True, key_value_seq_lengths=lengths,
+                                       implementation=impl)
+    return take(out, inverse)
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def _block_sizes(q_len: int, kv_len: int) -> splash.BlockSizes:
+    """Largest of 512/256/128 dividing each (already 128-aligned) length, forward and backward."""
+    bq = next(b for b in (512, 256, _LANES) if q_len % b == 0)
+    bkv = next(b for b in (512, 256, _LANES) if kv_len % b == 0)
+    return splash.BlockSizes(block_q=bq, block_kv=bkv, block_kv_compute=bkv, block_q_dkv=bq, block_kv_dkv=bkv,
+                             block_kv_dkv_compute=bkv, block_q_dq=bq, block_kv_dq=bkv)
+
+
+def _splash_kernel(q_len: int, kv_len: int, heads: int, causal: bool, mqa: bool, interpret: bool):
+    one = splash_mask.CausalMask((q_len, kv_len)) if causal else splash_mask.FullMask((q_len, kv_len))
+    make = splash.make_splash_mqa_single_device if mqa else splash.make_splash_mha_single_device
+    return make(splash_mask.MultiHeadMask([one] * heads), block_sizes=_block_sizes(q_len, kv_len),
+                interpret=interpret)
+
+
+def _pad_axis(x, axis: int, size: int, fill=0):
+    if x.shape[axis] == size:
+        return x
+    width = [(0, 0)] * x.ndim
+    width[axis] = (0, size - x.shape[axis])
+    return jnp.pad(x, width, constant_values=fill)
+
+
+def _splash_causal(q, k, v, segments, *, scale):
+    """Splash on one shard: padding is segment 0, real tokens segment 1, plus the causal mask."""
+    B, T, H, D = q.shape
+    K = k.shape[2]
+    Tp = _round_up(T, _LANES)
+    q, k, v = (_pad_axis(x, 1, Tp) for x in (q, k, v))
+    segments = _pad_axis(segments, 1, Tp)
+    qg = (q * jnp.asarray(scale, q.dtype)).reshape(B, Tp, K, H // K, D).transpose(0, 2, 3, 1, 4)  # [B,K,G,T,D]
+    kernel = _splash_kernel(Tp, Tp, H // K, True, True, target_platform() != "tpu")
+    per_head = jax.vmap(lambda q, k, v, s: kernel(q, k, v, segment_ids=s), in_axes=(0, 0, 0, None))
+    out = jax.vmap(per_head)(qg, k.astype(q.dtype).transpose(0, 2, 1, 3), v.astype(q.dtype).transpose(0, 2, 1, 3),
+                             splash.SegmentIds(q=segments, kv=segments))
+    return out.transpose(0, 3, 1, 2, 4).reshape(B, Tp, H, D)[:, :T]
+
+
+# ---------------------------------------------------------------------------------------------
+# Vision: bidirectional attention restricted to each image
+# ---------------------------------------------------------------------------------------------
+def segment_attention(q, k, v, segment_ids, *, scale: float, impl: str = "auto"):
+    """Each patch attends to the patches of its own image: q, k, v [N,H,D], segment_ids [N] int.
+
+    No [N, N] mask or score matrix over the whole call: splash with segment ids, or query blocks
+    against all keys (memory linear in N). Returns [N,H,D] in q.dtype.
+    """
+    impl = resolve(impl)
+    segment_ids = segment_ids.astype(jnp.int32)
+    if impl == "splash":
+        names = ("patches", "act_vision_heads", None)
+        return _sharded(_splash_segments, (q, k, v, segment_ids), (names, names, names, ("patches",)),
+                        scale=scale, gather_keys=True)
+    return _blockwise_segments(q, k, v, segment_ids, scale)
+
+
+def _blockwise_segments(q, k, v, segment_ids, scale, block: int = _VISION_QUERY_BLOCK):
+    """Query blocks in a loop, each against every key with its segment mask: memory O(block * N)."""
+    N, H, D = q.shape
+    block = min(block, N)
+    Np = _round_up(N, block)
+    qs = _pad_axis(q, 0, Np).reshape(Np // block, block, H, D)
+    seg_q = _pad_axis(segment_ids, 0, Np, fill=-2).reshape(Np // block, block)
+
+    def one(args):
+        qb, sb = args
+        scores = jnp.einsum("qhd,khd->hqk", qb, k.astype(q.dtype), preferred_element_type=jnp.float32) * scale
+        scores = jnp.where((sb[:, None] == segment_ids[None, :])[None], scores, MASKED_SCORE)
+        probs = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
+        return jnp.einsum("hqk,khd->qhd", probs, v.astype(q.dtype))
+
+    return jax.lax.map(one, (qs, seg_q)).reshape(Np, H, D)[:N]
+
+
+def _splash_segments(q, k, v, segment_ids, *, scale, key_segment_ids=None):
+    """Splash on one shard: local queries against (possibly gathered) keys, one segment per image."""
+    kv_seg = segment_ids if key_segment_ids is None else key_segment_ids
+    N, H, D = q.shape
+    S = k.shape[0]
+    Np, Sp = _round_up(N, _LANES), _round_up(S, _LANES)
+    pad_id = -2  # alignment padding: its own segment, so every padded query has keys to attend to
+    q = _pad_axis(q * jnp.asarray(scale, q.dtype), 0, Np).transpose(1, 0, 2)
+    k, v = (_pad_axis(x.astype(q.dtype), 0, Sp).transpose(1, 0, 2) for x in (k, v))
+    segs = splash.SegmentIds(q=_pad_axis(segment_ids, 0, Np, fill=pad_id), kv=_pad_axis(kv_seg, 0, Sp, fill=pad_id))
+    kernel = _splash_kernel(Np, Sp, H, False, False, target_platform() != "tpu")
+    return kernel(q, k, v, segment_ids=segs).transpose(1, 0, 2)[:N]
+
+
+# ---------------------------------------------------------------------------------------------
+# shard_map over the ambient mesh
+# ---------------------------------------------------------------------------------------------
+def _sharded(fn, args, in_names, *, gather_keys: bool = False, **kw):
+    """Run `fn(*args, **kw)` per shard of the ambient mesh (directly when there is none).
+
+    Dimensions split as `policy.sharding` maps their logical names (dropped where they do not divide);
+    query and key/value heads keep one split so each shard holds whole GQA groups. With `gather_keys`
+    (vision) the first dimension of keys, values and their segment ids is all-gathered inside.
+    """
+    mesh = _ambient_mesh()
+    if mesh is None or mesh.size == 1:
+        return fn(*args, **kw)
+    specs = [list(logical_to_spec(n, a.shape, mesh)) for n, a in zip(in_names, args)]
+    if args[0].ndim == 4 and specs[0][2] != specs[1][2]:  # text [B,T,H,D]: heads split alike or not at all
+        for s in specs[:3]:
+            s[2] = None
+    out_spec = jax.sharding.PartitionSpec(*specs[0])
+    specs = [jax.sharding.PartitionSpec(*s) for s in specs]
+    body = functools.partial(fn, **kw)
+    if gather_keys:
+        axes = specs[0][0]
+        axes = () if axes is None else (axes,) if isinstance(axes, str) else tuple(axes)
+
+        def body(q, k, v, seg):
+            if axes:
+                k, v, kv_seg = (jax.lax.all_gather(x, axes, axis=0, tiled=True) for x in (k, v, seg))
+            else:
+                kv_seg = seg
+            return fn(q, k, v, seg, key_segment_ids=kv_seg, **kw)
+    return jax.shard_map(body, mesh=mesh, in_specs=tuple(specs), out_specs=out_spec, check_vma=False)(*args)
+
