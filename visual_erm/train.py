@@ -26,6 +26,7 @@ from policy.processor import Processor
 from policy.sharding import mesh_from_config
 from policy.train_state import init_train_state, make_train_step, merge_model, state_shardings
 from visual_erm import data as data_lib
+from visual_erm import records
 from visual_erm.base_model import prepare_base_model, prepare_reward_data
 
 log = logging.getLogger(__name__)
