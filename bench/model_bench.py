@@ -43,18 +43,18 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from flax import nnx  # noqa: E402
-from jax.sharding import Mesh, NamedSharding  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding
 
-from policy.config import Qwen3VLConfig, TextConfig, VisionConfig  # noqa: E402
-from policy.hf_io import load_pretrained  # noqa: E402
-from policy.model import abstract_model  # noqa: E402
-from policy.sampler import Sampler, SamplingParams  # noqa: E402
-from policy.sharding import MESH_AXES, SAMPLING_RULES, logical_to_spec, state_shardings  # noqa: E402
-from policy.text import DecodeCache, KVCache, kv_zeros  # noqa: E402
+from policy.config import Qwen3VLConfig, TextConfig, VisionConfig
+from policy.hf_io import load_pretrained
+from policy.model import abstract_model
+from policy.sampler import Sampler, SamplingParams
+from policy.sharding import MESH_AXES, SAMPLING_RULES, logical_to_spec, state_shardings
+from policy.text import DecodeCache, KVCache, kv_zeros
 
 IMG_TOKEN, VSTART, VEND = 151655, 151652, 151653
 
@@ -309,7 +309,8 @@ def main():
 
 def throughput(args, figures: dict) -> None:
     import torch
-    from transformers import Qwen3VLConfig as HFConfig, Qwen3VLForConditionalGeneration
+    from transformers import Qwen3VLConfig as HFConfig
+    from transformers import Qwen3VLForConditionalGeneration
 
     cfg = bench_config()
     torch.manual_seed(0)

@@ -25,8 +25,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import render  # noqa: E402
-from render.dispatch import render_in_process  # noqa: E402
+import render
+from render.dispatch import render_in_process
 
 KINDS = ("bar", "line", "scatter", "pie", "hist", "barh")
 

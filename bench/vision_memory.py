@@ -16,15 +16,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from flax import nnx  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
 
-from policy.config import Qwen3VLConfig  # noqa: E402
-from policy.model import abstract_model  # noqa: E402
-from policy.sharding import make_mesh, named_sharding, state_shardings  # noqa: E402
-from policy.vision import VisionInputs, vision_metadata  # noqa: E402
+from policy.config import Qwen3VLConfig
+from policy.model import abstract_model
+from policy.sharding import make_mesh, named_sharding, state_shardings
+from policy.vision import VisionInputs, vision_metadata
 
 GIB = 2**30
 

@@ -48,7 +48,7 @@ def run_one(config, reward: str, seed: int, workdir: str) -> dict:
     config.reward, config.seed = reward, seed
     try:
         return train(config, workdir)
-    except Exception as exc:  # noqa: BLE001 - a failing reward is a result of the comparison
+    except Exception as exc:
         log.error("%s seed %d failed:\n%s", reward, seed, traceback.format_exc())
         return {"error": f"{type(exc).__name__}: {exc}"[:300]}
 
@@ -73,7 +73,10 @@ def probe_verdicts(config, rewards, policy_dir: str, n_tasks: int) -> dict[str, 
     if "visual_erm" in rewards and config.judge.checkpoint:
         judge = VisualERM.from_pretrained(config.judge.checkpoint, max_new_tokens=config.judge.max_new_tokens,
                                           settings=GREEDY_SETTINGS)
-        critic = lambda kind, ref, cand: judge.critique([kind], [ref], [cand])[0]
+
+        def critic(kind, ref, cand):
+            return judge.critique([kind], [ref], [cand])[0]
+
     shares = {r: {p: [] for p in PROBES} for r in rewards}
     with render.RenderPool(workers=config.render_workers) as pool:
         for task in heldout_tasks(config.heldout.tasks, pool, n_tasks):

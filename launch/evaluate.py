@@ -21,7 +21,7 @@ import json
 import math
 import os
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from rl.metrics import LOWER_IS_BETTER, MAX_METRIC_TEDS_NODES, METRICS, METRICS_BY_FAMILY, score_predictions, summarize
 from rl.task_mix import SOURCE_NAMES, build_source
@@ -30,11 +30,12 @@ from rl.tasks import LoadReport
 KIND_CHOICES = ("chart", "table", "svg", "all")
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m launch.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--kind", choices=KIND_CHOICES, default="all")
     parser.add_argument("--data", required=True, help="source name, e.g. synthetic or pubtabnet:/data/pubtabnet")
-    parser.add_argument("--source_params", default="{}", help="extra loader options as JSON, e.g. '{\"split\": \"val\"}'")
+    parser.add_argument("--source_params", default="{}",
+                        help="extra loader options as JSON, e.g. '{\"split\": \"val\"}'")
     parser.add_argument("--limit", type=int, default=None, help="at most this many tasks (synthetic: seeds per kind)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--predictions", help="JSONL of {\"id\", \"completion\"}")
@@ -49,8 +50,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_tasks(data: str, kind: str, *, limit: Optional[int], params: dict, pool,
-               report: Optional[LoadReport] = None) -> list:
+def load_tasks(data: str, kind: str, *, limit: int | None, params: dict, pool,
+               report: LoadReport | None = None) -> list:
     """RLTasks of `kind` ("all": every kind) from the source `data` ("NAME" or "NAME:PATH")."""
     name, _, path = data.partition(":")
     if name not in SOURCE_NAMES:
@@ -86,7 +87,8 @@ def read_predictions(path: str) -> dict[str, str]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from None
-            if not (isinstance(row, dict) and isinstance(row.get("id"), str) and isinstance(row.get("completion"), str)):
+            if not (isinstance(row, dict) and isinstance(row.get("id"), str)
+                    and isinstance(row.get("completion"), str)):
                 raise ValueError(f"{path}:{number}: expected {{\"id\": str, \"completion\": str}}")
             if row["id"] in out:
                 raise ValueError(f"{path}:{number}: id {row['id']!r} appears twice")
@@ -174,7 +176,7 @@ def evaluate(args: argparse.Namespace, pool) -> dict:
     return result
 
 
-def main(argv: Optional[Sequence[str]] = None, *, pool=None) -> dict:
+def main(argv: Sequence[str] | None = None, *, pool=None) -> dict:
     """Parse `argv` and evaluate; `pool`: a running render.RenderPool to use (else one is started)."""
     args = parse_args(argv)
     if pool is not None:

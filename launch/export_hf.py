@@ -18,13 +18,13 @@ import json
 import logging
 import os
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 TRAINERS = {"visual_erm_sft": ("base_model", "Visual-ERM judge (supervised fine-tuning)"),
             "grpo": ("policy_model", "vision-to-code policy (GRPO)")}
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m launch.export_hf", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="run workdir, its checkpoints/ folder, or a step folder")
     parser.add_argument("--out", required=True, help="the Hugging Face directory to write (must not hold a model)")
@@ -37,7 +37,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def resolve_run(checkpoint: str, step: Optional[int]) -> tuple[str, str, Optional[int]]:
+def resolve_run(checkpoint: str, step: int | None) -> tuple[str, str, int | None]:
     """(workdir, checkpoints dir, step) for a workdir, a checkpoints/ folder or a step folder."""
     from policy.export import CheckpointNotFoundError, checkpoint_steps
 
@@ -127,7 +127,7 @@ def export(args: argparse.Namespace) -> dict:
     return result
 
 
-def main(argv: Optional[Sequence[str]] = None) -> dict:
+def main(argv: Sequence[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     result = export(parse_args(argv))
     print(json.dumps(result, indent=1, default=str))

@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw, ImageOps
 import render
 from render.examples import EXAMPLES
 
+
 def contact_sheet(tiles: list[tuple[str, Image.Image]], tile: int = 320, columns: int = 4) -> Image.Image:
     """Lay labelled thumbnails out on a grid."""
     rows = -(-len(tiles) // columns)

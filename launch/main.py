@@ -20,7 +20,8 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-_DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "tiny_grpo_svg.py")
+_DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                               "configs", "tiny_grpo_svg.py")
 _CONFIG = config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "ml-collections config file", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", "workdir/tiny_grpo_svg", "where checkpoints, metrics and plots go")
 _MULTIHOST = flags.DEFINE_bool("multihost", False, "call jax.distributed.initialize() (TPU pods)")

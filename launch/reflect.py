@@ -24,7 +24,7 @@ import math
 import os
 import re
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from rl.reflect import HEADLINE, KEEP, OracleCritic, SamplerPolicy, Trajectory, reflect, summarize
 
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 EXTENSIONS = {"chart": "py", "table": "md", "svg": "svg"}
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m launch.reflect", description=__doc__.splitlines()[0])
     parser.add_argument("--policy", required=True, help="Hugging Face Qwen3-VL directory of the policy")
     parser.add_argument("--judge", required=True, help="Visual-ERM Hugging Face directory, or 'oracle'")
@@ -232,7 +232,7 @@ def run(args: argparse.Namespace, pool) -> dict:
     return summary
 
 
-def main(argv: Optional[Sequence[str]] = None, *, pool=None) -> dict:
+def main(argv: Sequence[str] | None = None, *, pool=None) -> dict:
     """Parse `argv` and run; `pool`: a running render.RenderPool to use (else one is started)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)

@@ -7,3 +7,17 @@ from policy.processor import Processor  # chat + images -> numpy model inputs
 from policy.rope_index import get_rope_index  # M-RoPE position ids (numpy)
 from policy.sampler import Sampler, SamplingParams  # jitted KV-cache generation
 from policy.sharding import make_mesh  # device mesh over ("data", "fsdp", "tensor")
+
+__all__ = [
+    "ImageProcessor",
+    "Processor",
+    "Qwen3VL",
+    "Qwen3VLConfig",
+    "Sampler",
+    "SamplingParams",
+    "forward_logits",
+    "get_rope_index",
+    "load_pretrained",
+    "make_mesh",
+    "save_pretrained",
+]

@@ -16,7 +16,8 @@ import functools
 import math
 import os
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -27,8 +28,15 @@ from policy.config import Qwen3VLConfig, runtime_options
 from policy.image_processor import QWEN3_VL_MIN_PIXELS, ImageProcessor, pick_bucket
 from policy.model import abstract_model
 from policy.sampler import DEFAULT_DECODE_BUCKETS, SamplingParams, _decode, _phases, _prefill
-from policy.sharding import (MESH_AXES, SAMPLING_RULES, batch_shards, data_sharding, make_mesh, named_sharding,
-                             state_shardings)
+from policy.sharding import (
+    MESH_AXES,
+    SAMPLING_RULES,
+    batch_shards,
+    data_sharding,
+    make_mesh,
+    named_sharding,
+    state_shardings,
+)
 from policy.text import KVCache
 from policy.vision import VisionInputs
 
@@ -288,7 +296,8 @@ def sampler_programs(prefix: str, model, mesh: Mesh, *, batch: int, prompt_len: 
     cache = KVCache(*(jax.tree.map(lambda x: spec(x, kv_names(x)), kv) for kv in (shapes.cache.k, shapes.cache.v)),
                     spec(shapes.cache.valid, ("batch", "cache_length")))
     filled = shapes.replace(cache=cache, logits=spec(shapes.logits, ("batch", None)),
-                            **{name: spec(getattr(shapes, name), ("batch",) + (None,) * (getattr(shapes, name).ndim - 1))
+                            **{name: spec(getattr(shapes, name),
+                                          ("batch",) + (None,) * (getattr(shapes, name).ndim - 1))
                                for name in ("next_position", "prompt_ids", "active", "number")})
     key = jax.eval_shape(lambda: jax.random.key(0))
     decode = Program(
@@ -327,7 +336,7 @@ def compile_program(program: Program | Failed, mesh: Mesh) -> ProgramReport:
     try:
         with jax.set_mesh(mesh):
             compiled = program.lower().compile()
-    except Exception as e:  # noqa: BLE001 -- XLA reports out-of-memory and friends as plain errors
+    except Exception as e:
         return ProgramReport(program.name, program.note, error=f"{type(e).__name__}: {_first_line(e)}")
     memory = compiled.memory_analysis()
     cost = compiled.cost_analysis() or {}

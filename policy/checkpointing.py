@@ -33,7 +33,10 @@ def write_config(directory: str, config: Any) -> str:
     if jax.process_index() != 0:
         return path
     os.makedirs(directory, exist_ok=True)
-    text = config.to_json_best_effort(indent=1, sort_keys=True) if hasattr(config, "to_json_best_effort") else json.dumps(config, indent=1, sort_keys=True, default=str)
+    if hasattr(config, "to_json_best_effort"):
+        text = config.to_json_best_effort(indent=1, sort_keys=True)
+    else:
+        text = json.dumps(config, indent=1, sort_keys=True, default=str)
     with open(path + ".partial", "w") as f:
         f.write(text)
     os.replace(path + ".partial", path)
@@ -75,7 +78,7 @@ class Checkpointer:
                         state=ocp.args.StandardRestore(abstract_state), extra=ocp.args.JsonRestore()
                     ),
                 )
-            except Exception as exc:  # noqa: BLE001 - orbax/tensorstore raise many types
+            except Exception as exc:
                 log.warning("checkpoint step %s in %s is unreadable (%s: %s); trying an older one",
                             candidate, self.directory, type(exc).__name__, str(exc)[:200])
                 if step is not None:

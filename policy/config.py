@@ -126,12 +126,12 @@ class Qwen3VLConfig:
     def weight_dtype(self):
         return jnp.dtype(self.param_dtype)
 
-    def replace(self, **kw) -> "Qwen3VLConfig":
+    def replace(self, **kw) -> Qwen3VLConfig:
         return dataclasses.replace(self, **kw)
 
     # -- Hugging Face interop ------------------------------------------------------------------
     @classmethod
-    def from_hf(cls, path_or_dict: str | os.PathLike | dict, **runtime) -> "Qwen3VLConfig":
+    def from_hf(cls, path_or_dict: str | os.PathLike | dict, **runtime) -> Qwen3VLConfig:
         """Read a HF `config.json` (dir, file or dict); `runtime` sets dtype/scan_layers/remat."""
         if isinstance(path_or_dict, dict):
             d = path_or_dict
@@ -203,7 +203,7 @@ class Qwen3VLConfig:
 
     # -- presets -------------------------------------------------------------------------------
     @classmethod
-    def tiny(cls, **kw) -> "Qwen3VLConfig":
+    def tiny(cls, **kw) -> Qwen3VLConfig:
         """A few-thousand-parameter model for CPU tests (small vocab, 2+2 layers, DeepStack on)."""
         text = TextConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
                           num_attention_heads=4, num_key_value_heads=2, head_dim=8, rope_theta=5_000_000.0,
@@ -218,22 +218,22 @@ class Qwen3VLConfig:
         return cls(**base)
 
     @classmethod
-    def qwen3vl_2b(cls, **kw) -> "Qwen3VLConfig":
+    def qwen3vl_2b(cls, **kw) -> Qwen3VLConfig:
         """Qwen/Qwen3-VL-2B-Instruct."""
         return cls(text=_released_text(2048, 6144, 28, 16), vision=_small_vit(2048), tie_word_embeddings=True, **kw)
 
     @classmethod
-    def qwen3vl_4b(cls, **kw) -> "Qwen3VLConfig":
+    def qwen3vl_4b(cls, **kw) -> Qwen3VLConfig:
         """Qwen/Qwen3-VL-4B-Instruct."""
         return cls(text=_released_text(2560, 9728, 36, 32), vision=_small_vit(2560), tie_word_embeddings=True, **kw)
 
     @classmethod
-    def qwen3vl_8b(cls, **kw) -> "Qwen3VLConfig":
+    def qwen3vl_8b(cls, **kw) -> Qwen3VLConfig:
         """Qwen/Qwen3-VL-8B-Instruct."""
         return cls(text=_released_text(4096, 12288, 36, 32), vision=_large_vit(4096), tie_word_embeddings=False, **kw)
 
     @classmethod
-    def qwen3vl_32b(cls, **kw) -> "Qwen3VLConfig":
+    def qwen3vl_32b(cls, **kw) -> Qwen3VLConfig:
         """Qwen/Qwen3-VL-32B-Instruct."""
         return cls(text=_released_text(5120, 25600, 64, 64), vision=_large_vit(5120), tie_word_embeddings=False, **kw)
 

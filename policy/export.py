@@ -107,7 +107,7 @@ def restore_params(checkpoints_dir: str, abstract: dict, *, step: int | None = N
             try:
                 restored = manager.restore(candidate, args=ocp.args.Composite(
                     state=_restore_args(abstract), extra=ocp.args.JsonRestore()))
-            except Exception as exc:  # noqa: BLE001 - orbax/tensorstore raise many types
+            except Exception as exc:
                 reason = f"{type(exc).__name__}: {str(exc)[:300]}"
                 failures.append(f"step {candidate}: {reason}")
                 log.warning("checkpoint step %s in %s is unreadable (%s); trying an older one",

@@ -11,8 +11,8 @@ shard cleanly: q/k/v [E, H, D], o [H, D, E], vision qkv [E, 3, H, D], vision pro
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -60,10 +60,12 @@ RULES: tuple[Rule, ...] = (
     Rule(f"{_V}.deepstack_merger_list.{{i}}.norm.bias", "visual.deepstack_mergers.{i}.norm.bias", "same", DEEPSTACK),
     Rule(f"{_V}.deepstack_merger_list.{{i}}.linear_fc1.weight", "visual.deepstack_mergers.{i}.fc1.kernel", "linear",
          DEEPSTACK),
-    Rule(f"{_V}.deepstack_merger_list.{{i}}.linear_fc1.bias", "visual.deepstack_mergers.{i}.fc1.bias", "same", DEEPSTACK),
+    Rule(f"{_V}.deepstack_merger_list.{{i}}.linear_fc1.bias", "visual.deepstack_mergers.{i}.fc1.bias", "same",
+         DEEPSTACK),
     Rule(f"{_V}.deepstack_merger_list.{{i}}.linear_fc2.weight", "visual.deepstack_mergers.{i}.fc2.kernel", "linear",
          DEEPSTACK),
-    Rule(f"{_V}.deepstack_merger_list.{{i}}.linear_fc2.bias", "visual.deepstack_mergers.{i}.fc2.bias", "same", DEEPSTACK),
+    Rule(f"{_V}.deepstack_merger_list.{{i}}.linear_fc2.bias", "visual.deepstack_mergers.{i}.fc2.bias", "same",
+         DEEPSTACK),
     # -- text decoder ----------------------------------------------------------------------------
     Rule(f"{_T}.embed_tokens.weight", "text.embed", "same"),
     Rule(f"{_T}.layers.{{i}}.self_attn.q_proj.weight", "text.layers.{i}.attn.q.kernel", "linear", TEXT_LAYERS),

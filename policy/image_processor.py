@@ -18,7 +18,8 @@ import dataclasses
 import json
 import math
 import os
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -136,7 +137,7 @@ class ImageProcessor:
     max_side: int | None = None
 
     @classmethod
-    def from_dict(cls, config: dict, **overrides) -> "ImageProcessor":
+    def from_dict(cls, config: dict, **overrides) -> ImageProcessor:
         """From a Hugging Face preprocessor_config.json dict (new `size` or legacy min/max_pixels)."""
         if config.get("do_resize", True) is False:
             raise NotImplementedError("do_resize=False: patchify needs sides that are multiples of 32, "
@@ -161,7 +162,7 @@ class ImageProcessor:
         return cls(**kwargs)
 
     @classmethod
-    def from_pretrained(cls, path: str, **overrides) -> "ImageProcessor":
+    def from_pretrained(cls, path: str, **overrides) -> ImageProcessor:
         """Reads `path/preprocessor_config.json` (or the `image_processor` entry of a combined
         `processor_config.json`) when present, else Qwen3-VL defaults."""
         file = os.path.join(path, "preprocessor_config.json")

@@ -8,7 +8,7 @@ distribution the sampler drew from: `process` applies the same logit processing)
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

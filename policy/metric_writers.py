@@ -9,7 +9,7 @@ import json
 import math
 import os
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 import jax
 import numpy as np

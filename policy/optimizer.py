@@ -5,7 +5,8 @@ One constructor for every trainer (Visual-ERM SFT, GRPO) so a config's
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import optax

@@ -7,7 +7,8 @@ few static shapes. Videos are not supported.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,7 @@ class Processor:
 
     @classmethod
     def from_pretrained(cls, path: str, *, max_side: int | None = None, image_overrides: dict | None = None,
-                        **kwargs) -> "Processor":
+                        **kwargs) -> Processor:
         """Loads the tokenizer from the local directory `path` (never the hub) and the image settings
         from its preprocessor_config.json when present (Qwen3-VL defaults otherwise)."""
         from transformers import AutoTokenizer

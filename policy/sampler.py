@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Sequence
 from functools import partial
-from typing import Sequence
 
 import flax.struct
 import jax

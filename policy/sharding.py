@@ -8,7 +8,8 @@ replication on that dimension, so tiny test models shard on any mesh.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import numpy as np

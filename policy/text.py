@@ -8,7 +8,7 @@ compute dtype.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.struct
 import jax
@@ -124,7 +124,7 @@ class KVCache:
     valid: jax.Array
 
     @classmethod
-    def init(cls, config: Qwen3VLConfig, batch: int, max_len: int, dtype=None) -> "KVCache":
+    def init(cls, config: Qwen3VLConfig, batch: int, max_len: int, dtype=None) -> KVCache:
         return cls(kv_zeros(config, batch, max_len, dtype), kv_zeros(config, batch, max_len, dtype),
                    jnp.zeros((batch, max_len), bool))
 

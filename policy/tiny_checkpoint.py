@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 from policy.config import Qwen3VLConfig
 from policy.hf_io import save_pretrained
@@ -78,7 +78,8 @@ def build(out_dir: str, texts: Iterable[str], *, vocab_size: int = 1024, max_pix
     factor = vision.patch_size * vision.spatial_merge_size
     preprocessor = {
         "patch_size": vision.patch_size, "temporal_patch_size": vision.temporal_patch_size,
-        "merge_size": vision.spatial_merge_size, "size": {"shortest_edge": factor * factor * 4, "longest_edge": max_pixels},
+        "merge_size": vision.spatial_merge_size,
+        "size": {"shortest_edge": factor * factor * 4, "longest_edge": max_pixels},
         "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "do_rescale": True, "do_normalize": True,
         "rescale_factor": 1 / 255, "resample": 3, "image_processor_type": "Qwen2VLImageProcessorFast",
     }

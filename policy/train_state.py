@@ -6,7 +6,8 @@ optimizer state live on their NamedShardings; the step is one `jax.jit`.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax
 import jax

@@ -15,13 +15,13 @@ import random
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-from render.errors import RenderInputError  # noqa: E402
-from render.pycode import run_python  # noqa: E402
+from render.errors import RenderInputError
+from render.pycode import run_python
 
 DPI = 100
 MAX_PIXELS = 4096 * 4096

@@ -47,7 +47,7 @@ def render_in_process(kind: str, code: str, size: tuple[int, int] | None = None)
     start = time.perf_counter()
     try:
         rgb = render_array(kind, code, size)
-    except BaseException as exc:  # noqa: BLE001 - every failure is data
+    except BaseException as exc:
         error = classify(exc, code if isinstance(code, str) else "").error
         return RenderResult(error=error, seconds=time.perf_counter() - start)
     return RenderResult(image=Image.fromarray(rgb, "RGB"), seconds=time.perf_counter() - start)

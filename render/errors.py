@@ -6,7 +6,6 @@ outputs and every failure must become a defined reward and a revision hint.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 from PIL import Image
 
@@ -47,17 +46,17 @@ class RenderResult:
     """Exactly one of `image` (PIL RGB) and `error` is set. `trace`: what a chart drew, when
     asked for (`RenderPool.submit(..., trace=True)`; schema in render/trace_schema.py)."""
 
-    image: Optional[Image.Image] = None
-    error: Optional[RenderError] = None
+    image: Image.Image | None = None
+    error: RenderError | None = None
     seconds: float = 0.0
-    trace: Optional[dict] = None
+    trace: dict | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
     @classmethod
-    def failure(cls, kind: str, message: str, seconds: float = 0.0) -> "RenderResult":
+    def failure(cls, kind: str, message: str, seconds: float = 0.0) -> RenderResult:
         return cls(image=None, error=RenderError(kind, message), seconds=seconds)
 
 

@@ -81,7 +81,7 @@ ax.set_xticks(x, ["North", "South", "East", "West"]); ax.set_xlabel("Region"); a
 ax.legend(title="Year", loc="upper right"); ax.annotate("peak", xy=(3.2, 7), xytext=(2.2, 6.5), arrowprops=dict(arrowstyle="->"))
 ax.grid(axis="y", alpha=0.3)
 plt.savefig("bars.png", bbox_inches="tight")
-"""),
+"""),  # noqa: E501 -- example chart source, kept verbatim
     ("chart", "area, box, heatmap", """
 import numpy as np
 import matplotlib.pyplot as plt

@@ -43,7 +43,8 @@ def fs_rights(abi: int) -> int:
 
 
 class _RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
+                ("scoped", ctypes.c_uint64)]
 
 
 class _PathBeneathAttr(ctypes.Structure):
@@ -85,7 +86,8 @@ def restrict(read_paths, write_paths, *, deny_tcp: bool = True, scope_signals: b
     if scope_signals and abi >= 6:
         attr.scoped = SCOPE_SIGNAL | SCOPE_ABSTRACT_UNIX_SOCKET
     size = ctypes.sizeof(_RulesetAttr) if abi >= 4 else 8
-    ruleset = _check(_libc.syscall(SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0)), "create_ruleset")
+    ruleset = _check(_libc.syscall(SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0)),
+                     "create_ruleset")
     try:
         write = fs_rights(abi) & ~SPECIAL_FILES
         for paths, rights in ((read_paths, READ_RIGHTS), (write_paths, write)):
@@ -107,6 +109,8 @@ def _add_path(ruleset: int, path: str, rights: int) -> None:
         if not os.path.isdir(path):
             rights &= FILE_RIGHTS
         rule = _PathBeneathAttr(rights, fd)
-        _check(_libc.syscall(SYS_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(RULE_PATH_BENEATH), ctypes.byref(rule), ctypes.c_uint32(0)), f"add_rule {path}")
+        _check(_libc.syscall(SYS_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(RULE_PATH_BENEATH), ctypes.byref(rule),
+                             ctypes.c_uint32(0)),
+               f"add_rule {path}")
     finally:
         os.close(fd)

@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 import warnings
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from render import cleanup, sandbox, wire
 from render.errors import RenderInputError, RenderResult
@@ -208,14 +208,14 @@ class RenderPool:
 
     def __init__(
         self,
-        workers: Optional[int] = None,
+        workers: int | None = None,
         *,
         timeout_s: float = 10.0,
         limits: sandbox.Limits = sandbox.Limits(),
-        queue_size: Optional[int] = None,
+        queue_size: int | None = None,
         allow_weak_sandbox: bool = False,
         start_timeout_s: float = 120.0,
-        prefault: Optional[bool] = None,
+        prefault: bool | None = None,
     ):
         cores = max(1, os.cpu_count() or 1)
         self.workers = workers or cores
@@ -256,7 +256,7 @@ class RenderPool:
         # The zygote is started by this thread so PR_SET_PDEATHSIG follows its life.
         try:
             zygote = self._zygotes[index] = _Zygote(self._options, start_timeout_s)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             self._errors.append(exc)
             started.set()
             self._worker_gone()
@@ -270,7 +270,7 @@ class RenderPool:
                 continue
             try:
                 result = zygote.render(task.request)
-            except Exception as exc:  # noqa: BLE001 - the zygote died, hung or spoke nonsense
+            except Exception as exc:
                 zygote.kill()
                 result = RenderResult.failure("runtime", f"render worker failed ({exc}); restarted")
                 zygote = None
@@ -282,7 +282,7 @@ class RenderPool:
         else:
             self._worker_gone()
 
-    def _restart(self, start_timeout_s: float) -> Optional[_Zygote]:
+    def _restart(self, start_timeout_s: float) -> _Zygote | None:
         """A fresh zygote, retried with backoff; None (the error recorded) when every attempt failed."""
         for delay in RESTART_DELAYS_S:
             time.sleep(delay)
@@ -290,7 +290,7 @@ class RenderPool:
                 return None
             try:
                 return _Zygote(self._options, start_timeout_s)
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 error = exc
         self._errors.append(error)
         return None
@@ -313,7 +313,7 @@ class RenderPool:
             if task is not _STOP and task.future.set_running_or_notify_cancel():
                 task.future.set_result(RenderResult.failure("runtime", reason))
 
-    def submit(self, kind: str, code: str, *, size=None, timeout_s: Optional[float] = None,
+    def submit(self, kind: str, code: str, *, size=None, timeout_s: float | None = None,
                trace: bool = False) -> concurrent.futures.Future:
         """Queue one render; the Future resolves to a RenderResult (never raises).
 
@@ -336,7 +336,7 @@ class RenderPool:
         return future
 
     def map(self, kinds: Sequence[str], codes: Sequence[str], *, size=None, timeout_s=None,
-            trace: bool = False, timeout: Optional[float] = None) -> list[RenderResult]:
+            trace: bool = False, timeout: float | None = None) -> list[RenderResult]:
         """Render many; results in input order. `kinds` may be one string for all.
 
         `timeout`: seconds for the whole call; renders not finished by then come back as
@@ -371,14 +371,14 @@ class RenderPool:
             self._live = 0
         self._fail_queued()
 
-    def __enter__(self) -> "RenderPool":
+    def __enter__(self) -> RenderPool:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
 
-_default_pool: Optional[RenderPool] = None
+_default_pool: RenderPool | None = None
 _default_lock = threading.Lock()
 
 

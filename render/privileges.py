@@ -121,4 +121,5 @@ def facts() -> dict:
 
 def host_namespaces() -> dict:
     """The namespace ids of this (host-side) process, to compare a task's against."""
-    return {name: os.stat(f"/proc/self/ns/{name}").st_ino for name in NAMESPACES if os.path.exists(f"/proc/self/ns/{name}")}
+    return {name: os.stat(f"/proc/self/ns/{name}").st_ino
+            for name in NAMESPACES if os.path.exists(f"/proc/self/ns/{name}")}

@@ -287,7 +287,7 @@ def _child_succeeds(action) -> str | None:
         try:
             action()
             return b"ok"
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             return f"{type(exc).__name__}: {exc}".encode()[:300]
 
     answer = answer_of_child(produce).decode(errors="replace")
@@ -315,7 +315,8 @@ def _private_namespaces():
     import tempfile
 
     unshare(CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS)
-    mount_task_dir(tempfile.gettempdir(), Limits(), privileges.task_id(os.getpid()))  # over /tmp, in this child's own mount namespace
+    # over /tmp, in this child's own mount namespace
+    mount_task_dir(tempfile.gettempdir(), Limits(), privileges.task_id(os.getpid()))
 
 
 def _no_privileges():

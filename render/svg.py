@@ -85,9 +85,9 @@ def parse_svg(code: str) -> ET.Element:
     try:
         root = DET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except (defusedxml.DTDForbidden, defusedxml.EntitiesForbidden, defusedxml.ExternalReferenceForbidden) as exc:
-        raise RenderInputError("forbidden", f"DTDs and XML entities are not allowed ({type(exc).__name__})")
+        raise RenderInputError("forbidden", f"DTDs and XML entities are not allowed ({type(exc).__name__})") from exc
     except ET.ParseError as exc:
-        raise RenderInputError("syntax", f"malformed XML: {exc}")
+        raise RenderInputError("syntax", f"malformed XML: {exc}") from exc
     if not isinstance(root.tag, str) or root.tag.rsplit("}", 1)[-1] != "svg":
         raise RenderInputError("bad_input", f"root element is <{root.tag}>, not <svg>")
     _check_references(root)

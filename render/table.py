@@ -92,9 +92,9 @@ def render_table(code: str) -> np.ndarray:
             pdf_bytes = weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf(
                 stylesheets=[_CSS], uncompressed_pdf=True)
     except FatalURLFetchingError as exc:
-        raise RenderInputError("forbidden", f"tables may not load external resources ({exc})"[:200])
-    except Exception as exc:  # noqa: BLE001 - WeasyPrint raises many types on bad HTML
-        raise RenderInputError("runtime", f"HTML layout failed: {type(exc).__name__}: {exc}"[:200])
+        raise RenderInputError("forbidden", f"tables may not load external resources ({exc})"[:200]) from exc
+    except Exception as exc:
+        raise RenderInputError("runtime", f"HTML layout failed: {type(exc).__name__}: {exc}"[:200]) from exc
     document = pdfium.PdfDocument(pdf_bytes)
     try:
         page = document[0]

@@ -90,7 +90,7 @@ def _task_main(request_fd: int, result_fd: int, limits: sandbox.Limits, active: 
         else:
             rgb = render_array(request["kind"], request["code"], request["size"])
             header, payload = {"ok": True, "height": rgb.shape[0], "width": rgb.shape[1]}, rgb.tobytes()
-    except BaseException as exc:  # noqa: BLE001 - every failure is data
+    except BaseException as exc:
         error = classify(exc, request["code"] if request and "code" in request else "").error
         header, payload = {"ok": False, "kind": error.kind, "message": error.message}, b""
     try:

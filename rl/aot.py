@@ -109,7 +109,8 @@ def grpo_programs(config, mesh, hosts: int) -> list:
             extra["patch_start"] = ((n,), "int32")
         return aot.sequence_batch_spec(model_config, n, length, num, mesh, extra)
 
-    add("log-probs", lambda: [aot.Program("old/ref log-probs", steps.logprobs, (state.params, update_batch(rows, False)),
+    add("log-probs", lambda: [aot.Program("old/ref log-probs", steps.logprobs,
+                                          (state.params, update_batch(rows, False)),
                                           note=f"{rows} rows x {length} tokens")])
     add("update step", lambda: [aot.Program("update step", steps.update, (state, update_batch(update_rows, True)),
                                             note=f"{update_rows} rows x {length} tokens")])

@@ -15,10 +15,16 @@ import html
 import json
 import pathlib
 import threading
-from typing import Optional
 
 from rl.tasks import (
-    BadRecordError, MissingFieldError, MissingFileError, Reference, TaskLoadError, TaskSource, open_rgb, read_text,
+    BadRecordError,
+    MissingFieldError,
+    MissingFileError,
+    Reference,
+    TaskLoadError,
+    TaskSource,
+    open_rgb,
+    read_text,
 )
 
 
@@ -195,7 +201,7 @@ class PubTabNetSource(TaskSource):
     name = "pubtabnet"
 
     def __init__(self, path, *, split: str = "val", annotation: str = "PubTabNet_2.0.0.jsonl",
-                 limit: Optional[int] = None, **options):
+                 limit: int | None = None, **options):
         super().__init__(**options)
         root = pathlib.Path(path)
         self.annotation = root if root.is_file() else root / annotation
@@ -246,7 +252,7 @@ class _OtherSplit(Exception):
 
 
 def load_pubtabnet(path, *, split: str = "val", annotation: str = "PubTabNet_2.0.0.jsonl",
-                   limit: Optional[int] = None, strict: bool = False, report=None) -> PubTabNetSource:
+                   limit: int | None = None, strict: bool = False, report=None) -> PubTabNetSource:
     """PubTabNet 2.0.0 (github.com/ibm-aur-nlp/PubTabNet; ``pubtabnet.tar.gz`` from IBM's DAX).
 
     Layout of the unpacked archive::
@@ -269,7 +275,7 @@ def load_pubtabnet(path, *, split: str = "val", annotation: str = "PubTabNet_2.0
 
 def _parquet():
     try:
-        import pyarrow.parquet as parquet  # noqa: PLC0415 - optional: only these loaders need it
+        import pyarrow.parquet as parquet
     except ImportError as exc:
         raise ImportError("reading StarVector's parquet files needs pyarrow (pip install pyarrow)") from exc
     return parquet
@@ -294,7 +300,7 @@ class StarVectorSource(TaskSource):
     ID_COLUMNS = ("Filename", "Id")  # svg-icons/stack/emoji/fonts name rows by Filename; FIGR-SVG by Id
     SVG_COLUMN = "Svg"
 
-    def __init__(self, path, *, split: str = "test", size=(224, 224), dataset: Optional[str] = None,
+    def __init__(self, path, *, split: str = "test", size=(224, 224), dataset: str | None = None,
                  cache_row_groups: int = 4, **options):
         super().__init__(size=size, **options)
         parquet = _parquet()
@@ -310,7 +316,7 @@ class StarVectorSource(TaskSource):
         for file in self.files:
             try:
                 meta = parquet.ParquetFile(file)
-            except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
+            except Exception as exc:
                 self._error(BadRecordError(file, f"not a readable parquet file ({exc})"))
                 continue
             names = meta.schema_arrow.names
@@ -364,7 +370,7 @@ class StarVectorSource(TaskSource):
         return Reference(f"starvector/{self.dataset}/{name}", "svg", svg, where=f"{file} ({record})")
 
 
-def load_starvector(path, *, split: str = "test", size=(224, 224), renderer=None, dataset: Optional[str] = None,
+def load_starvector(path, *, split: str = "test", size=(224, 224), renderer=None, dataset: str | None = None,
                     strict: bool = False, report=None) -> StarVectorSource:
     """StarVector's icon-to-SVG sets (HF datasets starvector/svg-icons, svg-stack, svg-emoji, ...).
 

@@ -214,7 +214,8 @@ def repair_svg(text: str) -> tuple[str | None, str]:
         return text, ""
     except ET.ParseError:
         pass
-    return ET.tostring(_plain_prefixes(root), encoding="unicode"), f"repaired truncated SVG: closed {open_elements} open element(s)"
+    return (ET.tostring(_plain_prefixes(root), encoding="unicode"),
+            f"repaired truncated SVG: closed {open_elements} open element(s)")
 
 
 def _plain_prefixes(root: ET.Element) -> ET.Element:
@@ -290,5 +291,5 @@ def extract_code(kind: str, completion: str) -> ExtractedCode:
         if saw_fence:
             return ExtractedCode(None, f"no {kind} code block")
         return ExtractedCode(None, "no code block")
-    except Exception as exc:  # noqa: BLE001 - the contract is "never raises"
+    except Exception as exc:
         return ExtractedCode(None, f"internal error while extracting: {type(exc).__name__}: {exc}"[:300])

@@ -65,7 +65,7 @@ import collections
 import dataclasses
 import functools
 import re
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import Levenshtein
 import numpy as np
@@ -268,7 +268,7 @@ def _document(code: str) -> str | None:
     """`table_document` without whitespace-only text between tags (layout, not content)."""
     try:
         return _BETWEEN_TAGS.sub("><", table_document(code.strip()))
-    except Exception:  # noqa: BLE001 - unreadable markup is "no table"
+    except Exception:
         return None
 
 

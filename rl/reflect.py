@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import Iterable, Protocol, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -205,7 +206,7 @@ class SamplerPolicy:
 
     @classmethod
     def from_pretrained(cls, path: str, *, dtype=None, mesh=None, max_side: int | None = None,
-                        **kwargs) -> "SamplerPolicy":
+                        **kwargs) -> SamplerPolicy:
         import jax.numpy as jnp
 
         from policy.hf_io import load_pretrained

@@ -25,7 +25,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -63,7 +64,8 @@ class VisionEmbedder:
 
     Stands in for the DINO/CLIP embeddings of published baselines, built from the policy's own
     tower so no second model is needed. The tower is copied at construction: a frozen embedding
-    (as DINO/CLIP are) whose buffers a train step that donates the policy's cannot delete. Images are patched on the host, padded to patch/image
+    (as DINO/CLIP are) whose buffers a train step that donates the policy's cannot delete.
+    Images are patched on the host, padded to patch/image
     buckets (few jit shapes) and encoded ``max_images`` at a time: the tower's attention mask is
     [patches, patches] over the whole call.
     """
@@ -242,7 +244,7 @@ def _teds(task, completion, structure_only: bool, max_nodes: int) -> float:
         if pred.count("<") > 2 * max_nodes:  # an opening and a closing tag per node: too big to score
             return 0.0
         return float(np.clip(TEDS(structure_only=structure_only)(pred, ref), 0.0, 1.0))
-    except Exception:  # noqa: BLE001 - the reference scores, so this is the prediction's malformed table
+    except Exception:
         return 0.0
 
 
@@ -254,13 +256,13 @@ def _scorable_reference(code: str, structure_only: bool, max_nodes: int) -> str:
 
     try:
         ref = teds_document(code)
-    except Exception as error:  # noqa: BLE001 - lxml raises several types for unreadable markup
+    except Exception as error:
         raise RewardFailure(f"reference table unreadable: {error}") from error
     if ref.count("<") > 2 * max_nodes:
         raise RewardFailure(f"reference table above the TEDS cap of {max_nodes} nodes")
     try:
         TEDS(structure_only=structure_only)(ref, ref)
-    except Exception as error:  # noqa: BLE001 - whatever TEDS raises, this reference cannot be scored
+    except Exception as error:
         raise RewardFailure(f"TEDS cannot score the reference table: {error}") from error
     return ref
 

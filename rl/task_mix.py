@@ -6,12 +6,13 @@ the sources, with no cycle.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import grain
 
 from rl import datasets, shapes
 from rl.tasks import IconFolderSource, LoadReport, SyntheticSource, TaskSource
+
 
 def _get(config, key: str, default=None):
     """``config[key]`` for a dict or an ml_collections ConfigDict alike."""
@@ -42,7 +43,7 @@ SOURCE_NAMES = ("synthetic", "shapes", "icons", "chartmimic", "plot2code", "pubt
 _RENDERING = ("synthetic", "shapes", "icons", "starvector")
 
 
-def build_source(spec, *, renderer=None, strict: bool = False, report: Optional[LoadReport] = None) -> TaskSource:
+def build_source(spec, *, renderer=None, strict: bool = False, report: LoadReport | None = None) -> TaskSource:
     """One TaskSource from ``{"name": ..., "params": {...}}`` (a dict or ml_collections ConfigDict)."""
     name = _get(spec, "name")
     factories = _factories()
@@ -55,8 +56,8 @@ def build_source(spec, *, renderer=None, strict: bool = False, report: Optional[
 
 
 def make_task_dataset(source_config, *, seed: int, shuffle: bool = True, process_index: int = 0,
-                      process_count: int = 1, renderer=None, num_epochs: Optional[int] = None,
-                      strict: bool = False, report: Optional[LoadReport] = None) -> grain.MapDataset:
+                      process_count: int = 1, renderer=None, num_epochs: int | None = None,
+                      strict: bool = False, report: LoadReport | None = None) -> grain.MapDataset:
     """A grain MapDataset of RLTask from one source or a weighted mix of several.
 
     `source_config` is ``{"name", "params"}`` for one source, or ``{"sources": [{"name", "params",

@@ -18,7 +18,7 @@ import collections
 import dataclasses
 import pathlib
 import threading
-from typing import Callable, Iterator, Optional, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from PIL import Image
 
@@ -27,7 +27,7 @@ from visual_erm.prompts import policy_prompt
 from visual_erm.tasks import KINDS, generate
 from visual_erm.tasks.svg import parse_icon, to_svg
 
-Renderer = Callable[[str, str, Optional[tuple]], RenderResult]  # (kind, code, size) -> RenderResult
+Renderer = Callable[[str, str, tuple | None], RenderResult]  # (kind, code, size) -> RenderResult
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,11 +38,11 @@ class RLTask:
     kind: str  # "chart" | "table" | "svg"
     reference_image: Image.Image  # PIL RGB
     prompt: str  # visual_erm.prompts.policy_prompt(kind)
-    reference_code: Optional[str]
+    reference_code: str | None
     source: str  # the source's name: "synthetic", "icons", "chartmimic", ...
 
     @property
-    def code(self) -> Optional[str]:
+    def code(self) -> str | None:
         """Alias of `reference_code` (rl.rewards reads ``task.code``)."""
         return self.reference_code
 
@@ -140,14 +140,14 @@ def read_text(path, record=None) -> str:
         raise BadRecordError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})", record) from exc
 
 
-def as_renderer(renderer) -> Optional[Renderer]:
+def as_renderer(renderer) -> Renderer | None:
     """A `render.RenderPool` (anything with ``submit``) or ``fn(kind, code, size)`` as a Renderer."""
     if renderer is None or not hasattr(renderer, "submit"):
         return renderer
     return lambda kind, code, size: renderer.submit(kind, code, size=size).result()
 
 
-def _size(size) -> Optional[tuple[int, int]]:
+def _size(size) -> tuple[int, int] | None:
     return None if size is None else (int(size[0]), int(size[1]))
 
 
@@ -160,8 +160,8 @@ class Reference:
 
     id: str
     kind: str
-    code: Optional[str]
-    image: Optional[Image.Image] = None
+    code: str | None
+    image: Image.Image | None = None
     where: str = ""  # the file it came from, for render-failure messages
 
 
@@ -174,7 +174,7 @@ class TaskSource:
 
     name = "tasks"
 
-    def __init__(self, *, renderer=None, size=None, strict: bool = False, report: Optional[LoadReport] = None):
+    def __init__(self, *, renderer=None, size=None, strict: bool = False, report: LoadReport | None = None):
         self.renderer = as_renderer(renderer)
         self.size = _size(size)
         self.strict = strict
@@ -199,7 +199,7 @@ class TaskSource:
             raise RenderFailedError(ref.where or ref.id, f"reference did not render: {result.error}", ref.id)
         return result.image.convert("RGB")
 
-    def __getitem__(self, index: int) -> Optional[RLTask]:
+    def __getitem__(self, index: int) -> RLTask | None:
         if not 0 <= index < len(self):
             raise IndexError(f"{self.name}: index {index} out of range for {len(self)} tasks")
         try:
@@ -247,7 +247,7 @@ class SyntheticSource(TaskSource):
         kind, seed = self.kinds[index % len(self.kinds)], self.start + index // len(self.kinds)
         try:
             task = generate(kind, seed)
-        except Exception as exc:  # noqa: BLE001 - a generator bug skips one task, not the run
+        except Exception as exc:
             raise BadRecordError(f"visual_erm.tasks.{kind}", f"generator failed: {exc!r}", f"seed {seed}") from exc
         return Reference(f"synthetic/{kind}/{seed}", kind, task.code, where=f"{task.source} seed {seed}")
 
@@ -264,7 +264,7 @@ class IconFolderSource(TaskSource):
     name = "icons"
 
     def __init__(self, path, *, size=(128, 128), pattern: str = "**/*.svg", normalize: bool = True,
-                 prefix: Optional[str] = None, **options):
+                 prefix: str | None = None, **options):
         super().__init__(size=size, **options)
         self.folder = pathlib.Path(path)
         if not self.folder.is_dir():
@@ -282,7 +282,7 @@ class IconFolderSource(TaskSource):
         if self.normalize:
             try:
                 text = to_svg(parse_icon(text, size=None))
-            except Exception as exc:  # noqa: BLE001 - malformed XML, DTDs refused by defusedxml
+            except Exception as exc:
                 raise BadRecordError(path, f"not a well-formed SVG ({type(exc).__name__}: {exc})") from exc
         name = path.relative_to(self.folder).as_posix()
         return Reference(f"icons/{self.prefix}/{name}", "svg", text, where=str(path))

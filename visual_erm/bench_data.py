@@ -21,8 +21,9 @@ import dataclasses
 import io
 import json
 import logging
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from visual_erm.datasets import location as tfds_location
 from visual_erm.schema import (

@@ -9,7 +9,8 @@ Both match errors with the same ``MatchConfig`` (deterministic matcher unless a 
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from visual_erm import bench_official, bench_per_error
 from visual_erm.bench_data import BenchItem, collect_predictions

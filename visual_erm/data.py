@@ -10,7 +10,7 @@ that closes them (so the judge learns to stop), nothing of the prompt.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import grain
 import numpy as np

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 _THINK_TAG = re.compile(r"<(/?)think>", re.IGNORECASE)
 _INFO_STRING = re.compile(r"[ \t]*[\w+.#-]*[ \t]*")
@@ -141,7 +142,8 @@ def iter_json_values(text: str) -> Iterator[Any]:
     """Yield decoded JSON objects/arrays found in ``text``, outermost and leftmost first.
 
     A span is tried only if no enclosing span decoded (a decoded parent already contains the child).
-    A span that fails and has a trailing comma is retried once without trailing commas. Decoding stops when the character
+    A span that fails and has a trailing comma is retried once without trailing commas.
+    Decoding stops when the character
     budget (``BUDGET_FACTOR * len(text) + BUDGET_FLOOR``) is spent, which bounds the total work.
     """
     spans = balanced_spans(text)

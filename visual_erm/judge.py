@@ -16,7 +16,7 @@ dropped.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import numpy as np
@@ -73,7 +73,7 @@ class VisualERM:
         self.sampler = Sampler(model, pad_id=processor.pad_token_id, stop_ids=stops, mesh=mesh)
 
     @classmethod
-    def from_pretrained(cls, path: str, *, dtype=None, mesh=None, **kwargs) -> "VisualERM":
+    def from_pretrained(cls, path: str, *, dtype=None, mesh=None, **kwargs) -> VisualERM:
         """From a Hugging Face directory (e.g. one `launch.export_hf` wrote)."""
         import jax.numpy as jnp
 

@@ -85,7 +85,8 @@ def run(out: str, n: int, kinds=KINDS, workers: int = 2, seed: int = 0, shard_si
     os.makedirs(out, exist_ok=True)
     progress_path = os.path.join(out, "progress.json")
     progress = _load_progress(progress_path)
-    if progress.get("config", {}) not in ({}, {"kinds": list(kinds), "seed": seed, "shard_size": shard_size, "max_edits": max_edits}):
+    settings = {"kinds": list(kinds), "seed": seed, "shard_size": shard_size, "max_edits": max_edits}
+    if progress.get("config", {}) not in ({}, settings):
         raise ValueError(f"{out} was written with other settings: {progress['config']}")
     progress["config"] = {"kinds": list(kinds), "seed": seed, "shard_size": shard_size, "max_edits": max_edits}
     if progress["written"] >= n:
@@ -136,7 +137,8 @@ def summary(progress: dict) -> str:
     rate = progress["written"] / max(progress["seconds"], 1e-9)
     share = progress["rejected_edits"] / max(progress["candidate_edits"], 1)
     lines = [f"pairs written: {progress['written']} in {progress['seconds']:.0f} s ({rate:.2f} pairs/s)",
-             f"candidate edits rejected by the pixel check: {progress['rejected_edits']}/{progress['candidate_edits']} ({100 * share:.1f} %)",
+             f"candidate edits rejected by the pixel check: {progress['rejected_edits']}/{progress['candidate_edits']}"
+             f" ({100 * share:.1f} %)",
              f"candidate pairs rejected: {progress['rejected_pairs']}", "labels:"]
     lines += [f"  {name}: {count}" for name, count in sorted(progress["labels"].items())]
     lines += ["edits:"] + [f"  {name}: {count}" for name, count in sorted(progress["edits"].items())]

@@ -39,7 +39,7 @@ import json
 import math
 import re
 import unicodedata
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment

@@ -17,7 +17,7 @@ import dataclasses
 import glob
 import io
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import grain
 import msgpack
@@ -68,7 +68,7 @@ def encode(example: RewardExample) -> bytes:
 def decode(data: bytes, where: str = "record") -> RewardExample:
     try:
         record = msgpack.unpackb(data, raw=False)
-    except Exception as exc:  # noqa: BLE001 - msgpack raises several types
+    except Exception as exc:
         raise RecordError(f"{where}: not a msgpack record ({type(exc).__name__})") from None
     if not isinstance(record, dict) or set(record) != set(_FIELDS):
         raise RecordError(f"{where}: expected fields {_FIELDS}")

@@ -29,7 +29,8 @@ import json
 import math
 import re
 from collections import deque
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from visual_erm.json_extract import decode_whole, fenced_blocks, iter_json_values, strip_think
 
@@ -107,7 +108,7 @@ class Critique:
                 raise TypeError(f"errors must hold Discrepancy, got {type(e).__name__}")
 
     @classmethod
-    def invalid(cls, *problems: str) -> "Critique":
+    def invalid(cls, *problems: str) -> Critique:
         return cls(errors=(), valid=False, problems=problems)
 
     @property
@@ -300,7 +301,7 @@ def coerce_critique(
         if items is None:
             return Critique.invalid("no errors list found")
         return _coerce_items(items, kind, Notes(), default_severity)
-    except Exception as exc:  # noqa: BLE001 - the contract is "never raises"
+    except Exception as exc:
         return Critique.invalid(f"internal error while coercing: {type(exc).__name__}: {exc}")
 
 
@@ -368,5 +369,5 @@ def parse_critique(
             return _coerce_items(bare, kind, notes, default_severity)
         notes.add("no JSON object with an errors list found")
         return Critique(errors=(), valid=False, problems=notes.result())
-    except Exception as exc:  # noqa: BLE001 - the contract is "never raises"
+    except Exception as exc:
         return Critique.invalid(f"internal error while parsing: {type(exc).__name__}: {exc}")

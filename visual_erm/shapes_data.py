@@ -69,10 +69,12 @@ def _edit_shape(name: str, shape: Shape, rng: random.Random, canvas: int) -> tup
         return resized, "shape_error", "too large" if resized.size > shape.size else "too small"
     if name == "recolored":
         color = rng.choice([c for c in COLORS if c != shape.color])
-        return Shape(shape.kind, color, shape.size, shape.x, shape.y), "style_error", f"{color} instead of {shape.color}"
+        return (Shape(shape.kind, color, shape.size, shape.x, shape.y), "style_error",
+                f"{color} instead of {shape.color}")
     if name == "reshaped":
         kind = next(k for k in KINDS if k != shape.kind)
-        return Shape(kind, shape.color, shape.size, shape.x, shape.y), "shape_error", f"a {kind} instead of a {shape.kind}"
+        return (Shape(kind, shape.color, shape.size, shape.x, shape.y), "shape_error",
+                f"a {kind} instead of a {shape.kind}")
     raise ValueError(f"unknown shape edit {name!r}")
 
 
@@ -182,7 +184,7 @@ def write_shapes_data(out: str, n: int, *, seed: int = 0, workers: int = 2, shar
     for path in records.shard_paths(out):
         os.remove(path)
     buffer, shards, stats = [], 0, collections.Counter()
-    for example, stats in _pairs(n, seed, workers, "shape reward pairs"):
+    for example, stats in _pairs(n, seed, workers, "shape reward pairs"):  # noqa: B007 -- running stats, read after
         buffer.append(example)
         if len(buffer) == shard_size:
             records.write_shard(os.path.join(out, records.SHARD_PATTERN.format(shards)), buffer)

@@ -13,13 +13,12 @@ import logging
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from policy import checkpointing, metric_writers
+from policy.config import runtime_options
 from policy.hf_io import load_pretrained
 from policy.host_batch import device_batch
-from policy.config import runtime_options
 from policy.logprobs import masked_nll, teacher_forced_logprobs
 from policy.optimizer import make_optimizer
 from policy.processor import Processor

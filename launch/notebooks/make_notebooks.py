@@ -44,9 +44,9 @@ from visual_erm.reward import critique_reward
 labels = Critique(verdict.discrepancies)
 print(labels.to_json(indent=1))
 print("reward of the exact labels:", critique_reward(labels, "chart"))
-print("a messy judge output parses too:", parse_critique("<think>hmm</think>```json\\n" + labels.to_json() + "\\n```", "chart").valid)'''),
-    new_markdown_cell("A (tiny, untrained) Visual-ERM judge built locally: its critiques are noise, but the call is the "
-                      "one you make with a trained judge (`VisualERM.from_pretrained(HF_DIR)`)."),
+print("a messy judge output parses too:", parse_critique("<think>hmm</think>```json\\n" + labels.to_json() + "\\n```", "chart").valid)'''),  # noqa: E501 -- notebook cell source, kept verbatim
+    new_markdown_cell("A (tiny, untrained) Visual-ERM judge built locally: its critiques are noise, "
+                      "but the call is the one you make with a trained judge (`VisualERM.from_pretrained(HF_DIR)`)."),
     new_code_cell('''import tempfile
 from policy import tiny_checkpoint
 from visual_erm.judge import GREEDY_SETTINGS, VisualERM
@@ -62,8 +62,8 @@ pool.close()'''),
 
 ABLATION = [
     new_markdown_cell("# Reward ablation at toy scale\n\nVisual-ERM (here with a pixel-oracle critic standing in for a "
-                      "trained judge) against text, pixel and embedding rewards: first on reward-hacking probes, then on "
-                      "pairs with 0-4 injected errors (a good reward falls as errors are added)."),
+                      "trained judge) against text, pixel and embedding rewards: first on reward-hacking probes, "
+                      "then on pairs with 0-4 injected errors (a good reward falls as errors are added)."),
     new_code_cell(SETUP),
     new_code_cell('''import render
 from policy.config import Qwen3VLConfig
@@ -79,7 +79,7 @@ tables = {}
 for kind in ("chart", "table", "svg"):
     scores = run_probes(generate(kind, 0), pool, embedder=embedder)
     tables[kind] = scores
-    print(probe_table(scores, kind)); print()'''),
+    print(probe_table(scores, kind)); print()'''),  # noqa: E501 -- notebook cell source, kept verbatim
     new_code_cell('''import matplotlib.pyplot as plt
 import numpy as np
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.5))
@@ -90,7 +90,7 @@ for ax, (kind, scores) in zip(axes, tables.items()):
                width=1 / (len(rewards) + 1), label=r)
     ax.set_xticks(np.arange(len(probes)) + 0.35, probes, rotation=20); ax.set_title(f"{kind}: reward / reference reward")
 axes[0].legend(fontsize=7)
-plt.tight_layout(); plt.show()'''),
+plt.tight_layout(); plt.show()'''),  # noqa: E501 -- notebook cell source, kept verbatim
     new_code_cell('''import random
 from rl.probes import pixel_oracle_critique
 from rl.rewards import RewardInput, compute_rewards
@@ -122,7 +122,8 @@ pool.close()'''),
 ]
 
 SCORE = [
-    new_markdown_cell("# Score a judge on the synthetic VC-RewardBench set\n\nItems from held-out generator seeds, written "
+    new_markdown_cell("# Score a judge on the synthetic VC-RewardBench set\n\n"
+                      "Items from held-out generator seeds, written "
                       "in the published layout; the deterministic scorer matches errors by optimal assignment."),
     new_code_cell(SETUP),
     new_code_cell('''import tempfile
@@ -137,7 +138,8 @@ judges = list(results)
 plt.bar(judges, [results[j]["overall"]["soft"]["f1"] for j in judges], color=["seagreen", "gray", "lightgray"])
 plt.ylabel("soft F1"); plt.title("VC-RewardBench (synthetic)"); plt.show()
 print("per error type (oracle):", {k: round(v["soft"]["f1"], 3) for k, v in results["oracle"]["by_type"].items()})'''),
-    new_markdown_cell("Score your own judge: `python -m visual_erm.bench --judge=visual_erm --checkpoint=HF_DIR --data=PATH`, "
+    new_markdown_cell("Score your own judge: "
+                      "`python -m visual_erm.bench --judge=visual_erm --checkpoint=HF_DIR --data=PATH`, "
                       "or its cached outputs with `--judge=pred_json`."),
 ]
 

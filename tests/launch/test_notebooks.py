@@ -14,7 +14,8 @@ def test_notebook_runs(name, tmp_path, monkeypatch):
     monkeypatch.setenv("VISUAL_ERM_REDUCED", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     notebook = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
     errors = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors

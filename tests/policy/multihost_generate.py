@@ -15,7 +15,8 @@ PROMPTS = [((24, 32), "Write SVG code for this icon."), ((48, 32), "Reproduce th
 
 
 def main(model_dir: str, out: str, process_id: int | None = None, port: int | None = None):
-    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={LOCAL_DEVICES * (2 if process_id is None else 1)}"
+    devices = LOCAL_DEVICES * (2 if process_id is None else 1)
+    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     import jax
 
     if process_id is not None:

@@ -12,8 +12,15 @@ import torch
 from flax import nnx
 
 from policy import hf_io
-from policy.hf_io import (CheckpointError, CorruptFileError, MissingTensorsError, ShapeMismatchError,
-                          UnexpectedTensorsError, load_pretrained, save_pretrained)
+from policy.hf_io import (
+    CheckpointError,
+    CorruptFileError,
+    MissingTensorsError,
+    ShapeMismatchError,
+    UnexpectedTensorsError,
+    load_pretrained,
+    save_pretrained,
+)
 from policy.model import forward_logits
 from tests.policy import hf_fixtures as F
 

@@ -5,8 +5,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from policy.image_processor import (DEFAULT_PATCH_BUCKETS, ImageProcessor, pad_images, patchify, pick_bucket,
-                                    smart_resize)
+from policy.image_processor import (
+    DEFAULT_PATCH_BUCKETS,
+    ImageProcessor,
+    pad_images,
+    patchify,
+    pick_bucket,
+    smart_resize,
+)
 
 pil_mod = pytest.importorskip("transformers.models.qwen2_vl.image_processing_pil_qwen2_vl")
 

@@ -16,8 +16,15 @@ from policy.config import Qwen3VLConfig
 from policy.hf_io import load_pretrained
 from policy.model import forward_logits, init_model
 from policy.sampler import Sampler
-from policy.sampling import (SamplingParams, apply_penalties, min_p_filter, process_logits, sample_tokens,
-                             top_k_filter, top_p_filter)
+from policy.sampling import (
+    SamplingParams,
+    apply_penalties,
+    min_p_filter,
+    process_logits,
+    sample_tokens,
+    top_k_filter,
+    top_p_filter,
+)
 from policy.sharding import make_mesh, shard_model
 from tests.multihost import run_one_process, run_two_processes
 from tests.policy import hf_fixtures as F

@@ -5,7 +5,8 @@ import numpy as np
 import optax
 import pytest
 from flax import nnx
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from policy import sharding as S
 from policy.hf_io import load_pretrained
@@ -90,7 +91,8 @@ def test_sharded_forward_and_step_match_single_device(tmp_path, mesh_shape, name
     mesh = S.make_mesh(mesh_shape, names)
     params, loss_m, logits_m, grads_m, new_m, mask = _run(tmp_path, mesh, scan, tx)
     # parameters really are spread over the mesh
-    specs = {v.get_value().sharding.spec for v in jax.tree.leaves(params, is_leaf=lambda x: isinstance(x, nnx.Variable))}
+    specs = {v.get_value().sharding.spec
+             for v in jax.tree.leaves(params, is_leaf=lambda x: isinstance(x, nnx.Variable))}
     assert any("tensor" in str(s) for s in specs) and any("fsdp" in str(s) for s in specs)
     _, loss_1, logits_1, grads_1, new_1, _ = _run(tmp_path, None, scan, tx)
     assert abs(loss_m - loss_1) <= 1e-5 * max(1.0, abs(loss_1))

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from policy.sharding import make_mesh
 from policy.checkpointing import Checkpointer, abstract_like, write_config
 from policy.metric_writers import MetricWriter, plot_curves, read_jsonl
 from policy.optimizer import learning_rate_schedule, make_optimizer
+from policy.sharding import make_mesh
 from policy.train_state import init_train_state, make_train_step, state_shardings
 
 

@@ -43,7 +43,8 @@ def test_chart_red_bar_is_red_where_it_should_be(pool):
 
 @pytest.mark.parametrize(
     "ending",
-    ["plt.show()", "plt.savefig('x.png')", "fig.savefig('/tmp/x.png', dpi=300)", "plt.savefig('x.png'); plt.close()", ""],
+    ["plt.show()", "plt.savefig('x.png')", "fig.savefig('/tmp/x.png', dpi=300)", "plt.savefig('x.png'); plt.close()",
+     ""],
 )
 def test_chart_captured_whatever_the_script_does_with_it(pool, ending):
     reference = pixels(pool.submit("chart", HALF_RED).result())
@@ -88,7 +89,8 @@ def test_table_colspan_spans_two_columns(pool):
 def test_markdown_table_matches_equivalent_html(pool):
     markdown = "| Name | Value |\n|:-----|------:|\n| alpha | 1.25 |\n| **beta** | 300 |"
     html = (
-        "<table><thead><tr><th style=\"text-align:left\">Name</th><th style=\"text-align:right\">Value</th></tr></thead>"
+        "<table><thead><tr><th style=\"text-align:left\">Name</th>"
+        "<th style=\"text-align:right\">Value</th></tr></thead>"
         "<tbody><tr><td style=\"text-align:left\">alpha</td><td style=\"text-align:right\">1.25</td></tr>"
         "<tr><td style=\"text-align:left\"><strong>beta</strong></td><td style=\"text-align:right\">300</td></tr>"
         "</tbody></table>"
@@ -111,7 +113,8 @@ def test_table_right_alignment_moves_text_right(pool):
 
 
 def test_svg_circle_is_where_cx_cy_say(pool):
-    svg = '<svg xmlns="http://www.w3.org/2000/svg" width="100" height="80"><circle cx="30" cy="50" r="10" fill="#0000ff"/></svg>'
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg" width="100" height="80">'
+           '<circle cx="30" cy="50" r="10" fill="#0000ff"/></svg>')
     img = pixels(pool.submit("svg", svg).result())
     assert img.shape == (80, 100, 3)
     ys, xs = np.nonzero((img == [0, 0, 255]).all(axis=-1))
@@ -120,7 +123,8 @@ def test_svg_circle_is_where_cx_cy_say(pool):
 
 
 def test_svg_size_scales_the_drawing(pool):
-    svg = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><rect x="0" y="0" width="5" height="10" fill="black"/></svg>'
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10">'
+           '<rect x="0" y="0" width="5" height="10" fill="black"/></svg>')
     img = pixels(pool.submit("svg", svg, size=(64, 32)).result())
     assert img.shape == (32, 64, 3)
     # preserveAspectRatio "xMidYMid meet": a 32x32 drawing centred at x=16..48, its left half black
@@ -134,7 +138,8 @@ def test_svg_size_scales_the_drawing(pool):
         ("chart", "import matplotlib.pyplot as plt\nwhile True:\n    pass\n", "timeout", "time limit"),
         ("chart", "x = bytearray(64 * 2**30)\n", "memory", "MemoryError"),
         ("chart", "import matplotlib.pyplot as plt\nplt.plot([1, 2]\n", "syntax", "line"),
-        ("chart", "import matplotlib.pyplot as plt\nx = 1\ny = x / 0\n", "runtime", "ZeroDivisionError: division by zero (line 3: y = x / 0)"),
+        ("chart", "import matplotlib.pyplot as plt\nx = 1\ny = x / 0\n", "runtime",
+         "ZeroDivisionError: division by zero (line 3: y = x / 0)"),
         ("chart", "import numpy as np\nx = np.arange(3)\n", "no_figure", "no matplotlib figure"),
         ("chart", "print(open('/etc/hostname').read())\n", "forbidden", "PermissionError"),
         ("chart", "import matplotlib.pyplot as plt\nplt.figure(figsize=(500, 500))\n", "too_large", "pixels"),
@@ -142,7 +147,8 @@ def test_svg_size_scales_the_drawing(pool):
         ("table", "just some text, no table", "bad_input", "no Markdown pipe table"),
         ("svg", "<svg xmlns='http://www.w3.org/2000/svg'><rect></svg>", "syntax", "malformed XML"),
         ("svg", "<html><body/></html>", "bad_input", "not <svg>"),
-        ("svg", "<svg xmlns='http://www.w3.org/2000/svg' xmlns:xlink='http://www.w3.org/1999/xlink'><image xlink:href='file:///etc/passwd'/></svg>", "forbidden", "external reference"),
+        ("svg", "<svg xmlns='http://www.w3.org/2000/svg' xmlns:xlink='http://www.w3.org/1999/xlink'>"
+                "<image xlink:href='file:///etc/passwd'/></svg>", "forbidden", "external reference"),
         ("plot", "x", "bad_input", "unknown kind"),
     ],
 )
@@ -160,7 +166,8 @@ def test_bad_size_is_a_typed_error_without_a_fork(pool):
 
 
 def test_render_function_uses_a_shared_sandboxed_worker():
-    result = render.render("svg", '<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><rect width="4" height="4" fill="red"/></svg>')
+    result = render.render("svg", '<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4">'
+                                  '<rect width="4" height="4" fill="red"/></svg>')
     assert (np.asarray(result.image) == [255, 0, 0]).all()
 
 

@@ -38,7 +38,8 @@ def test_dimensions_must_be_positive_ints_that_match_the_payload():
 
 
 def test_errors_need_a_known_kind_and_a_message():
-    assert wire.to_result({"ok": False, "kind": "escape", "message": "x"}, b"", 0).error.message.startswith("the render")
+    result = wire.to_result({"ok": False, "kind": "escape", "message": "x"}, b"", 0)
+    assert result.error.message.startswith("the render")
     assert wire.to_result({"ok": False, "kind": "syntax", "message": ""}, b"", 0).error.kind == "runtime"
     assert wire.to_result({"ok": False, "kind": "syntax", "message": "bad"}, b"", 0).error.kind == "syntax"
 

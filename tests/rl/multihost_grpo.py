@@ -18,7 +18,8 @@ def completion_length(task, completion, rendered=None, critique=None, **_):
 
 
 def main(policy_dir: str, workdir: str, out: str, process_id: int | None = None, port: int | None = None):
-    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={LOCAL_DEVICES * (2 if process_id is None else 1)}"
+    devices = LOCAL_DEVICES * (2 if process_id is None else 1)
+    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     import jax
     import numpy as np
     from jax.experimental import multihost_utils

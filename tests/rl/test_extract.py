@@ -25,7 +25,8 @@ def pool():
 
 
 def test_last_python_block_wins_over_drafts():
-    text = "Draft:\n```python\nprint('draft')\n```\nFinal answer:\n```py\nimport matplotlib.pyplot as plt\nplt.plot([1])\n```\nDone."
+    text = ("Draft:\n```python\nprint('draft')\n```\n"
+            "Final answer:\n```py\nimport matplotlib.pyplot as plt\nplt.plot([1])\n```\nDone.")
     got = extract_code("chart", text)
     assert got.ok and got.problem is None
     assert got.code == "import matplotlib.pyplot as plt\nplt.plot([1])"
@@ -68,7 +69,8 @@ def test_no_code_at_all():
 
 
 def test_think_blocks_and_crlf():
-    text = "<think>\n```python\nimport matplotlib  # draft\n```\n</think>\r\n```python\r\nimport matplotlib.pyplot as plt\r\n```\r\n"
+    text = ("<think>\n```python\nimport matplotlib  # draft\n```\n</think>\r\n"
+            "```python\r\nimport matplotlib.pyplot as plt\r\n```\r\n")
     assert extract_code("chart", text).code == "import matplotlib.pyplot as plt"
     assert extract_code("chart", "<think>still thinking ```python\nx").problem == "no code block"
 
@@ -112,7 +114,8 @@ def test_svg_block_labels_and_free_text():
 
 
 def test_nested_svg_elements_keep_the_outer_one():
-    outer = f'<svg xmlns="{SVG_NS}" width="10" height="10"><svg x="1" width="5" height="5"><rect width="1" height="1"/></svg></svg>'
+    outer = (f'<svg xmlns="{SVG_NS}" width="10" height="10">'
+             '<svg x="1" width="5" height="5"><rect width="1" height="1"/></svg></svg>')
     assert extract_code("svg", f"Here: {outer}").code == outer
 
 

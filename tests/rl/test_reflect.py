@@ -16,8 +16,19 @@ from PIL import Image
 import render
 from launch import reflect as cli
 from policy import tiny_checkpoint
-from rl.reflect import (BLANK_FEEDBACK, UNREADABLE_FEEDBACK, Attempt, OracleCritic, Trajectory, format_feedback,
-                        image_key, pixel_critique, reflect, score_answers, summarize)
+from rl.reflect import (
+    BLANK_FEEDBACK,
+    UNREADABLE_FEEDBACK,
+    Attempt,
+    OracleCritic,
+    Trajectory,
+    format_feedback,
+    image_key,
+    pixel_critique,
+    reflect,
+    score_answers,
+    summarize,
+)
 from rl.tasks import RLTask
 from visual_erm.judge import GREEDY_SETTINGS, VisualERM
 from visual_erm.perturb import perturb

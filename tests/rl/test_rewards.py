@@ -58,7 +58,8 @@ def reference_teds_html(code):
 BASE_HTML = ("<table><tr><td>Region</td><td>2024</td><td>2025</td></tr>"
              "<tr><td>North</td><td>1,204</td><td>1,390</td></tr>"
              "<tr><td>South</td><td>988</td><td>1,021</td></tr></table>")
-BASE_MD = "| Model | Params | Score |\n|:--|--:|:-:|\n| Qwen3-VL-8B | 8.8 B | 71.2 |\n| Qwen3-VL-4B | 4.4 B | 66.0 |\n| Qwen3-VL-2B | 2.1 B | 58.9 |"
+BASE_MD = ("| Model | Params | Score |\n|:--|--:|:-:|\n"
+           "| Qwen3-VL-8B | 8.8 B | 71.2 |\n| Qwen3-VL-4B | 4.4 B | 66.0 |\n| Qwen3-VL-2B | 2.1 B | 58.9 |")
 SPANS = ('<table><tr><td rowspan="2">Region</td><td colspan="2">Sales</td></tr><tr><td>2024</td><td>2025</td></tr>'
          "<tr><td>North</td><td>1,204</td><td>1,390</td></tr></table>")
 TABLE_PAIRS = [  # (prediction, reference)
@@ -201,7 +202,8 @@ def test_visual_erm_gating_and_values():
     assert reward(task, completion, image, NO_ERRORS) == 2.0
     assert reward(task, completion, image, TEN) == pytest.approx(1 + (1 - 10 / 50))
     assert reward(task, completion, image, TEN, max_severity=20) == pytest.approx(1.5)
-    assert reward(task, completion, image, '{"errors": [{"category": "data", "severity": "major"}]}') == pytest.approx(1.94)
+    major = '{"errors": [{"category": "data", "severity": "major"}]}'
+    assert reward(task, completion, image, major) == pytest.approx(1.94)
     # Unparsable or missing critiques follow critique_reward: invalid_severity 25 of 50 -> 0.5.
     assert reward(task, completion, image, "I think they look similar.") == pytest.approx(1.5)
     assert reward(task, completion, image, None) == pytest.approx(1.5)

@@ -12,11 +12,18 @@ from PIL import Image
 import render
 from render import RenderResult
 from rl.datasets import load_chartmimic, load_plot2code, load_pubtabnet, load_starvector, pubtabnet_html
-from rl.tasks import (
-    BadImageError, BadRecordError, IconFolderSource, LoadReport, MissingFieldError, MissingFileError, RLTask,
-    RenderFailedError, SyntheticSource,
-)
 from rl.task_mix import make_task_dataset
+from rl.tasks import (
+    BadImageError,
+    BadRecordError,
+    IconFolderSource,
+    LoadReport,
+    MissingFieldError,
+    MissingFileError,
+    RenderFailedError,
+    RLTask,
+    SyntheticSource,
+)
 from visual_erm.prompts import policy_prompt
 from visual_erm.tasks import generate
 from visual_erm.tasks.svg import ICON_DIR

@@ -12,9 +12,9 @@ import pytest
 
 import render
 from policy.metric_writers import read_jsonl
+from rl.grpo import GRPOConfig
 from rl.models import prepare_policy
 from rl.rewards import REWARDS, RewardFn
-from rl.grpo import GRPOConfig
 from rl.trainer import GRPOTrainer, completion_logprobs, grpo_loss_fn, rollout_advantages, train
 from tests.kill_restart import straight_and_resumed
 from tests.multihost import run_one_process, run_two_processes

@@ -98,7 +98,8 @@ def test_spec_edit_is_kept_at_its_location(pool, name):
     check_single(pool, task.code, plan.edit)
 
 
-@pytest.mark.parametrize("generator", ["grouped_bar", "line", "scatter", "pie", "heatmap", "box", "stacked_area", "barh"])
+@pytest.mark.parametrize("generator",
+                         ["grouped_bar", "line", "scatter", "pie", "heatmap", "box", "stacked_area", "barh"])
 def test_data_value_label_is_right_for_each_chart_type(pool, generator):
     task, plan = applicable("change_data_value", [generator])
     noun = {"grouped_bar": "bar", "line": "point", "scatter": "point", "pie": "wedge", "heatmap": "cell",
@@ -154,7 +155,8 @@ def test_multi_edit_plans_claim_disjoint_elements_and_compose():
             spec = plan.apply(spec)
         compile(C.print_code(spec), "<perturbed>", "exec")
     assert wide  # panel-wide edits (chart type, orientation) do get drawn
-    assert P.conflict(frozenset({"0/*"}), frozenset({"0/title"})) and not P.conflict(frozenset({"0/*"}), frozenset({"1/title"}))
+    assert P.conflict(frozenset({"0/*"}), frozenset({"0/title"}))
+    assert not P.conflict(frozenset({"0/*"}), frozenset({"1/title"}))
 
 
 def test_not_applicable_when_the_spec_lacks_the_element():

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from policy import tiny_checkpoint
-from policy.processor import Processor
 from policy.config import Qwen3VLConfig
+from policy.processor import Processor
 from visual_erm import data as data_lib
 from visual_erm import records
 from visual_erm.prompts import judge_prompt

@@ -41,7 +41,9 @@ print(json.dumps({"examples": out, "tensorflow": sorted(m for m in sys.modules i
 
 
 def fingerprint(example: records.RewardExample) -> list:
-    sha = lambda data: hashlib.sha256(data).hexdigest()
+    def sha(data):
+        return hashlib.sha256(data).hexdigest()
+
     return [example.id, example.kind, example.source, example.seed, sha(example.reference_png),
             sha(example.candidate_png), example.reference_code, example.candidate_code, example.critique,
             list(example.edits)]

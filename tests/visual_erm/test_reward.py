@@ -1,7 +1,6 @@
 """Critique -> reward, with worked numbers."""
 import json
 
-import numpy as np
 import pytest
 
 from visual_erm.reward import (

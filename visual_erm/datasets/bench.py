@@ -37,7 +37,8 @@ def bench_examples(folder: str):
                 raise record
             raw, source, file = record
             # "drop": an item whose only fault is an off-list reference error is kept, as the official scorer keeps it
-            item = bench_data.parse_item(raw, source, image_root=file.parent, require_images=True, off_list_errors="drop")
+            item = bench_data.parse_item(raw, source, image_root=file.parent, require_images=True,
+                                         off_list_errors="drop")
         except bench_data.BenchItemError as exc:
             skipped += 1
             log.warning("left out of the TFDS dataset: %s", exc)

@@ -10,7 +10,8 @@ size of the edit, so it is never guessed.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 PROBE_COLOR = "#ff00ff"  # paints a labelled element to find its pixels
 

@@ -18,15 +18,30 @@ from __future__ import annotations
 import dataclasses
 import random
 import statistics
-from typing import Callable
+from collections.abc import Callable
 
 from visual_erm.perturb.base import Edit, NotApplicable, Perturbation
 from visual_erm.perturb.chart_ast import (
-    AST_EDITS, COLOR_NOUNS, PROBE, SCALE_CALLS, TEXT_CALLS, ast_change_color, ast_change_data_value, ast_change_scale,
+    AST_EDITS,
+    COLOR_NOUNS,
+    PROBE,
+    SCALE_CALLS,
+    TEXT_CALLS,
+    ast_change_color,
+    ast_change_data_value,
+    ast_change_scale,
     perturb_code,
 )  # fmt: skip
 from visual_erm.perturb.chart_plan import (
-    MAX_EDITS, SWAP_WORDS, Plan, alter_text, choose_plans, conflict, like, new_value, typo,
+    MAX_EDITS,
+    SWAP_WORDS,
+    Plan,
+    alter_text,
+    choose_plans,
+    conflict,
+    like,
+    new_value,
+    typo,
 )  # fmt: skip
 from visual_erm.tasks import chart as C
 from visual_erm.tasks.base import Task
@@ -40,9 +55,11 @@ __all__ = [
 NOTE_WORDS = ("Peak", "Highest", "Record", "Low", "Max", "Launch", "Outlier", "Target")
 PLURAL = {"line": "lines", "scatter": "scatter series", "area": "areas", "stacked_area": "areas", "hist": "histograms",
           "box": "boxes"}  # fmt: skip
-NOUN = {"line": "line", "scatter": "scatter series", "area": "area", "stacked_area": "area", "hist": "histogram", "box": "box"}
-CHART_NAMES = {"bar": "bar chart", "grouped_bar": "grouped bar chart", "stacked_bar": "stacked bar chart", "line": "line chart",
-               "area": "area chart", "stacked_area": "stacked area chart", "pie": "pie chart"}  # fmt: skip
+NOUN = {"line": "line", "scatter": "scatter series", "area": "area", "stacked_area": "area", "hist": "histogram",
+        "box": "box"}  # fmt: skip
+CHART_NAMES = {"bar": "bar chart", "grouped_bar": "grouped bar chart", "stacked_bar": "stacked bar chart",
+               "line": "line chart", "area": "area chart", "stacked_area": "stacked area chart",
+               "pie": "pie chart"}  # fmt: skip
 MARKER_NAMES = {"o": "circle", "s": "square", "^": "triangle", "D": "diamond", "v": "down-triangle", "": "no"}
 LINESTYLES = {"-": "solid", "--": "dashed", ":": "dotted", "-.": "dash-dotted"}
 
@@ -107,7 +124,8 @@ def change_data_value(spec, rng):
         delta = (max(s.values) - min(s.values)) * rng.uniform(0.6, 1.0) * rng.choice((-1, 1))
         moved = tuple(like(v, v + delta) for v in s.values)
         old, new = statistics.median(s.values), statistics.median(moved)
-        words = f"The box '{s.name}' is shifted {'up' if delta > 0 else 'down'}: its median is {new:g} instead of {old:g}"
+        words = (f"The box '{s.name}' is shifted {'up' if delta > 0 else 'down'}: "
+                 f"its median is {new:g} instead of {old:g}")
         apply = _series(p, s.name, lambda t: dataclasses.replace(t, values=moved))
         location = C.where(spec, p, f"box '{s.name}'")
         return _plan(spec, "change_data_value", "data_error", location, words, claims, apply, ("series", p, i))
@@ -136,9 +154,11 @@ def change_data_value(spec, rng):
         location = f"point at x={s.x[j]} of scatter series '{s.name}'"
         words = f"The point of '{s.name}' at x={s.x[j]} has y={new} instead of {old}"
     elif pn.type == "pie":
-        location, words = f"wedge '{cat}'", f"The wedge '{cat}' is drawn for {new} instead of {old}, so every share changes"
+        location = f"wedge '{cat}'"
+        words = f"The wedge '{cat}' is drawn for {new} instead of {old}, so every share changes"
     elif pn.type == "heatmap":
-        location, words = f"cell ('{s.name}', '{cat}')", f"The heatmap cell for '{s.name}', '{cat}' is {new} instead of {old}"
+        location = f"cell ('{s.name}', '{cat}')"
+        words = f"The heatmap cell for '{s.name}', '{cat}' is {new} instead of {old}"
     else:
         location, words = f"area '{s.name}' at {cat}", f"The area '{s.name}' at {cat} is {new} instead of {old}"
     apply = _series(p, s.name, lambda t: dataclasses.replace(t, values=t.values[:j] + (new,) + t.values[j + 1 :]))
@@ -230,8 +250,8 @@ def recolor_series(spec, rng):
         apply = _series(p, s.name, lambda t: dataclasses.replace(t, color=new))
     verb = "are" if element.startswith("bars") else "is"
     words = f"The {element} {verb} {new} instead of {old}"
-    return _plan(spec, "recolor_series", "style_error", C.where(spec, p, element), words, claims | {f"{p}/series/{s.name}"},
-                 apply, probe)  # fmt: skip
+    return _plan(spec, "recolor_series", "style_error", C.where(spec, p, element), words,
+                 claims | {f"{p}/series/{s.name}"}, apply, probe)  # fmt: skip
 
 
 def change_chart_type(spec, rng):
@@ -309,7 +329,8 @@ def typo_tick_label(spec, rng):
     old = rng.choice(_tick_labels(pn))
     new = typo(old, rng)
     if pn.type == "box":
-        apply, claims = _series(p, old, lambda t: dataclasses.replace(t, name=new)), {f"{p}/cat_ticks", f"{p}/series/{old}"}
+        apply = _series(p, old, lambda t: dataclasses.replace(t, name=new))
+        claims = {f"{p}/cat_ticks", f"{p}/series/{old}"}
     else:
         def apply(sp):
             panel = sp.panels[p]
@@ -317,7 +338,8 @@ def typo_tick_label(spec, rng):
             return _panel(sp, p, categories=tuple(new if c == old else c for c in panel.categories), annotations=notes)
 
         claims = {f"{p}/cat_ticks"}
-    where = {"pie": f"label of wedge '{old}'", "barh": f"y-axis tick label '{old}'"}.get(pn.type, f"x-axis tick label '{old}'")
+    where = {"pie": f"label of wedge '{old}'",
+             "barh": f"y-axis tick label '{old}'"}.get(pn.type, f"x-axis tick label '{old}'")
     return _plan(spec, "typo_tick_label", "text_error", C.where(spec, p, where),
                  f"The label '{old}' is misspelled as '{new}'", claims, apply, ("cat_ticks", p))  # fmt: skip
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from visual_erm.perturb.base import PROBE_COLOR, Edit, NotApplicable, Perturbation
 from visual_erm.perturb.chart_plan import MAX_EDITS, Plan, alter_text, choose_plans, new_value
@@ -36,7 +36,8 @@ def perturb_code(code: str, rng: random.Random, n_edits: int) -> Perturbation:
 
 
 def _calls(tree, names) -> list[ast.Call]:
-    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in names]
+    return [n for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in names]
 
 
 def _pos(node) -> tuple:
@@ -67,7 +68,8 @@ def _literal(tree, node):
     if isinstance(node, ast.Call) and ast.unparse(node.func) in ("np.array", "numpy.array") and node.args:
         node = node.args[0]
     if isinstance(node, ast.Name):
-        stores = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == node.id and isinstance(n.ctx, ast.Store)]
+        stores = [n for n in ast.walk(tree)
+                  if isinstance(n, ast.Name) and n.id == node.id and isinstance(n.ctx, ast.Store)]
         binds = [s for s in tree.body if isinstance(s, ast.Assign) and len(s.targets) == 1 and s.targets[0] in stores]
         if len(stores) != 1 or len(binds) != 1:
             return None

@@ -13,7 +13,7 @@ import copy
 import math
 import random
 import xml.etree.ElementTree as ET
-from typing import Callable
+from collections.abc import Callable
 
 from visual_erm.perturb.base import Edit, NotApplicable, Perturbation, Plan
 from visual_erm.tasks import svg as S

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import random
 import string
-from typing import Callable
+from collections.abc import Callable
 
 from visual_erm.perturb.base import Edit, NotApplicable, Perturbation, Plan
 from visual_erm.tasks import table as T
@@ -326,7 +326,7 @@ def change_text(model, rng, markdown):
     wordy = lambda text: sum(ch.isalpha() for ch in text) >= 2 and not any(ch.isdigit() for ch in text)  # noqa: E731
     candidates = [(r, c, cell) for r, c, cell in _simple_cells(model) if not cell.numeric and wordy(cell.text)]
     rng.shuffle(candidates)
-    for r, c, cell in candidates:
+    for r, c, cell in candidates:  # noqa: B007 -- r, c, cell of the break are used after the loop
         in_column = {x.text for _, cc, x in _simple_cells(model) if cc == c}
         pool = next((v for v in VOCABULARIES if cell.text in v), None)
         options = sorted(set(pool or in_column) - in_column) or sorted(in_column - {cell.text})

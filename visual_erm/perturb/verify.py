@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from visual_erm.perturb.base import Edit, Perturbation
+from visual_erm.perturb.base import Perturbation
 from visual_erm.schema import Discrepancy
 
 PIXEL_TOLERANCE = 24  # max channel difference still counted as "same" (anti-aliasing)

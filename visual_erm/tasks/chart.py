@@ -11,9 +11,28 @@ import random
 
 from visual_erm.tasks.base import Task
 from visual_erm.tasks.chart_print import print_code
-from visual_erm.tasks.chart_spec import BAR_TYPES, Annotation, ChartSpec, Panel, Series, panel_position, value_axis, where
+from visual_erm.tasks.chart_spec import (
+    BAR_TYPES,
+    Annotation,
+    ChartSpec,
+    Panel,
+    Series,
+    panel_position,
+    value_axis,
+    where,
+)
 from visual_erm.tasks.chart_vocab import (
-    CITIES, CMAPS, DIMENSIONS, EXTRA_COLORS, GROUPS, LEGEND_LOCS, MARKERS, METRICS, ORDERED, PALETTES, UNORDERED,
+    CITIES,
+    CMAPS,
+    DIMENSIONS,
+    EXTRA_COLORS,
+    GROUPS,
+    LEGEND_LOCS,
+    MARKERS,
+    METRICS,
+    ORDERED,
+    PALETTES,
+    UNORDERED,
 )  # fmt: skip
 
 __all__ = [
@@ -106,7 +125,8 @@ def _multi_bar(kind: str):
         metric, dim = rng.choice(METRICS), rng.choice(ORDERED[:3] + UNORDERED)
         cats = _categories(rng, dim, rng.randint(3, 5))
         series = tuple(Series(nm, _values(rng, metric, len(cats)), pal[i]) for i, nm in enumerate(_names(rng, 2, 3)))
-        return Panel(kind, series, cats, _title(rng, metric, dim), dim, _value_label(metric), legend=True, **_common(rng))
+        return Panel(kind, series, cats, _title(rng, metric, dim), dim, _value_label(metric), legend=True,
+                     **_common(rng))
 
     return make
 
@@ -155,7 +175,8 @@ def _scatter(rng, pal):
     for i, nm in enumerate(names):
         x = [mx[2] + rng.random() * (mx[3] - mx[2]) for _ in range(rng.randint(10, 22))]
         slope, offset = rng.uniform(0.2, 0.7), rng.uniform(0.0, 0.3)
-        y = [my[2] + (my[3] - my[2]) * min(1.0, max(0.0, offset + slope * (v - mx[2]) / (mx[3] - mx[2]) + rng.gauss(0, 0.08)))
+        y = [my[2] + (my[3] - my[2])
+             * min(1.0, max(0.0, offset + slope * (v - mx[2]) / (mx[3] - mx[2]) + rng.gauss(0, 0.08)))
              for v in x]  # fmt: skip
         xs, ys = tuple(_round(v, mx[4]) for v in x), tuple(_round(v, my[4]) for v in y)
         series.append(Series(nm, ys, pal[i], x=xs, marker=MARKERS[i] if len(names) > 1 else "o"))
@@ -182,7 +203,8 @@ def _hist(rng, pal):
     names = _names(rng, 2, 2) if rng.random() < 0.4 else (metric[0],)
     series = []
     for i, nm in enumerate(names):
-        mu, sd = rng.uniform(low + 0.3 * (high - low), high - 0.3 * (high - low)), (high - low) * rng.uniform(0.06, 0.15)
+        mu, sd = (rng.uniform(low + 0.3 * (high - low), high - 0.3 * (high - low)),
+                  (high - low) * rng.uniform(0.06, 0.15))
         samples = tuple(round(rng.gauss(mu, sd), max(1, decimals)) for _ in range(rng.randint(60, 110)))
         series.append(Series(nm, samples, pal[i]))
     return Panel(
@@ -209,15 +231,18 @@ def _box(rng, pal):
     _, _, low, high, decimals = metric
     series = []
     for i, nm in enumerate(_categories(rng, dim, rng.randint(3, 5))):
-        mu, sd = rng.uniform(low + 0.2 * (high - low), high - 0.2 * (high - low)), (high - low) * rng.uniform(0.05, 0.12)
-        series.append(Series(nm, tuple(round(rng.gauss(mu, sd), max(1, decimals)) for _ in range(rng.randint(15, 30))), pal[i]))
+        mu, sd = (rng.uniform(low + 0.2 * (high - low), high - 0.2 * (high - low)),
+                  (high - low) * rng.uniform(0.05, 0.12))
+        values = tuple(round(rng.gauss(mu, sd), max(1, decimals)) for _ in range(rng.randint(15, 30)))
+        series.append(Series(nm, values, pal[i]))
     title = f"Distribution of {metric[0].lower()} by {dim.lower()}"
     return Panel("box", tuple(series), (), title, dim, _value_label(metric), **_common(rng))
 
 
 def _heatmap(rng, pal):
     metric = rng.choice(METRICS)
-    row_dim, col_dim = rng.choice((("Weekday", "Hour"), ("Country", "Month"), ("Product", "Quarter"), ("Region", "Month")))
+    row_dim, col_dim = rng.choice((("Weekday", "Hour"), ("Country", "Month"), ("Product", "Quarter"),
+                                   ("Region", "Month")))
     rows, cols = _categories(rng, row_dim, rng.randint(4, 6)), _categories(rng, col_dim, rng.randint(4, 8))
     series = tuple(Series(r, tuple(rng.randrange(0, 100) for _ in cols)) for r in rows)
     return Panel(
@@ -253,7 +278,8 @@ def _subplots(rng: random.Random, seed: int) -> Task:
     layout = rng.choice(sorted(LAYOUTS))
     pal = rng.choice(PALETTES)
     panels = tuple(PANELS[rng.choice(sorted(PANELS))](rng, pal) for _ in range(layout[0] * layout[1]))
-    suptitle = rng.choice(("", "", f"Key indicators, {rng.randrange(2016, 2025)}", "Quarterly report", "Market overview"))
+    suptitle = rng.choice(("", "", f"Key indicators, {rng.randrange(2016, 2025)}", "Quarterly report",
+                           "Market overview"))
     return _task(ChartSpec(panels, LAYOUTS[layout], layout, suptitle), "subplots", seed)
 
 

@@ -59,7 +59,8 @@ class _Printer:
             if pn.type == "stacked_bar" and i:
                 extra += f", bottom={_lit(bottom)}"
             bars = "bars = " if pn.value_labels else ""
-            out.append(f"{bars}ax.{fn}({x}, {_lit(s.values)}{extra}, label={_lit(s.name)}, color={_lit(self.color(i, s))})")
+            out.append(f"{bars}ax.{fn}({x}, {_lit(s.values)}{extra}, label={_lit(s.name)}, "
+                       f"color={_lit(self.color(i, s))})")
             bottom = [round(b + v, 6) for b, v in zip(bottom, s.values)]
         if grouped:
             out += ["ax.set_xticks(x)", f"ax.set_xticklabels({_lit(pn.categories)})"]
@@ -118,7 +119,8 @@ class _Printer:
         values = ", ".join(_lit(s.values) for s in pn.series)
         colors = [self.color(i, s) for i, s in enumerate(pn.series)]
         labels = [s.name for s in pn.series]
-        return [f"ax.stackplot({_lit(pn.categories)}, {values}, labels={_lit(labels)}, colors={_lit(colors)}, alpha=0.85)"]
+        return [f"ax.stackplot({_lit(pn.categories)}, {values}, labels={_lit(labels)}, "
+                f"colors={_lit(colors)}, alpha=0.85)"]
 
     def _box(self) -> list[str]:
         pn = self.pn

@@ -11,13 +11,13 @@ from __future__ import annotations
 import dataclasses
 import html
 import random
-from typing import Iterable, Sequence, Union
+from collections.abc import Iterable, Sequence
 
 from visual_erm.perturb.base import PROBE_COLOR
 from visual_erm.tasks.base import Task
 
 ALIGNS = ("left", "center", "right")
-Address = Union[tuple, str]  # ("cell", r, c) | ("row", r) | ("column", c) | "caption"; r counts header rows first
+Address = tuple | str  # ("cell", r, c) | ("row", r) | ("column", c) | "caption"; r counts header rows first
 
 
 @dataclasses.dataclass
@@ -35,7 +35,7 @@ class Cell:
     key: int | None = dataclasses.field(default=None, compare=False, repr=False)  # identity for editors
 
     @classmethod
-    def number(cls, value: float, fmt: str, **kwargs) -> "Cell":
+    def number(cls, value: float, fmt: str, **kwargs) -> Cell:
         return cls(fmt.format(value), value, fmt, **kwargs)
 
     @property
@@ -379,14 +379,14 @@ def gen_league(rng: random.Random, merged: bool) -> TableModel:
     """A sports league standings table, sorted by points, leader in bold."""
     rows = []
     for team in rng.sample(TEAMS, rng.randint(4, 7)):
-        w, d, l = rng.randint(2, 14), rng.randint(0, 8), rng.randint(1, 12)
+        won, drawn, lost = rng.randint(2, 14), rng.randint(0, 8), rng.randint(1, 12)
         gf, ga = rng.randint(10, 45), rng.randint(10, 45)
-        rows.append((3 * w + d, team, w + d + l, w, d, l, gf, ga))
+        rows.append((3 * won + drawn, team, won + drawn + lost, won, drawn, lost, gf, ga))
     rows.sort(reverse=True)
     body = []
-    for pos, (pts, team, p, w, d, l, gf, ga) in enumerate(rows, 1):
+    for pos, (pts, team, played, won, drawn, lost, gf, ga) in enumerate(rows, 1):
         body.append([Cell.number(pos, "{:d}"), Cell(team, bold=pos == 1)]
-                    + [Cell.number(v, "{:d}") for v in (p, w, d, l, gf, ga)]
+                    + [Cell.number(v, "{:d}") for v in (played, won, drawn, lost, gf, ga)]
                     + [Cell.number(gf - ga, "{:+d}"), Cell.number(pts, "{:d}", bold=True)])
     names = ["Pos", "Team", "P", "W", "D", "L", "GF", "GA", "GD", "Pts"]
     if merged:
