@@ -112,17 +112,6 @@ def abstract_model(config: Qwen3VLConfig) -> Qwen3VL:
     return nnx.eval_shape(lambda: Qwen3VL(config, rngs=nnx.Rngs(0)))
 
 
-@nnx.jit(donate_argnames=("cache",))
-def decode_chunk(model: Qwen3VL, input_ids, positions, attention_mask, cache: KVCache, cache_index):
-    """Jitted text-only chunk step for samplers: (logits [B,C,V] float32, updated cache).
-
-    Writes the chunk's keys/values at slots cache_index[b] .. +C of each row (the caller keeps
-    cache_index + C <= cache.max_len) and attends to every valid slot up to each query's own slot.
-    positions [3,B,C] are `rope_deltas + k` (k = count of real tokens before it in the row).
-    """
-    return model(input_ids, positions, attention_mask, cache=cache, cache_index=cache_index)
-
-
 @nnx.jit
 def _forward(model, input_ids, positions, attention_mask, pixel_values, vision_inputs):
     logits, _ = model(input_ids, positions, attention_mask, pixel_values, vision_inputs)

@@ -52,8 +52,6 @@ RULES: dict[str, Any] = {
     "qkv": None,
 }
 
-LOGICAL_AXES = tuple(RULES)
-
 # The sampler's layout of the same parameters: no parameter dimension on the batch axes (`fsdp`), so a
 # decode step never all-gathers weights; weights stay tensor-parallel over `tensor` (replicated when
 # the mesh has no `tensor` extent). Activations keep RULES' names. The sampler reshards into it once
@@ -143,14 +141,6 @@ def state_shardings(state: nnx.State, mesh: Mesh, rules: dict[str, Any] = RULES)
             return v.replace(named_sharding(_var_names(v, len(shape)), shape, mesh, rules))
         return NamedSharding(mesh, PartitionSpec())
     return jax.tree.map(f, state, is_leaf=lambda x: isinstance(x, nnx.Variable))
-
-
-def shard_model(model: nnx.Module, mesh: Mesh) -> nnx.Module:
-    """Move every parameter of `model` onto its NamedSharding (in place); returns the model."""
-    state = nnx.state(model)
-    shardings = state_shardings(state, mesh)
-    nnx.update(model, jax.device_put(state, shardings))
-    return model
 
 
 def constrain(x: jax.Array, names: Sequence[str | None]) -> jax.Array:

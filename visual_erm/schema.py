@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from render.request import KINDS
 from visual_erm.json_extract import decode_whole, fenced_blocks, iter_json_values, strip_think
 
 CATEGORIES: dict[str, tuple[str, ...]] = {
@@ -39,7 +40,8 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
     "table": ("layout_error", "text_error", "numeric_error"),
     "svg": ("structure_error", "shape_error", "style_error", "text_symbol_error"),
 }
-KINDS: tuple[str, ...] = tuple(CATEGORIES)
+if tuple(CATEGORIES) != KINDS:  # the task kinds are render.KINDS; each has its categories
+    raise ImportError(f"CATEGORIES covers {tuple(CATEGORIES)}, the task kinds are {KINDS}")
 ALL_CATEGORIES: frozenset[str] = frozenset(c for cats in CATEGORIES.values() for c in cats)
 SEVERITY_MIN, SEVERITY_MAX = 1, 3
 SEVERITY_WORDS = {

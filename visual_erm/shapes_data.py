@@ -27,7 +27,7 @@ from visual_erm import bench_synth, records
 from visual_erm.perturb.base import PROBE_COLOR, Edit, Perturbation
 from visual_erm.perturb.verify import verify
 from visual_erm.schema import Critique
-from visual_erm.tasks.shapes import COLORS, KINDS, Shape, shape_spec, svg_code
+from visual_erm.tasks.shapes import COLORS, SHAPE_KINDS, Shape, shape_spec, svg_code
 
 HELD_OUT_SEED = 1_000_000_000  # bench/eval shapes; training data and GRPO tasks use small seeds
 EDIT_COUNTS, EDIT_WEIGHTS = (0, 1, 2, 3), (2, 4, 3, 2)
@@ -72,7 +72,7 @@ def _edit_shape(name: str, shape: Shape, rng: random.Random, canvas: int) -> tup
         return (Shape(shape.kind, color, shape.size, shape.x, shape.y), "style_error",
                 f"{color} instead of {shape.color}")
     if name == "reshaped":
-        kind = next(k for k in KINDS if k != shape.kind)
+        kind = next(k for k in SHAPE_KINDS if k != shape.kind)
         return (Shape(kind, shape.color, shape.size, shape.x, shape.y), "shape_error",
                 f"a {kind} instead of a {shape.kind}")
     raise ValueError(f"unknown shape edit {name!r}")
@@ -83,7 +83,7 @@ def _extra_shape(shape: Shape, rng: random.Random, canvas: int) -> Shape:
     best = None
     for _ in range(20):
         size = rng.choice((6, 8, 10))
-        candidate = Shape(rng.choice(KINDS), rng.choice(COLORS), size,
+        candidate = Shape(rng.choice(SHAPE_KINDS), rng.choice(COLORS), size,
                           rng.randrange(size, canvas - size + 1, 2), rng.randrange(size, canvas - size + 1, 2))
         gap = max(abs(candidate.x - shape.x), abs(candidate.y - shape.y)) - _radius(candidate) - _radius(shape)
         if best is None or gap > best[0]:

@@ -12,7 +12,7 @@ from flax import nnx
 
 from policy.config import Qwen3VLConfig
 from policy.hf_io import load_pretrained
-from policy.model import decode_chunk, forward_logits, prepare_inputs
+from policy.model import Qwen3VL, forward_logits, prepare_inputs
 from policy.text import KVCache, mrope_tables
 from policy.vision import VisionInputs, vision_metadata
 from tests.policy import hf_fixtures as F
@@ -25,6 +25,17 @@ VARIANTS = {
 }
 # Every attention kernel path: "xla" is the cuDNN call shape; splash runs in Pallas interpret mode (slow).
 IMPLS = ("reference", "xla", "splash")
+
+
+@nnx.jit(donate_argnames=("cache",))
+def decode_chunk(model: Qwen3VL, input_ids, positions, attention_mask, cache: KVCache, cache_index):
+    """Jitted text-only chunk step through the general KV-cache path: (logits [B,C,V] fp32, new cache).
+
+    Writes the chunk's keys/values at slots cache_index[b] .. +C of each row (the caller keeps
+    cache_index + C <= cache.max_len) and attends to every valid slot up to each query's own slot.
+    positions [3,B,C] are `rope_deltas + k` (k = count of real tokens before it in the row).
+    """
+    return model(input_ids, positions, attention_mask, cache=cache, cache_index=cache_index)
 
 
 @pytest.fixture(scope="module", ids="-".join, params=[

@@ -25,12 +25,20 @@ from policy.sampling import (
     top_k_filter,
     top_p_filter,
 )
-from policy.sharding import make_mesh, shard_model
+from policy.sharding import make_mesh, state_shardings
 from tests.multihost import run_one_process, run_two_processes
 from tests.policy import hf_fixtures as F
 
 PAD = 0
 NEW = 32
+
+
+def shard_model(model: nnx.Module, mesh: jax.sharding.Mesh) -> nnx.Module:
+    """Move every parameter of `model` onto its NamedSharding (in place); returns the model."""
+    state = nnx.state(model)
+    shardings = state_shardings(state, mesh)
+    nnx.update(model, jax.device_put(state, shardings))
+    return model
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import random
 
 COLORS = ("red", "blue", "green", "orange", "purple", "black")
 SIZES = (6, 8, 10)
-KINDS = ("circle", "square")
+SHAPE_KINDS = ("circle", "square")
 
 
 @dataclasses.dataclass(frozen=True)
