@@ -214,7 +214,10 @@ def run_probes(task, pool, *, probes: Sequence[Probe] | None = None, rewards: Se
                critic: Critic = pixel_oracle_critique, **deps) -> dict[str, dict[str, float]]:
     """Render each probe in ``pool`` (and the reference if ``task`` has no image), critique the
     renderings with ``critic`` and score them: ``{probe: {reward: value}}``, NaN where a reward does
-    not apply to the kind or lacks its deps (e.g. no ``embedder``)."""
+    not apply to the kind or lacks its deps (e.g. no ``embedder``). Visual-ERM scores tables in the
+    shaped form unless ``table_form`` says otherwise, so that every kind's verdicts read on one
+    [0, 2] scale (the published table form, minus the total severity, has its maximum at 0)."""
+    deps = {"table_form": "shaped", **deps}
     if getattr(task, "reference_image", None) is None:
         rendered_ref = pool.map([task.kind], [task.code])[0]
         if rendered_ref.error is not None:

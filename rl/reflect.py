@@ -268,7 +268,8 @@ def score_answers(tasks: Sequence, completions: Sequence[str], round_: int, *, c
                                                                reference_traces):
         feedback = failure_feedback(task.kind, code, render) if critique is None else format_feedback(critique)
         attempts.append(Attempt(round_, completion, code, render, critique, feedback,
-                                rewards.visual_erm_reward(task, completion, render, critique),
+                                # one [0, 2] scale for every kind (tables too: the shaped form)
+                                rewards.visual_erm_reward(task, completion, render, critique, table_form="shaped"),
                                 task_metrics(task, completion, render, trace)))
     return attempts
 

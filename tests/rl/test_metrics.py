@@ -282,7 +282,8 @@ def test_trace_is_opt_in_and_chart_only(pool):
 
 def test_a_forged_trace_is_refused_by_the_zygote(pool):
     forge = ("import sys\nimport matplotlib.pyplot as plt\nplt.plot([1])\n"
-             "sys.modules['__main__'].shrink_trace = lambda trace: {'texts': 'not a list'}\n")
+             "keys = sys.modules['render.trace_schema'].KEYS\n"
+             "sys.modules['render.trace'].build_trace = lambda *args: {**dict.fromkeys(keys, []), 'texts': 'x'}\n")
     result = pool.submit("chart", forge, trace=True).result()
     assert result.error is not None and result.error.kind == "runtime"
     assert "malformed trace" in result.error.message

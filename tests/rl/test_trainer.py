@@ -173,8 +173,10 @@ def test_sharded_grpo_steps_match_one_device(policy_dir, tmp_path, monkeypatch):
         assert a.keys() == b.keys()
         for key in a:
             assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
+    # Sums over the mesh round differently; Adam's normalised step turns that rounding, where a
+    # gradient is near zero, into moves of up to a few percent of one lr-5e-4 step (seen: 1.5e-6).
     for a, b in zip(jax.tree.leaves(sharded_params), jax.tree.leaves(single_params)):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.slow
