@@ -62,7 +62,7 @@ def test_update_step_temporaries_grow_with_the_batch():
     topo = aot.topology("v5p-8")
     mesh = aot.topology_mesh(topo, ())
     temps = []
-    for prompts in (2, 4):
+    for prompts in (2, 8):  # 4x the rows: activations outgrow the fixed optimizer temporaries of a tiny model
         config = load_config("tiny_grpo_svg", reward="mse", prompts_per_step=prompts, group_size=4, micro_batches=1)
         report = _compile(grpo_programs(config, mesh, topo.hosts), "update step", mesh)
         assert 0 < report.peak_bytes < topo.hbm_bytes and report.flops > 0 and report.bytes_accessed > 0
