@@ -19,7 +19,7 @@ def reduced_config():
     config = module.get_config()
     config.update_from_flattened_dict({"mesh_shape": (1, 1, 1), "total_steps": 1, "checkpoint_every": 100,
                                        "warmstart.steps": 4, "prompts_per_step": 2, "group_size": 4,
-                                       "micro_batches": 1, "updates_per_rollout": 1, "heldout.n": 2})
+                                       "micro_batches": 1, "grpo.epochs": 1, "heldout.n": 2})
     return config
 
 
