@@ -8,6 +8,8 @@ and added after the first decoder layers.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -118,6 +120,16 @@ def _forward(model, input_ids, positions, attention_mask, pixel_values, vision_i
     return logits
 
 
+class ModelInputs(NamedTuple):
+    """What `prepare_inputs` makes of token ids (all numpy, host side)."""
+
+    input_ids: np.ndarray  # [B, T] int32
+    attention_mask: np.ndarray  # [B, T] int32, 0 on padding
+    positions: np.ndarray  # [3, B, T] M-RoPE position ids (temporal, height, width)
+    rope_deltas: np.ndarray  # [B, 1] next position - sequence length, where decoding continues
+    vision: VisionInputs | None  # the vision tower's metadata (numpy leaves), None without images
+
+
 def prepare_inputs(config: Qwen3VLConfig, input_ids, attention_mask=None, image_grid_thw=None,
                    num_patches: int | None = None, encoded_grid_thw=None):
     """Host-side (numpy) positions and vision metadata for a batch, with consistency checks.
@@ -143,7 +155,7 @@ def prepare_inputs(config: Qwen3VLConfig, input_ids, attention_mask=None, image_
             raise ValueError(f"{have} image tokens in input_ids but image_grid_thw implies {want}")
         encoded = grid if encoded_grid_thw is None else np.asarray(encoded_grid_thw).reshape(-1, 3)
         meta = vision_metadata(encoded, config, num_patches)
-    return ids.astype(np.int32), mask, positions, deltas, meta
+    return ModelInputs(ids.astype(np.int32), mask, positions, deltas, meta)
 
 
 def forward_logits(model: Qwen3VL, input_ids, attention_mask=None, pixel_values=None, image_grid_thw=None):
@@ -155,14 +167,15 @@ def forward_logits(model: Qwen3VL, input_ids, attention_mask=None, pixel_values=
     cfg = model.config
     if (pixel_values is None) != (image_grid_thw is None):
         raise ValueError("pixel_values and image_grid_thw must be given together")
-    ids, mask, positions, _, meta = prepare_inputs(cfg, input_ids, attention_mask, image_grid_thw)
-    pv = None
+    inputs = prepare_inputs(cfg, input_ids, attention_mask, image_grid_thw)
+    pv = vision = None
     if pixel_values is not None:
         pv = np.asarray(pixel_values, np.float32)
-        if pv.shape != (meta.segment_ids.shape[0], cfg.vision.patch_dim):
-            want = (meta.segment_ids.shape[0], cfg.vision.patch_dim)
+        want = (inputs.vision.segment_ids.shape[0], cfg.vision.patch_dim)
+        if pv.shape != want:
             raise ValueError(f"pixel_values shape {pv.shape}, expected {want}")
-        meta = VisionInputs(*(jnp.asarray(x) for x in meta))
+        vision = VisionInputs(*(jnp.asarray(x) for x in inputs.vision))
         pv = jnp.asarray(pv)
-    logits = _forward(model, jnp.asarray(ids), jnp.asarray(positions), jnp.asarray(mask), pv, meta)
+    logits = _forward(model, jnp.asarray(inputs.input_ids), jnp.asarray(inputs.positions),
+                      jnp.asarray(inputs.attention_mask), pv, vision)
     return np.asarray(logits)

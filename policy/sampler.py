@@ -275,9 +275,10 @@ class Sampler:
             pv = np.asarray(pixel_values, np.float32)
             num_patches = pick_bucket(pv.shape[0], self.patch_buckets) if self.patch_buckets else pv.shape[0]
             pv = np.concatenate([pv, np.zeros((num_patches - pv.shape[0], pv.shape[1]), np.float32)])
-        ids, mask, positions, deltas, meta_np = prepare_inputs(cfg, ids, mask, image_grid_thw, num_patches)
+        inputs = prepare_inputs(cfg, ids, mask, image_grid_thw, num_patches)
+        meta_np = inputs.vision
         graphdef, state = sampling_state or self.sampling_state()
-        slots = np.arange(ids.shape[0])
+        slots = np.arange(inputs.input_ids.shape[0])
         active = slots < B
         number = np.where(active, jax.process_index() * B + slots, 2**30 + slots).astype(np.int32)
         with self._ctx():
@@ -288,9 +289,9 @@ class Sampler:
             elif pv is not None:
                 meta = VisionInputs(*(jnp.asarray(x) for x in meta_np))
                 pv = jnp.asarray(pv)
-            return _prefill(graphdef, state, self._put(ids), self._put(positions, 1), self._put(mask),
-                            self._put(deltas.astype(np.int32)), pv, meta, self._put(active), self._put(number),
-                            num_prompts=B)
+            return _prefill(graphdef, state, self._put(inputs.input_ids), self._put(inputs.positions, 1),
+                            self._put(inputs.attention_mask), self._put(inputs.rope_deltas.astype(np.int32)), pv, meta,
+                            self._put(active), self._put(number), num_prompts=B)
 
     def generate(self, input_ids, attention_mask=None, pixel_values=None, image_grid_thw=None, *,
                  max_new_tokens: int, num_samples: int = 1, rng=None, params: SamplingParams | None = None,

@@ -2,7 +2,7 @@
 
 Shapes are the largest the run can produce from its config: prompts padded to the longest sequence
 bucket, the largest image the processor emits (`max_side`), one sampler call per micro-batch, the
-update batch of every rollout row (prompt + `max_new_tokens`), and judge calls of `JUDGE_BATCH`
+log-prob and update batches of one micro-step's rows (prompt + `max_new_tokens`), and judge calls of `JUDGE_BATCH`
 pairs per host. A shape no bucket holds is reported as the error the run would hit.
 """
 from __future__ import annotations
@@ -91,7 +91,8 @@ def grpo_programs(config, mesh, hosts: int) -> list:
 
     rows, length = prompts * group, prompt_len + new
 
-    # One update sees rows / (mini_batches x grad_accumulation) of the rollout (rl.trainer._updates).
+    # One update, and one old/reference log-prob forward, sees rows / (mini_batches x grad_accumulation)
+    # of the rollout (rl.trainer._updates, _row_logprobs).
     update_rows = rows // (config.grpo.get("mini_batches", 1) * config.grpo.get("grad_accumulation", 1))
 
     def update_batch(n: int, with_logprobs: bool):
@@ -110,8 +111,9 @@ def grpo_programs(config, mesh, hosts: int) -> list:
         return aot.sequence_batch_spec(model_config, n, length, num, mesh, extra)
 
     add("log-probs", lambda: [aot.Program("old/ref log-probs", steps.logprobs,
-                                          (state.params, update_batch(rows, False)),
-                                          note=f"{rows} rows x {length} tokens")])
+                                          (state.params, update_batch(update_rows, False)),
+                                          note=f"{update_rows} rows x {length} tokens, {rows // update_rows} "
+                                               "calls a step")])
     add("update step", lambda: [aot.Program("update step", steps.update, (state, update_batch(update_rows, True)),
                                             note=f"{update_rows} rows x {length} tokens")])
     if config.warmstart.steps:

@@ -61,12 +61,12 @@ def build_batch(model_config, prompt: dict, completions: np.ndarray, lengths: np
         num_patches = pick_bucket(len(patches), patch_buckets) if patch_buckets else len(patches)
         pixel_values = np.zeros((num_patches, patches.shape[1]), np.float32)
         pixel_values[: len(patches)] = patches
-    input_ids, attention_mask, positions, _, vision = prepare_inputs(
-        model_config, input_ids, attention_mask, row_grids if len(grids) else None,
-        pixel_values.shape[0] if pixel_values is not None else None, grids if len(grids) else None)
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "positions": positions,
-            "target_mask": target_mask, "pixel_values": pixel_values, "vision": vision, "patch_start": patch_start,
-            **extra}
+    inputs = prepare_inputs(model_config, input_ids, attention_mask, row_grids if len(grids) else None,
+                            pixel_values.shape[0] if pixel_values is not None else None,
+                            grids if len(grids) else None)
+    return {"input_ids": inputs.input_ids, "attention_mask": inputs.attention_mask, "positions": inputs.positions,
+            "target_mask": target_mask, "pixel_values": pixel_values, "vision": inputs.vision,
+            "patch_start": patch_start, **extra}
 
 
 def _images_per_prompt(tokens_per_prompt: np.ndarray, tokens_per_image: np.ndarray) -> np.ndarray:

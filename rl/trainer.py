@@ -290,20 +290,20 @@ class GRPOTrainer:
         host_batch = self._batch(rollout.prompt, rollout.tokens, rollout.lengths, cfg.group_size,
                                  behaviour_logprobs=rollout.sample_logprobs)
         host_batch.update(advantages=advantages, valid=valid, rows=rows)
-        batch = device_batch(host_batch, self.mesh)
-        old = self.logprob_fn(self.state.params, batch)
-        behaviour, target_mask = batch["behaviour_logprobs"], batch["target_mask"]
-        gap = jnp.abs(behaviour - old) * target_mask
-        metrics["rollout_logprob_diff/mean"] = float(gap.sum() / jnp.maximum(target_mask.sum(), 1))
-        metrics["rollout_logprob_diff/max"] = float(gap.max())
+        logprobs = self._row_logprobs(rollout, host_batch)
+        old, behaviour, target_mask = logprobs["old"], host_batch["behaviour_logprobs"], host_batch["target_mask"]
+        gap = np.abs(behaviour - old) * target_mask
+        totals = gather_rows(np.array([[gap.sum(), target_mask.sum(), gap.max(initial=0.0)]], np.float64))
+        metrics["rollout_logprob_diff/mean"] = float(totals[:, 0].sum() / max(totals[:, 1].sum(), 1))
+        metrics["rollout_logprob_diff/max"] = float(totals[:, 2].max())
         if grpo.train_distribution == "sampling":
-            batch["old_logprobs"] = behaviour
+            per_row = {"old_logprobs": behaviour}
         else:
-            batch["old_logprobs"] = old
-            batch["is_weights"] = jnp.minimum(jnp.exp(old - behaviour), grpo.tis_cap) * target_mask
-        if self.ref_params is not None:
-            batch["ref_logprobs"] = self.tempered_logprob_fn(self.ref_params, batch)
-        updates = self._updates(step, rollout, host_batch, batch)
+            per_row = {"old_logprobs": old,
+                       "is_weights": np.minimum(np.exp(old - behaviour), grpo.tis_cap) * target_mask}
+        if "ref" in logprobs:
+            per_row["ref_logprobs"] = logprobs["ref"]
+        updates = self._updates(step, rollout, host_batch, per_row)
         metrics.update(rollout_metrics(rollout))
         metrics.update({k: float(np.mean([u[k] for u in updates])) for k in updates[0]})
         metrics["valid_groups"] = float(np.mean(gather_rows(valid)))
@@ -312,28 +312,42 @@ class GRPOTrainer:
         metrics["time/step"] = time.perf_counter() - start
         return metrics
 
-    def _updates(self, step: int, rollout, host_batch: dict, batch: dict) -> list[dict]:
+    @property
+    def _parts(self) -> int:
+        """Row blocks of a rollout: one per micro-step of a mini-batch."""
+        return self.grpo.mini_batches * self.grpo.grad_accumulation
+
+    def _part_batch(self, rollout, host_batch: dict, per_row: dict, part: np.ndarray) -> dict:
+        """The device batch of this host's rollout rows `part`, with their rows of `per_row` arrays."""
+        group_size = self.config.group_size
+        sub = self._batch(rollout.prompt, rollout.tokens[part], rollout.lengths[part], group_size,
+                          rows=part // group_size)
+        sub.update({k: host_batch[k][part] for k in ("advantages", "valid", "rows")})
+        sub.update({k: v[part] for k, v in per_row.items()})
+        return device_batch(sub, self.mesh)
+
+    def _row_logprobs(self, rollout, host_batch: dict) -> dict[str, np.ndarray]:
+        """{"old": [n, T-1], "ref": [n, T-1] with a KL reference} for this host's rollout rows, one
+        micro-step's rows at a time: a forward over a whole 8B rollout does not fit a chip (rl/aot.py)."""
+        width, out = host_batch["target_mask"].shape[1], {"old": [], "ref": []}
+        for part in np.array_split(np.arange(len(rollout.tokens)), self._parts):
+            batch = self._part_batch(rollout, host_batch, {}, part)
+            # On several hosts rows are padded to an agreed width (device_batch): cut back to this host's.
+            out["old"].append(process_rows(self.logprob_fn(self.state.params, batch), len(part))[:, :width])
+            if self.ref_params is not None:
+                ref = self.tempered_logprob_fn(self.ref_params, batch)
+                out["ref"].append(process_rows(ref, len(part))[:, :width])
+        return {k: np.concatenate(v) for k, v in out.items() if v}
+
+    def _updates(self, step: int, rollout, host_batch: dict, per_row: dict) -> list[dict]:
         """`grpo.epochs` passes of `grpo.mini_batches` optimizer updates (each of
-        `grpo.grad_accumulation` micro-steps); per-step metrics of every micro-step."""
-        grpo, n = self.grpo, len(rollout.tokens)
-        parts = grpo.mini_batches * grpo.grad_accumulation
-        out = []
-        if parts == 1:  # the whole rollout each update: no need to rebuild it
-            for _ in range(grpo.epochs):
-                self.state, metrics = self.step_fn(self.state, batch)
-                out.append(metrics)
-            return [{k: float(v) for k, v in m.items()} for m in out]
-        per_row = {k: process_rows(batch[k], n) for k in ("old_logprobs", "ref_logprobs", "is_weights")
-                   if k in batch}
-        order = np.random.default_rng([self.config.seed, step])
-        for _ in range(grpo.epochs):
-            rows = order.permutation(n) if grpo.shuffle else np.arange(n)
-            for part in np.split(rows, parts):
-                sub = self._batch(rollout.prompt, rollout.tokens[part], rollout.lengths[part], self.config.group_size,
-                                  rows=part // self.config.group_size)
-                sub.update({k: host_batch[k][part] for k in ("advantages", "valid", "rows")})
-                sub.update({k: v[part][:, :sub["target_mask"].shape[1]] for k, v in per_row.items()})
-                self.state, metrics = self.step_fn(self.state, device_batch(sub, self.mesh))
+        `grpo.grad_accumulation` micro-steps); per-step metrics of every micro-step. `per_row` holds
+        host arrays [n, ...] of this host's rows (old log-probs, ...) that go with each row."""
+        n, order, out = len(rollout.tokens), np.random.default_rng([self.config.seed, step]), []
+        for _ in range(self.grpo.epochs):
+            rows = order.permutation(n) if self.grpo.shuffle and self._parts > 1 else np.arange(n)
+            for part in np.split(rows, self._parts):
+                self.state, metrics = self.step_fn(self.state, self._part_batch(rollout, host_batch, per_row, part))
                 out.append(metrics)
         return [{k: float(v) for k, v in m.items()} for m in out]
 

@@ -76,10 +76,9 @@ class Collator:
         num_patches = pick_bucket(len(patches), self.patch_buckets)
         pixel_values = np.zeros((num_patches, patches.shape[1]), np.float32)
         pixel_values[: len(patches)] = patches
-        input_ids, attention_mask, positions, _, vision = prepare_inputs(
-            self.model_config, input_ids, attention_mask, grids, num_patches)
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "target_mask": target_mask,
-                "positions": positions, "pixel_values": pixel_values, "vision": vision}
+        inputs = prepare_inputs(self.model_config, input_ids, attention_mask, grids, num_patches)
+        return {"input_ids": inputs.input_ids, "attention_mask": inputs.attention_mask, "target_mask": target_mask,
+                "positions": inputs.positions, "pixel_values": pixel_values, "vision": inputs.vision}
 
 
 def make_dataset(folder: str, processor, model_config, *, batch_size: int, seed: int = 0, shuffle: bool = True,

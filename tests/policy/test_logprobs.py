@@ -16,9 +16,9 @@ from policy.sampling import SamplingParams, process_logits
 def setup():
     model = init_model(Qwen3VLConfig.tiny(), seed=0)
     ids = np.random.default_rng(0).integers(3, model.config.text.vocab_size, (2, 7))
-    ids, mask, positions, _, _ = prepare_inputs(model.config, ids, np.ones((2, 7), np.int32))
-    batch = {"input_ids": jnp.asarray(ids), "attention_mask": jnp.asarray(mask), "positions": jnp.asarray(positions)}
-    logits = jnp.asarray(forward_logits(model, ids, mask), jnp.float32)[:, :-1]
+    inputs = prepare_inputs(model.config, ids, np.ones((2, 7), np.int32))
+    batch = {k: jnp.asarray(getattr(inputs, k)) for k in ("input_ids", "attention_mask", "positions")}
+    logits = jnp.asarray(forward_logits(model, inputs.input_ids, inputs.attention_mask), jnp.float32)[:, :-1]
     return model, batch, logits
 
 

@@ -154,12 +154,12 @@ def _image_text_batch(config, rows=4, length=24, seed=0):
     ids[:, 2:6] = config.image_token_id
     ids[:, 6] = config.vision_end_token_id
     grids = np.tile([[1, 4, 4]], (rows, 1))
-    ids, mask, positions, _, vision = prepare_inputs(config, ids, None, grids, rows * 16)
-    target_mask = np.zeros((rows, length - 1), ids.dtype)  # predicted tokens: the text after the image
+    inputs = prepare_inputs(config, ids, None, grids, rows * 16)
+    target_mask = np.zeros((rows, length - 1), np.int32)  # predicted tokens: the text after the image
     target_mask[:, 6:] = 1
     pixels = rng.normal(size=(rows * 16, config.vision.patch_dim)).astype(np.float32)
-    return {"input_ids": ids, "attention_mask": mask, "positions": positions, "target_mask": target_mask,
-            "pixel_values": pixels, "vision": vision}
+    return {"input_ids": inputs.input_ids, "attention_mask": inputs.attention_mask, "positions": inputs.positions,
+            "target_mask": target_mask, "pixel_values": pixels, "vision": inputs.vision}
 
 
 def _train(dtype, param_dtype, *, steps, learning_rate, batches_seed=0):

@@ -62,10 +62,10 @@ def text_batch(model, rows):
     from policy.model import prepare_inputs
 
     ids = np.random.default_rng(0).integers(3, model.config.text.vocab_size, (rows, 5))
-    ids, mask, positions, _, _ = prepare_inputs(model.config, ids, np.ones((rows, 5), np.int32))
+    inputs = prepare_inputs(model.config, ids, np.ones((rows, 5), np.int32))
     target_mask = np.zeros((rows, 4), np.float32)
     target_mask[:, 1:] = 1
-    return {"input_ids": jnp.asarray(ids), "attention_mask": jnp.asarray(mask), "positions": jnp.asarray(positions),
+    return {**{k: jnp.asarray(getattr(inputs, k)) for k in ("input_ids", "attention_mask", "positions")},
             "pixel_values": None, "vision": None, "target_mask": jnp.asarray(target_mask),
             "valid": jnp.ones(rows), "rows": jnp.ones(rows)}
 
@@ -274,7 +274,7 @@ def test_updates_cover_every_row_once_per_epoch_and_average_metrics():
                       codes=[], renders=[], critiques=[], rewards=np.zeros(n), reward_failed=np.zeros(n, bool),
                       timing={})
     host = {"advantages": np.arange(n, dtype=np.float32), "valid": np.ones(n), "rows": np.ones(n)}
-    updates = trainer._updates(1, rollout, host, {"old_logprobs": jnp.zeros((n, 3))})
+    updates = trainer._updates(1, rollout, host, {"old_logprobs": np.zeros((n, 3), np.float32)})
     assert trainer.state == 8 and len(updates) == 8  # 2 epochs x 2 mini-batches x 2 accumulation steps
     assert all(len(part) == 2 for part in seen)
     for epoch in (seen[:4], seen[4:]):
@@ -308,3 +308,35 @@ def test_dynamic_sampling_refills_groups_with_signal():
     assert [t.id for t in rollout.tasks] == ["1-1", "2-1"] and metrics["dynamic_sampling/rounds"] == 2
     np.testing.assert_array_equal(rollout.rewards, [0.0, 1.0, 2.0, 0.0])
     assert rollout.timing["sample"] == 2.0
+
+
+def test_old_and_reference_logprobs_by_micro_step_equal_one_forward_over_the_rollout(policy_dir, tmp_path,
+                                                                                      monkeypatch):
+    """The trainer computes old/reference log-probs one micro-step's rows at a time (an 8B rollout's
+    forward does not fit a chip); that must be the whole rollout's forward, row for row."""
+    from policy.host_batch import device_batch
+
+    monkeypatch.setitem(REWARDS, "completion_length", RewardFn(completion_length))
+    config = tiny_config(**{"model.checkpoint": policy_dir, "reward": "completion_length", "warmstart.steps": 0,
+                            "prompts_per_step": 4, "group_size": 2, "micro_batches": 1, "max_new_tokens": 16,
+                            "grpo.kl_coef": 0.01, "grpo.mini_batches": 2, "grpo.grad_accumulation": 2})
+    trainer = GRPOTrainer(config, str(tmp_path))
+    try:
+        trainer.start()
+        rollout, _ = trainer._rollout(1)
+        host_batch = trainer._batch(rollout.prompt, rollout.tokens, rollout.lengths, 2,
+                                    behaviour_logprobs=rollout.sample_logprobs)
+        n = len(rollout.tokens)
+        host_batch.update(advantages=np.zeros(n, np.float32), valid=np.ones(n, np.float32),
+                          rows=np.ones(n, np.float32))
+        parts = trainer._row_logprobs(rollout, host_batch)
+        whole = device_batch(host_batch, trainer.mesh)
+        mask = host_batch["target_mask"] > 0
+        assert mask.sum() > n  # real completions are compared
+        for key, fn, params in (("old", trainer.logprob_fn, trainer.state.params),
+                                ("ref", trainer.tempered_logprob_fn, trainer.ref_params)):
+            expected = np.asarray(fn(params, whole))
+            assert parts[key].shape == expected.shape
+            np.testing.assert_allclose(parts[key][mask], expected[mask], rtol=1e-5, atol=1e-5)
+    finally:
+        trainer.close()
