@@ -194,6 +194,10 @@ def _decode(graphdef, state, prefill: Prefill, key, *, num_samples, max_new, par
     return carry.replace(cache=None)
 
 
+def _cast_floating(tree, dtype):
+    return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
+
+
 # ---------------------------------------------------------------------------------------------
 # Host-side driver
 # ---------------------------------------------------------------------------------------------
@@ -230,13 +234,13 @@ class Sampler:
         and, on a mesh, laid out by SAMPLING_RULES. One reshard per call: call it once per rollout."""
         graphdef, state = nnx.split(self.model)
         dtype = self.model.config.compute_dtype
-        shardings = None if self.mesh is None else state_shardings(state, self.mesh, SAMPLING_RULES)
         needs_cast = any(jnp.issubdtype(x.dtype, jnp.floating) and x.dtype != dtype for x in jax.tree.leaves(state))
-        if not needs_cast and shardings is None:
+        if not needs_cast and self.mesh is None:
             return graphdef, state
-        if needs_cast:
-            state = jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, state)
-        return graphdef, state if shardings is None else jax.device_put(state, shardings)
+        # One program for the whole tree: a reshard per leaf would be dozens of independent collective
+        # programs, which XLA:CPU may run in a different order on each process (a multi-host deadlock).
+        shardings = None if self.mesh is None else state_shardings(state, self.mesh, SAMPLING_RULES)
+        return graphdef, jax.jit(_cast_floating, static_argnums=1, out_shardings=shardings)(state, dtype)
 
     def _ctx(self):
         return jax.set_mesh(self.mesh) if self.mesh is not None else contextlib.nullcontext()

@@ -218,9 +218,6 @@ def test_kill_9_then_restart_continues_exactly(policy_dir, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skip(reason="hangs after this session's merges: both processes sit in futex waits right after "
-                         "saving the KL reference (seen 2026-12-02, on an idle machine); to be bisected across the "
-                         "sampler, GRPO and encode-once merges before it runs in CI again")
 def test_two_jax_distributed_processes_match_one_process(policy_dir, tmp_path):
     """Two processes x 4 CPU devices, each with its own render pool and its block of every micro-batch,
     take the same two GRPO steps (after a warm start) as one 8-device process: same rollouts, losses,

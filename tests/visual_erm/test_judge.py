@@ -41,8 +41,6 @@ def test_no_reask_when_disabled_or_all_parse():
 
 
 @pytest.mark.slow
-@pytest.mark.skip(reason="its processes sat nearly idle for minutes in this session's verification run, next to the "
-                         "two-process GRPO test that hung; to be checked with it before it runs in CI again")
 def test_two_processes_with_uneven_pairs_judge_what_one_process_judges(tmp_path):
     tiny_checkpoint.build(str(tmp_path / "model"), ["compare the two images"] * 20, vocab_size=300,
                           max_pixels=48 * 48)
