@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from visual_erm.datasets import location as tfds_location
+from visual_erm import tfds_source
 from visual_erm.schema import (
     KINDS,
     Critique,
@@ -239,10 +239,8 @@ def load_bench(
     ``path`` may also name a split of a TFDS dataset, "tfds:vc_rewardbench:test@DATA_DIR"
     (``visual_erm.datasets``); its items carry their image bytes.
     """
-    if tfds_location.is_tfds(path):
-        from visual_erm.datasets import read  # imports tensorflow_datasets: only when asked
-
-        return read.load_bench(path, strict=strict, default_severity=default_severity, off_list_errors=off_list_errors)
+    if tfds_source.is_tfds(path):
+        return _load_tfds(path, strict=strict, default_severity=default_severity, off_list_errors=off_list_errors)
     root = Path(image_root) if image_root is not None else None
     items: list[BenchItem] = []
     errors: list[BenchItemError] = []
@@ -266,6 +264,27 @@ def load_bench(
                 continue
             seen.add(item.id)
             items.append(item)
+    if errors:
+        log.warning("%d benchmark records skipped; first: %s", len(errors), errors[0])
+    return BenchData(items, errors)
+
+
+def _load_tfds(location: str, *, strict: bool, default_severity: int, off_list_errors: str) -> BenchData:
+    """Items of a `vc_rewardbench*` split, parsed by the same `parse_item` as the published files."""
+    source = tfds_source.data_source(location)
+    items, errors = [], []
+    for index in range(len(source)):
+        row = source[index]
+        try:
+            item = parse_item(json.loads(tfds_source.as_str(row["record"])), tfds_source.as_str(row["source"]),
+                              default_severity=default_severity, off_list_errors=off_list_errors)
+        except BenchItemError as exc:
+            if strict:
+                raise
+            errors.append(exc)
+            continue
+        items.append(dataclasses.replace(item, reference_png=bytes(row["reference"]),
+                                         candidate_png=bytes(row["candidate"])))
     if errors:
         log.warning("%d benchmark records skipped; first: %s", len(errors), errors[0])
     return BenchData(items, errors)

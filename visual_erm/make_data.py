@@ -1,7 +1,6 @@
 """Write reward data: (reference, edited rendering, exact critique) pairs.
 
     python -m visual_erm.make_data --out=DIR --n=1000 [--kinds=chart,table,svg] [--workers=2]
-    python -m visual_erm.make_data --tfds_data_dir=DIR [--tfds_config=small] [--workers=2]
 
 Attempt `a` makes a task of kind `kinds[a % len(kinds)]` from seed `seed + a`,
 injects 0..4 edits, and keeps the pair only if the pixel check confirms every
@@ -9,11 +8,11 @@ label (visual_erm/perturb/verify.py). Output: ArrayRecord shards (see
 visual_erm/records.py) plus progress.json; rerunning the same command resumes
 after the last complete shard and produces the same data.
 
-With --tfds_data_dir the command hands off to the TFDS builder `visual_erm_reward`
-(visual_erm/datasets/reward.py), which runs `run` once per split (train, validation,
-test from disjoint seed ranges; sizes from the builder config) into staging folders
-under DIR/downloads and writes the pairs as a TFDS ArrayRecord dataset under
-DIR/visual_erm_reward/CONFIG/VERSION; the same resumability and progress bar.
+The TFDS builder `visual_erm_reward` (`python -m visual_erm.datasets.reward --data_dir=DIR`)
+runs `run` once per split (train, validation, test from disjoint seed ranges; sizes from the
+builder config) into staging folders under DIR/downloads and writes the pairs as a TFDS
+ArrayRecord dataset under DIR/visual_erm_reward/CONFIG/VERSION; the same resumability and
+progress bar.
 """
 from __future__ import annotations
 
@@ -145,27 +144,9 @@ def summary(progress: dict) -> str:
     return "\n".join(lines)
 
 
-def build_tfds(data_dir: str, config: str = "small", workers: int = 2) -> str:
-    """Prepare `visual_erm_reward/<config>` under `data_dir`; returns its location for split "train"."""
-    import tensorflow_datasets as tfds
-
-    from visual_erm.datasets import reward  # noqa: F401 - registers the builder
-
-    builder = tfds.builder(f"visual_erm_reward/{config}", data_dir=data_dir, render_workers=workers)
-    builder.download_and_prepare()
-    for split, info in sorted(builder.info.splits.items()):
-        print(f"{split}: {info.num_examples} pairs")
-    print(f"written to {builder.data_dir}; read with tfds.data_source('visual_erm_reward/{config}', "
-          f"split=..., data_dir={data_dir!r}) or the location tfds:visual_erm_reward/{config}:train@{data_dir}")
-    return f"tfds:visual_erm_reward/{config}:train@{data_dir}"
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", help="a make_data folder (ArrayRecord shards of msgpack records)")
-    parser.add_argument("--tfds_data_dir", help="write the TFDS dataset visual_erm_reward here instead of --out "
-                        "(split sizes and seeds come from --tfds_config; --n, --seed, --kinds do not apply)")
-    parser.add_argument("--tfds_config", default="small", help="builder config: tiny, small or full")
+    parser.add_argument("--out", required=True, help="a make_data folder (ArrayRecord shards of msgpack records)")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--workers", type=int, default=2)
@@ -173,11 +154,6 @@ def main(argv=None) -> None:
     parser.add_argument("--shard_size", type=int, default=250)
     parser.add_argument("--max_edits", type=int, default=4)
     args = parser.parse_args(argv)
-    if (args.out is None) == (args.tfds_data_dir is None):
-        parser.error("give exactly one of --out and --tfds_data_dir")
-    if args.tfds_data_dir:
-        build_tfds(args.tfds_data_dir, args.tfds_config, args.workers)
-        return
     kinds = tuple(k for k in args.kinds.split(",") if k)
     progress = run(args.out, args.n, kinds, args.workers, args.seed, args.shard_size, args.max_edits)
     print(summary(progress))

@@ -7,7 +7,7 @@ Each record is a msgpack map with the fields of `RewardExample`; images are PNG
 bytes. ArrayRecord gives grain random access without TensorFlow.
 
 The same examples can live in a TFDS dataset (`visual_erm/datasets/`), named by a
-location string "tfds:NAME[/CONFIG][:VERSION]:SPLIT@DATA_DIR". `reward_source`
+location string (`visual_erm.tfds_source`) "tfds:NAME[/CONFIG][:VERSION]:SPLIT@DATA_DIR". `reward_source`
 opens either kind of location and yields `RewardExample`s, so SFT, the judge's
 evaluation and the tokenizer corpus read both through one reader.
 """
@@ -17,14 +17,15 @@ import dataclasses
 import glob
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import grain
 import msgpack
 from array_record.python.array_record_module import ArrayRecordWriter
 from PIL import Image
 
-from visual_erm.datasets import location as tfds_location
+from visual_erm import tfds_source
 
 SHARD_PATTERN = "reward-{:05d}.array_record"
 
@@ -107,12 +108,37 @@ class FolderSource(grain.sources.RandomAccessDataSource):
         return decode(self._source[index], f"{self._folder}: record {index}")
 
 
+def from_tfds_row(row: Mapping[str, Any]) -> RewardExample:
+    """A `visual_erm_reward` row (`visual_erm.datasets.features.reward_features`) as a RewardExample."""
+    text = tfds_source.as_str
+    return RewardExample(
+        id=text(row["id"]), kind=text(row["kind"]), source=text(row["source"]), seed=int(row["seed"]),
+        reference_png=bytes(row["reference"]), candidate_png=bytes(row["candidate"]),
+        reference_code=text(row["reference_code"]), candidate_code=text(row["candidate_code"]),
+        critique=text(row["critique"]), edits=tuple(text(edit) for edit in row["edits"]))
+
+
+class TfdsRewardSource(grain.sources.RandomAccessDataSource):
+    """RewardExamples of a `visual_erm_reward` split, the same type a make_data folder yields."""
+
+    def __init__(self, location: str):
+        self._location = location
+        self._source = tfds_source.data_source(location)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getitem__(self, index: int) -> RewardExample:
+        try:
+            return from_tfds_row(self._source[index])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RecordError(f"{self._location}[{index}]: not a reward record ({exc!r})") from None
+
+
 def reward_source(location: str | os.PathLike) -> grain.sources.RandomAccessDataSource:
     """RewardExamples at `location`: a make_data folder, or a TFDS split ("tfds:NAME:SPLIT@DATA_DIR")."""
     location = os.fspath(location)
-    if tfds_location.is_tfds(location):
-        from visual_erm.datasets.read import TfdsRewardSource  # imports tensorflow_datasets: only when asked
-
+    if tfds_source.is_tfds(location):
         return TfdsRewardSource(location)
     return FolderSource(location)
 

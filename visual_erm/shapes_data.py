@@ -24,9 +24,10 @@ import tqdm
 
 import render
 from visual_erm import bench_synth, records
-from visual_erm.perturb.base import PROBE_COLOR, Edit, Perturbation
+from visual_erm.perturb.base import Edit, Perturbation
 from visual_erm.perturb.verify import verify
 from visual_erm.schema import Critique
+from visual_erm.tasks.base import PROBE_COLOR
 from visual_erm.tasks.shapes import COLORS, SHAPE_KINDS, Shape, shape_spec, svg_code
 
 HELD_OUT_SEED = 1_000_000_000  # bench/eval shapes; training data and GRPO tasks use small seeds

@@ -1,9 +1,13 @@
 """Two GRPO steps of the tiny config on 8 CPU devices, as one process or one of two `jax.distributed` ones.
 
-    python -m tests.rl.multihost_grpo POLICY_DIR WORKDIR OUT_JSON [PROCESS_ID PORT]
+    python -m tests.rl.multihost_grpo REWARD POLICY_DIR WORKDIR OUT_JSON [PROCESS_ID PORT]
 
-Each process has its own render pool and samples, renders and scores its block of every global batch.
-Process 0 writes the step metrics (timings left out) to OUT_JSON and the parameters to OUT_JSON.npz.
+REWARD: `completion_length` (varies even for an untrained policy) or `visual_erm` (the shipped tiny
+judge after a longer warm start, so that some samples render and each host has its own number of
+pairs to judge). Each process has its own render pool and samples, renders and scores its block of
+every global batch. Process 0 writes the step metrics (timings left out) to OUT_JSON and the
+parameters to OUT_JSON.npz; every process writes how many pairs it judged per step to
+OUT_JSON.judged.PROCESS_INDEX.
 """
 import json
 import os
@@ -17,7 +21,8 @@ def completion_length(task, completion, rendered=None, critique=None, **_):
     return len(completion) / 100.0
 
 
-def main(policy_dir: str, workdir: str, out: str, process_id: int | None = None, port: int | None = None):
+def main(reward: str, policy_dir: str, workdir: str, out: str, process_id: int | None = None,
+         port: int | None = None):
     devices = LOCAL_DEVICES * (2 if process_id is None else 1)
     os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     import jax
@@ -33,13 +38,25 @@ def main(policy_dir: str, workdir: str, out: str, process_id: int | None = None,
     from tests.rl.test_trainer import tiny_config
 
     REWARDS["completion_length"] = RewardFn(completion_length)
-    config = tiny_config(**{"mesh_shape": (2, 4, 1), "model.checkpoint": policy_dir, "reward": "completion_length",
-                            "total_steps": 2, "warmstart.steps": 2, "warmstart.batch_size": 4,
-                            "checkpoint_every": 100, "prompts_per_step": 4, "group_size": 4, "render_workers": 1})
+    config = tiny_config(**{"mesh_shape": (2, 4, 1), "model.checkpoint": policy_dir, "reward": reward,
+                            "total_steps": 2, "warmstart.steps": 2 if reward == "completion_length" else 40,
+                            "warmstart.batch_size": 4, "checkpoint_every": 100, "prompts_per_step": 4,
+                            "group_size": 4, "render_workers": 1})
     trainer = GRPOTrainer(config, workdir)
+    judged = []
+    if trainer.worker.judge is not None:
+        critique = trainer.worker.judge.critique
+
+        def counting(kinds, *args, **kwargs):
+            judged.append(len(kinds))
+            return critique(kinds, *args, **kwargs)
+
+        trainer.worker.judge.critique = counting
     try:
         trainer.start()
         metrics = [{k: v for k, v in trainer.rl_step(step).items() if not k.startswith("time/")} for step in (1, 2)]
+        with open(f"{out}.judged.{jax.process_index()}", "w") as f:
+            json.dump(judged, f)
         params = [np.asarray(multihost_utils.process_allgather(x, tiled=True)) for x in jax.tree.leaves(
             trainer.state.params)]
         if jax.process_index() == 0:
@@ -54,4 +71,4 @@ def main(policy_dir: str, workdir: str, out: str, process_id: int | None = None,
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    main(*args[:3], *(int(a) for a in args[3:]))
+    main(*args[:4], *(int(a) for a in args[4:]))

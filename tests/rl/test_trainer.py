@@ -218,15 +218,22 @@ def test_kill_9_then_restart_continues_exactly(policy_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_jax_distributed_processes_match_one_process(policy_dir, tmp_path):
+@pytest.mark.parametrize("reward", ["completion_length", "visual_erm"])
+def test_two_jax_distributed_processes_match_one_process(policy_dir, tmp_path, reward):
     """Two processes x 4 CPU devices, each with its own render pool and its block of every micro-batch,
     take the same two GRPO steps (after a warm start) as one 8-device process: same rollouts, losses,
-    gradient norms and metrics (to 1e-5), same parameters."""
-    script = ("tests.rl.multihost_grpo", policy_dir)
+    gradient norms and metrics (to 1e-5), same parameters. With the Visual-ERM reward the hosts judge
+    different numbers of pairs (their renders differ) and still make the same judge calls."""
+    script = ("tests.rl.multihost_grpo", reward, policy_dir)
     run_one_process(*script, tmp_path / "single", tmp_path / "single.json")
     run_two_processes(*script, tmp_path / "multi", tmp_path / "multi.json")
     one, two = (json.loads((tmp_path / name).read_text()) for name in ("single.json", "multi.json"))
     assert one["metrics"][0]["valid_groups"] > 0  # the updates are not trivially zero
+    if reward == "visual_erm":
+        judged = [json.loads((tmp_path / f"multi.json.judged.{p}").read_text()) for p in (0, 1)]
+        assert judged[0] != judged[1], judged  # uneven pairs to judge on the two hosts
+        assert [a + b for a, b in zip(*judged)] == json.loads((tmp_path / "single.json.judged.0").read_text())
+        assert all(m["critique_parse_rate"] > 0 for m in one["metrics"])
     for a, b in zip(two["metrics"], one["metrics"]):
         assert a.keys() == b.keys()
         for key in a:

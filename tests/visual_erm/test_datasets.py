@@ -12,9 +12,9 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from visual_erm import bench, bench_cli, bench_data, make_data, records
+from visual_erm import bench, bench_cli, bench_data, records, tfds_source
 from visual_erm.datasets import bench as bench_builders
-from visual_erm.datasets import location
+from visual_erm.datasets import reward as reward_builder
 from visual_erm.datasets.reward import SPLIT_SEEDS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -51,9 +51,9 @@ def fingerprint(example: records.RewardExample) -> list:
 
 @pytest.fixture(scope="module")
 def reward_dir(tmp_path_factory):
-    """`visual_erm_reward/tiny` (36 rendered pairs) built through make_data's hand-off to the builder."""
+    """`visual_erm_reward/tiny` (36 rendered pairs) built by the builder's command line."""
     data_dir = str(tmp_path_factory.mktemp("tfds"))
-    make_data.main(["--tfds_data_dir", data_dir, "--tfds_config", "tiny", "--workers", "2"])
+    reward_builder.main(["--data_dir", data_dir, "--config", "tiny", "--workers", "2"])
     return data_dir
 
 
@@ -199,12 +199,12 @@ def test_synthetic_bench_builder_holds_the_items_of_bench_synth(tmp_path):
 
 
 def test_location_strings_name_a_split_or_fail_clearly(tmp_path):
-    parsed = location.parse("tfds:visual_erm_reward/small:1.0.0:train[:10%]@/data/tfds")
-    assert parsed == location.TfdsLocation("visual_erm_reward/small:1.0.0", "train[:10%]", "/data/tfds")
+    parsed = tfds_source.parse("tfds:visual_erm_reward/small:1.0.0:train[:10%]@/data/tfds")
+    assert parsed == tfds_source.TfdsLocation("visual_erm_reward/small:1.0.0", "train[:10%]", "/data/tfds")
     assert str(parsed) == "tfds:visual_erm_reward/small:1.0.0:train[:10%]@/data/tfds"
-    assert location.parse("tfds:vc_rewardbench:test").data_dir is None
-    with pytest.raises(location.LocationError, match="expected tfds:NAME"):
-        location.parse("tfds:visual_erm_reward")
+    assert tfds_source.parse("tfds:vc_rewardbench:test").data_dir is None
+    with pytest.raises(tfds_source.LocationError, match="expected tfds:NAME"):
+        tfds_source.parse("tfds:visual_erm_reward")
     with pytest.raises(FileNotFoundError, match="no prepared TFDS dataset"):
         records.reward_source(f"tfds:visual_erm_reward/tiny:train@{tmp_path}")
     with pytest.raises(records.RecordError, match="no reward"):

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import render
-from visual_erm.perturb.base import PROBE_COLOR
 from visual_erm.tasks import svg as S
 from visual_erm.tasks import svg_geometry as G
+from visual_erm.tasks.base import PROBE_COLOR
 
 MAGENTA = np.array([int(PROBE_COLOR[i:i + 2], 16) for i in (1, 3, 5)])
 

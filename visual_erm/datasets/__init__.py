@@ -5,8 +5,7 @@ Builders (import the module to register them with TFDS):
     bench.VcRewardbenchSynthetic    "vc_rewardbench_synthetic": the synthetic VC-RewardBench
     bench.VcRewardbench             "vc_rewardbench": a local VC-RewardBench copy (manual_dir)
 
-Readers (`read`) need only `tensorflow_datasets` and the files: a dataset is named by a location
-string (`location`), and the existing readers (`records.reward_source`, `bench_data.load_bench`)
-accept it wherever they accept a folder. This package imports nothing heavy itself, so
-`records` can check a location string without importing TFDS.
+Reading needs only `tensorflow_datasets` and the files, not this package: a dataset is named by a
+location string (`visual_erm.tfds_source`), and the existing readers (`records.reward_source`,
+`bench_data.load_bench`) accept it wherever they accept a folder.
 """

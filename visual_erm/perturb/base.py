@@ -13,8 +13,6 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-PROBE_COLOR = "#ff00ff"  # paints a labelled element to find its pixels
-
 
 @dataclasses.dataclass(frozen=True)
 class Edit:

@@ -12,8 +12,9 @@ import ast
 import random
 from collections.abc import Callable
 
-from visual_erm.perturb.base import PROBE_COLOR, Edit, NotApplicable, Perturbation
+from visual_erm.perturb.base import Edit, NotApplicable, Perturbation
 from visual_erm.perturb.chart_plan import MAX_EDITS, Plan, alter_text, choose_plans, new_value
+from visual_erm.tasks.base import PROBE_COLOR
 from visual_erm.tasks.chart_vocab import EXTRA_COLORS
 
 TEXT_CALLS = {"set_title": "title", "title": "title", "suptitle": "figure title", "set_xlabel": "x-axis label",

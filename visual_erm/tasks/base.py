@@ -12,6 +12,8 @@ from typing import Any
 
 from render.request import KINDS  # noqa: F401 -- the one definition; visual_erm.tasks re-exports it
 
+PROBE_COLOR = "#ff00ff"  # a task's printer paints a labelled element in it to find its pixels
+
 
 @dataclasses.dataclass(frozen=True)
 class Task:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 
-from visual_erm.perturb.base import PROBE_COLOR
+from visual_erm.tasks.base import PROBE_COLOR
 from visual_erm.tasks.chart_spec import BAR_TYPES, ChartSpec, Panel, Series, value_axis
 
 

@@ -19,9 +19,8 @@ import xml.etree.ElementTree as ET
 
 import defusedxml.ElementTree as DET
 
-from visual_erm.perturb.base import PROBE_COLOR
 from visual_erm.tasks import svg_geometry as G
-from visual_erm.tasks.base import Task
+from visual_erm.tasks.base import PROBE_COLOR, Task
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"

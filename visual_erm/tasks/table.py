@@ -13,8 +13,7 @@ import html
 import random
 from collections.abc import Iterable, Sequence
 
-from visual_erm.perturb.base import PROBE_COLOR
-from visual_erm.tasks.base import Task
+from visual_erm.tasks.base import PROBE_COLOR, Task
 
 ALIGNS = ("left", "center", "right")
 Address = tuple | str  # ("cell", r, c) | ("row", r) | ("column", c) | "caption"; r counts header rows first
