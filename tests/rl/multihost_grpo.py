@@ -3,8 +3,8 @@
     python -m tests.rl.multihost_grpo REWARD POLICY_DIR WORKDIR OUT_JSON [PROCESS_ID PORT]
 
 REWARD: `completion_length` (varies even for an untrained policy) or `visual_erm` (the shipped tiny
-judge after a longer warm start, so that some samples render and each host has its own number of
-pairs to judge). Each process has its own render pool and samples, renders and scores its block of
+judge after the main job's warm start, so that some samples render and each host has its own number
+of pairs to judge). Each process has its own render pool and samples, renders and scores its block of
 every global batch. Process 0 writes the step metrics (timings left out) to OUT_JSON and the
 parameters to OUT_JSON.npz; every process writes how many pairs it judged per step to
 OUT_JSON.judged.PROCESS_INDEX.
@@ -38,10 +38,11 @@ def main(reward: str, policy_dir: str, workdir: str, out: str, process_id: int |
     from tests.rl.test_trainer import tiny_config
 
     REWARDS["completion_length"] = RewardFn(completion_length)
+    # The Visual-ERM run takes the main job's warm start, after which about half the samples render.
+    warm_start = {"warmstart.steps": 2, "warmstart.batch_size": 4} if reward == "completion_length" else {}
     config = tiny_config(**{"mesh_shape": (2, 4, 1), "model.checkpoint": policy_dir, "reward": reward,
-                            "total_steps": 2, "warmstart.steps": 2 if reward == "completion_length" else 40,
-                            "warmstart.batch_size": 4, "checkpoint_every": 100, "prompts_per_step": 4,
-                            "group_size": 4, "render_workers": 1})
+                            "total_steps": 2, "checkpoint_every": 100, "prompts_per_step": 4, "group_size": 4,
+                            "render_workers": 1, **warm_start})
     trainer = GRPOTrainer(config, workdir)
     judged = []
     if trainer.worker.judge is not None:

@@ -218,6 +218,7 @@ def test_kill_9_then_restart_continues_exactly(policy_dir, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # three GRPO runs (one process, then two side by side) with the main job's warm start
 @pytest.mark.parametrize("reward", ["completion_length", "visual_erm"])
 def test_two_jax_distributed_processes_match_one_process(policy_dir, tmp_path, reward):
     """Two processes x 4 CPU devices, each with its own render pool and its block of every micro-batch,
@@ -225,8 +226,8 @@ def test_two_jax_distributed_processes_match_one_process(policy_dir, tmp_path, r
     gradient norms and metrics (to 1e-5), same parameters. With the Visual-ERM reward the hosts judge
     different numbers of pairs (their renders differ) and still make the same judge calls."""
     script = ("tests.rl.multihost_grpo", reward, policy_dir)
-    run_one_process(*script, tmp_path / "single", tmp_path / "single.json")
-    run_two_processes(*script, tmp_path / "multi", tmp_path / "multi.json")
+    run_one_process(*script, tmp_path / "single", tmp_path / "single.json", timeout=850)
+    run_two_processes(*script, tmp_path / "multi", tmp_path / "multi.json", timeout=850)
     one, two = (json.loads((tmp_path / name).read_text()) for name in ("single.json", "multi.json"))
     assert one["metrics"][0]["valid_groups"] > 0  # the updates are not trivially zero
     if reward == "visual_erm":
