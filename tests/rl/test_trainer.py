@@ -235,16 +235,24 @@ def test_two_jax_distributed_processes_match_one_process(policy_dir, tmp_path, r
         assert judged[0] != judged[1], judged  # uneven pairs to judge on the two hosts
         assert [a + b for a, b in zip(*judged)] == json.loads((tmp_path / "single.json.judged.0").read_text())
         assert all(m["critique_parse_rate"] > 0 for m in one["metrics"])
+    # Each host holds its block of every micro-batch, so rows reach the update in another order and
+    # sums round differently; Adam's normalised steps turn that into up to ~1% of one step (lr 5e-4)
+    # where a gradient is near zero. The Visual-ERM run's 150 warm-start steps (lr 5e-3) carry that
+    # rounding further: its training metrics agree to ~2e-4 and its parameters to ~1e-3 (seen 1.05e-3,
+    # a fifth of one warm-start step), while everything the rollout decides (rewards, judged pairs,
+    # critiques, renders) stays equal.
+    train_rel, params_atol = (1e-5, 1e-5) if reward == "completion_length" else (1e-3, 2e-3)
+    trained = ("loss", "grad_norm", "entropy", "ratio_mean", "clip_fraction", "kl")
     for a, b in zip(two["metrics"], one["metrics"]):
         assert a.keys() == b.keys()
         for key in a:
-            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
-    # Each host holds its block of every micro-batch, so rows reach the update in another order and
-    # sums round differently; Adam's normalised steps turn that into up to ~1% of one step (lr 5e-4)
-    # where a gradient is near zero.
+            # |behaviour - trainer log-prob| is float32 rounding (~1e-6) that differs with the layout
+            rounding = 1e-5 if key.startswith("rollout_logprob_diff/") else 1e-6
+            rel = train_rel if key in trained else 1e-5
+            assert a[key] == pytest.approx(b[key], rel=rel, abs=rounding), key
     one_params, two_params = (np.load(tmp_path / name) for name in ("single.json.npz", "multi.json.npz"))
     for name in one_params.files:
-        np.testing.assert_allclose(two_params[name], one_params[name], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(two_params[name], one_params[name], rtol=1e-5, atol=params_atol)
 
 
 def bare_trainer(grpo: GRPOConfig, **config):
