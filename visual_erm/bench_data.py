@@ -275,9 +275,13 @@ def _load_tfds(location: str, *, strict: bool, default_severity: int, off_list_e
     items, errors = [], []
     for index in range(len(source)):
         row = source[index]
+        name = tfds_source.as_str(row["source"])
         try:
-            item = parse_item(json.loads(tfds_source.as_str(row["record"])), tfds_source.as_str(row["source"]),
-                              default_severity=default_severity, off_list_errors=off_list_errors)
+            try:
+                raw = json.loads(tfds_source.as_str(row["record"]))
+            except (ValueError, RecursionError) as exc:  # as a file's unreadable line (`_records`)
+                raise BenchItemError(None, f"invalid JSON record: {exc}", name) from None
+            item = parse_item(raw, name, default_severity=default_severity, off_list_errors=off_list_errors)
         except BenchItemError as exc:
             if strict:
                 raise

@@ -209,3 +209,16 @@ def test_location_strings_name_a_split_or_fail_clearly(tmp_path):
         records.reward_source(f"tfds:visual_erm_reward/tiny:train@{tmp_path}")
     with pytest.raises(records.RecordError, match="no reward"):
         records.reward_source(str(tmp_path))
+
+
+def test_a_benchmark_row_whose_record_is_not_json_is_a_typed_error(monkeypatch):
+    """A damaged `record` in a vc_rewardbench split is skipped with its error (raised when strict), as an
+    unreadable line of a published file is; it never escapes as a bare JSONDecodeError."""
+    rows = [{"record": b'{"id": "a", ', "source": b"items.jsonl:7", "reference": b"", "candidate": b""}]
+    monkeypatch.setattr(tfds_source, "data_source", lambda where: rows)
+    where = "tfds:vc_rewardbench:test@/nowhere"
+    loaded = bench_data.load_bench(where)
+    assert loaded.items == [] and len(loaded.errors) == 1
+    assert "invalid JSON record" in str(loaded.errors[0]) and "items.jsonl:7" in str(loaded.errors[0])
+    with pytest.raises(bench_data.BenchItemError, match="invalid JSON record"):
+        bench_data.load_bench(where, strict=True)
