@@ -287,23 +287,21 @@ class GRPOTrainer:
         host = time.perf_counter()
         advantages, valid, rows = rollout_advantages(rollout.rewards, rollout.lengths, rollout.stopped, grpo,
                                                      cfg.group_size, cfg.max_new_tokens)
-        host_batch = self._batch(rollout.prompt, rollout.tokens, rollout.lengths, cfg.group_size,
-                                 behaviour_logprobs=rollout.sample_logprobs)
-        host_batch.update(advantages=advantages, valid=valid, rows=rows)
-        logprobs = self._row_logprobs(rollout, host_batch)
-        old, behaviour, target_mask = logprobs["old"], host_batch["behaviour_logprobs"], host_batch["target_mask"]
+        per_row = {"advantages": advantages, "valid": valid, "rows": rows}
+        logprobs = self._row_logprobs(rollout)
+        old, behaviour, target_mask = logprobs["old"], logprobs["behaviour"], logprobs["target_mask"]
         gap = np.abs(behaviour - old) * target_mask
         totals = gather_rows(np.array([[gap.sum(), target_mask.sum(), gap.max(initial=0.0)]], np.float64))
         metrics["rollout_logprob_diff/mean"] = float(totals[:, 0].sum() / max(totals[:, 1].sum(), 1))
         metrics["rollout_logprob_diff/max"] = float(totals[:, 2].max())
         if grpo.train_distribution == "sampling":
-            per_row = {"old_logprobs": behaviour}
+            per_row["old_logprobs"] = behaviour
         else:
-            per_row = {"old_logprobs": old,
-                       "is_weights": np.minimum(np.exp(old - behaviour), grpo.tis_cap) * target_mask}
+            per_row["old_logprobs"] = old
+            per_row["is_weights"] = np.minimum(np.exp(old - behaviour), grpo.tis_cap) * target_mask
         if "ref" in logprobs:
             per_row["ref_logprobs"] = logprobs["ref"]
-        updates = self._updates(step, rollout, host_batch, per_row)
+        updates = self._updates(step, rollout, per_row)
         metrics.update(rollout_metrics(rollout))
         metrics.update({k: float(np.mean([u[k] for u in updates])) for k in updates[0]})
         metrics["valid_groups"] = float(np.mean(gather_rows(valid)))
@@ -317,37 +315,42 @@ class GRPOTrainer:
         """Row blocks of a rollout: one per micro-step of a mini-batch."""
         return self.grpo.mini_batches * self.grpo.grad_accumulation
 
-    def _part_batch(self, rollout, host_batch: dict, per_row: dict, part: np.ndarray) -> dict:
-        """The device batch of this host's rollout rows `part`, with their rows of `per_row` arrays."""
+    def _part_batch(self, rollout, per_row: dict, part: np.ndarray, **kwargs) -> dict:
+        """The host batch of this host's rollout rows `part` (`build_batch`, with `kwargs`), with their
+        rows of the `per_row` arrays."""
         group_size = self.config.group_size
         sub = self._batch(rollout.prompt, rollout.tokens[part], rollout.lengths[part], group_size,
-                          rows=part // group_size)
-        sub.update({k: host_batch[k][part] for k in ("advantages", "valid", "rows")})
+                          rows=part // group_size, **kwargs)
         sub.update({k: v[part] for k, v in per_row.items()})
-        return device_batch(sub, self.mesh)
+        return sub
 
-    def _row_logprobs(self, rollout, host_batch: dict) -> dict[str, np.ndarray]:
-        """{"old": [n, T-1], "ref": [n, T-1] with a KL reference} for this host's rollout rows, one
+    def _row_logprobs(self, rollout) -> dict[str, np.ndarray]:
+        """Target-aligned [n, T-1] arrays of this host's rollout rows: "old" (and "ref" with a KL
+        reference) log-probs, the sampler's "behaviour" log-probs and the "target_mask". Computed one
         micro-step's rows at a time: a forward over a whole 8B rollout does not fit a chip (rl/aot.py)."""
-        width, out = host_batch["target_mask"].shape[1], {"old": [], "ref": []}
+        out = {"old": [], "ref": [], "behaviour": [], "target_mask": []}
         for part in np.array_split(np.arange(len(rollout.tokens)), self._parts):
-            batch = self._part_batch(rollout, host_batch, {}, part)
+            sub = self._part_batch(rollout, {}, part, behaviour_logprobs=rollout.sample_logprobs[part])
+            out["behaviour"].append(sub.pop("behaviour_logprobs"))
+            out["target_mask"].append(sub["target_mask"])
             # On several hosts rows are padded to an agreed width (device_batch): cut back to this host's.
+            width, batch = sub["target_mask"].shape[1], device_batch(sub, self.mesh)
             out["old"].append(process_rows(self.logprob_fn(self.state.params, batch), len(part))[:, :width])
             if self.ref_params is not None:
                 ref = self.tempered_logprob_fn(self.ref_params, batch)
                 out["ref"].append(process_rows(ref, len(part))[:, :width])
         return {k: np.concatenate(v) for k, v in out.items() if v}
 
-    def _updates(self, step: int, rollout, host_batch: dict, per_row: dict) -> list[dict]:
+    def _updates(self, step: int, rollout, per_row: dict) -> list[dict]:
         """`grpo.epochs` passes of `grpo.mini_batches` optimizer updates (each of
         `grpo.grad_accumulation` micro-steps); per-step metrics of every micro-step. `per_row` holds
-        host arrays [n, ...] of this host's rows (old log-probs, ...) that go with each row."""
+        host arrays [n, ...] of this host's rows (advantages, old log-probs, ...) that go with each row."""
         n, order, out = len(rollout.tokens), np.random.default_rng([self.config.seed, step]), []
         for _ in range(self.grpo.epochs):
             rows = order.permutation(n) if self.grpo.shuffle and self._parts > 1 else np.arange(n)
             for part in np.split(rows, self._parts):
-                self.state, metrics = self.step_fn(self.state, self._part_batch(rollout, host_batch, per_row, part))
+                batch = device_batch(self._part_batch(rollout, per_row, part), self.mesh)
+                self.state, metrics = self.step_fn(self.state, batch)
                 out.append(metrics)
         return [{k: float(v) for k, v in m.items()} for m in out]
 

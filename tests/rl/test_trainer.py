@@ -287,7 +287,7 @@ def test_updates_cover_every_row_once_per_epoch_and_average_metrics():
                       codes=[], renders=[], critiques=[], rewards=np.zeros(n), reward_failed=np.zeros(n, bool),
                       timing={})
     host = {"advantages": np.arange(n, dtype=np.float32), "valid": np.ones(n), "rows": np.ones(n)}
-    updates = trainer._updates(1, rollout, host, {"old_logprobs": np.zeros((n, 3), np.float32)})
+    updates = trainer._updates(1, rollout, {**host, "old_logprobs": np.zeros((n, 3), np.float32)})
     assert trainer.state == 8 and len(updates) == 8  # 2 epochs x 2 mini-batches x 2 accumulation steps
     assert all(len(part) == 2 for part in seen)
     for epoch in (seen[:4], seen[4:]):
@@ -340,9 +340,9 @@ def test_old_and_reference_logprobs_by_micro_step_equal_one_forward_over_the_rol
         host_batch = trainer._batch(rollout.prompt, rollout.tokens, rollout.lengths, 2,
                                     behaviour_logprobs=rollout.sample_logprobs)
         n = len(rollout.tokens)
-        host_batch.update(advantages=np.zeros(n, np.float32), valid=np.ones(n, np.float32),
-                          rows=np.ones(n, np.float32))
-        parts = trainer._row_logprobs(rollout, host_batch)
+        parts = trainer._row_logprobs(rollout)
+        np.testing.assert_array_equal(parts["target_mask"], host_batch["target_mask"])
+        np.testing.assert_array_equal(parts["behaviour"], host_batch.pop("behaviour_logprobs"))
         whole = device_batch(host_batch, trainer.mesh)
         mask = host_batch["target_mask"] > 0
         assert mask.sum() > n  # real completions are compared
