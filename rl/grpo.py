@@ -26,7 +26,10 @@ AGGREGATIONS = ("token_mean", "sequence_mean", "sequence_sum_over_max_length")
 #     towards the behaviour distribution by truncated importance sampling (verl's rollout correction).
 TRAIN_DISTRIBUTIONS = ("sampling", "model")
 OVERLONG = ("none", "mask", "soft_penalty")
-KL_CLAMP = 20.0  # |log(ref/policy)| bound inside the k3 estimator (verl's low_var_kl clamps the same way)
+# verl's low_var_kl (verl/trainer/ppo/core_algos.py, kl_penalty_forward): log(ref/policy) clamped to +-20 before exp,
+# and the k3 value itself clamped to +-10 (so a token the reference all but excludes adds at most 10, and no gradient).
+KL_LOG_RATIO_CLAMP = 20.0
+KL_VALUE_CLAMP = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,10 +96,11 @@ def overlong_soft_penalty(lengths: np.ndarray, max_length: int, buffer: int, pen
 
 
 def k3_kl(logprobs: jax.Array, ref_logprobs: jax.Array) -> jax.Array:
-    """Per-token k3 estimator of KL(policy || reference): exp(r - p) - (r - p) - 1 >= 0, with
-    r - p clamped to +-KL_CLAMP (a token the reference all but excludes must not give inf)."""
-    delta = jnp.clip(ref_logprobs - logprobs, -KL_CLAMP, KL_CLAMP)
-    return jnp.exp(delta) - delta - 1.0
+    """Per-token k3 estimator of KL(policy || reference), exp(r - p) - (r - p) - 1 >= 0, as verl's
+    low_var_kl: r - p clamped to +-KL_LOG_RATIO_CLAMP, the value to +-KL_VALUE_CLAMP (one token the
+    reference all but excludes would otherwise add up to e^20 to the loss and its gradient)."""
+    delta = jnp.clip(ref_logprobs - logprobs, -KL_LOG_RATIO_CLAMP, KL_LOG_RATIO_CLAMP)
+    return jnp.clip(jnp.exp(delta) - delta - 1.0, -KL_VALUE_CLAMP, KL_VALUE_CLAMP)
 
 
 def aggregate(per_token: jax.Array, mask: jax.Array, how: str, max_length: int | None = None) -> jax.Array:

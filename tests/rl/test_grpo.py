@@ -1,6 +1,7 @@
 """GRPO loss, advantages and KL against hand-computed numbers."""
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -112,9 +113,20 @@ def test_kl_mask_covers_tokens_outside_the_policy_mask():
     np.testing.assert_allclose(loss, 0.1 * 3 * k / 4, rtol=1e-6)
 
 
-def test_k3_stays_finite_for_excluded_tokens():
-    value = k3_kl(jnp.array([-1e30]), jnp.array([-1.0]))
-    np.testing.assert_allclose(value, [math.exp(20) - 21], rtol=1e-6)
+def test_k3_clamped_as_verl_low_var_kl():
+    # verl: kl = clamp(ref - logp, -20, 20); clamp(exp(kl) - kl - 1, -10, 10)
+    p = jnp.array([-1e30, -1.0, -5.0, -1.0, -0.5])
+    r = jnp.array([-1.0, -1e30, -1.0, -3.0, -3.0])
+    # deltas: +20 (clamped), -20 (clamped), 4, -2, -2.5
+    expected = [10.0, min(math.exp(-20) + 20 - 1, 10.0), min(math.exp(4) - 5, 10.0),
+                math.exp(-2) + 1, math.exp(-2.5) + 1.5]
+    np.testing.assert_allclose(k3_kl(p, r), expected, rtol=1e-6)
+
+
+def test_k3_gradient_is_zero_where_the_value_is_clamped():
+    grad = jax.grad(lambda p: k3_kl(p, jnp.array([-1.0, -1.0])).sum())(jnp.array([-30.0, -1.5]))
+    assert grad[0] == 0.0  # delta 20 -> value 10: clamped, no gradient (the unclamped one was -(e^20 - 1))
+    np.testing.assert_allclose(grad[1], -(math.exp(0.5) - 1), rtol=1e-6)
 
 
 def test_overlong_soft_penalty_by_hand():
