@@ -85,6 +85,7 @@ def grpo() -> ConfigDict:
     # Passed to the reward function: table_form (published | shaped), blank (white | uniform).
     c.reward_params = ConfigDict({"table_form": "published", "blank": "white"})
     c.warmstart = ConfigDict({"steps": 0, "batch_size": 16})
-    c.warmstart.optimizer = optimizer(learning_rate=5e-3, warmup_steps=10, total_steps=150,
-                                      end_learning_rate_ratio=0.2)
+    # The warm start's schedule spans its own steps (a reference: --config.warmstart.steps=N moves it too).
+    c.warmstart.optimizer = optimizer(learning_rate=5e-3, warmup_steps=10, end_learning_rate_ratio=0.2)
+    c.warmstart.optimizer.total_steps = c.warmstart.get_ref("steps")
     return c

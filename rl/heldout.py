@@ -3,17 +3,21 @@
 The GRPO reward is what the policy optimises; this is what it is for. Before and
 after RL the policy redraws the same held-out targets (shape seeds never used in
 training) greedily; `rl.metrics.score_predictions` scores the renders (SSIM and
-pixel MSE for SVG, whatever the reward was), and a contact sheet shows each target
-with the policy's renders side by side.
+pixel MSE for SVG, whatever the reward was), `rl.shape_metrics` adds what a blank or
+constant drawing cannot win on the shapes task (attribute accuracy, colour-aware IoU,
+distinct drawings, scores against shuffled targets), `baselines` says what a blank
+canvas and the best constant drawing score on the same targets, and a contact sheet
+shows each target with the policy's renders side by side.
 """
 from __future__ import annotations
 
 import itertools
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 from policy.sampler import SamplingParams
-from rl import metrics
+from rl import metrics, shape_metrics
 from rl.rollout import policy_messages
 from rl.task_mix import build_source
 
@@ -42,7 +46,22 @@ class HeldOutEval:
         if not tasks:
             raise ValueError("held-out evaluation needs at least one task")
         self.tasks, self.max_new_tokens = tasks, max_new_tokens
+        self.shapes = all(t.source == "shapes" for t in tasks)  # the toy task: attribute and IoU metrics too
         self.renders: dict[str, list] = {}  # label -> rendered image (or None) per task
+
+    def baselines(self) -> dict[str, float]:
+        """`heldout/baseline/...`: what a blank canvas (and, on the shapes task, the best constant
+        drawing) scores on these targets, on the metrics the policy is scored with."""
+        out = {}
+        svg = [t for t in self.tasks if t.kind == "svg"]
+        if svg:
+            white = [np.full_like(np.asarray(t.reference_image.convert("RGB")), 255) for t in svg]
+            out["blank/ssim"] = float(np.mean([metrics.starvector_ssim(np.asarray(t.reference_image.convert("RGB")), w)
+                                               for t, w in zip(svg, white)]))
+        if self.shapes:
+            out.update(shape_metrics.baselines([t.reference_code for t in self.tasks],
+                                               [t.reference_image for t in self.tasks]))
+        return {f"heldout/baseline/{name}": value for name, value in out.items()}
 
     def __call__(self, trainer, label: str) -> dict[str, float]:
         """Scores of the trainer's policy now, as `heldout/<metric>`; renders kept under `label`."""
@@ -60,8 +79,13 @@ class HeldOutEval:
             images[i] = result.image
         self.renders[label] = images
         summary = metrics.summarize(rows)
-        return {f"heldout/{name}": value for entry in summary.values() for name, value in entry.items()
-                if name not in ("n", "skipped")}
+        out = {f"heldout/{name}": value for entry in summary.values() for name, value in entry.items()
+               if name not in ("n", "skipped")}
+        if self.shapes:
+            scores = shape_metrics.shape_scores(codes, images, [t.reference_code for t in self.tasks],
+                                                [t.reference_image for t in self.tasks])
+            out.update({f"heldout/{name}": value for name, value in scores.items()})
+        return out
 
     def contact_sheet(self, path: str, columns: int = 8, scale: int = 3) -> str:
         """A PNG: for each of the first `columns` tasks, the target above the renders of every label."""

@@ -31,11 +31,15 @@ from visual_erm.tasks.base import PROBE_COLOR
 from visual_erm.tasks.shapes import COLORS, SHAPE_KINDS, Shape, shape_spec, svg_code
 
 HELD_OUT_SEED = 1_000_000_000  # bench/eval shapes; training data and GRPO tasks use small seeds
-EDIT_COUNTS, EDIT_WEIGHTS = (0, 1, 2, 3), (2, 4, 3, 2)
+# Up to four edits, moves up to 12 px: the policy's wrong answers in RL are often a different shape of another
+# colour elsewhere, not one small edit; identical pairs weigh 3/13 so "no errors" is learnt as an answer.
+EDIT_COUNTS, EDIT_WEIGHTS = (0, 1, 2, 3, 4), (3, 4, 3, 2, 1)
+MOVES = (-12, -8, -6, -4, 0, 4, 6, 8, 12)
+DATA_VERSION = 2  # part of a data folder's settings: a folder written by another version is regenerated
+BENCH_FILE = f"shapes_bench_v{DATA_VERSION}.jsonl"
 SHAPE_EDITS = ("moved", "resized", "recolored", "reshaped")
 NEW_SIZES = (4, 6, 8, 10, 12)
 CANVAS = 32
-BENCH_FILE = "shapes_bench.jsonl"
 
 
 def _radius(shape: Shape) -> int:
@@ -56,7 +60,7 @@ def _edit_shape(name: str, shape: Shape, rng: random.Random, canvas: int) -> tup
     """(edited shape, category, description) for one edit of the reference shape."""
     if name == "moved":
         for _ in range(50):
-            dx, dy = rng.choice((-8, -6, -4, 0, 4, 6, 8)), rng.choice((-8, -6, -4, 0, 4, 6, 8))
+            dx, dy = rng.choice(MOVES), rng.choice(MOVES)
             moved = Shape(shape.kind, shape.color, shape.size, shape.x + dx, shape.y + dy)
             if (dx or dy) and _inside(moved, canvas):
                 return moved, "shape_error", f"moved {_direction(dx, dy)}"
@@ -175,7 +179,7 @@ def _pairs(n: int, seed: int, workers: int, desc: str, batch: int = 8):
 def write_shapes_data(out: str, n: int, *, seed: int = 0, workers: int = 2, shard_size: int = 500) -> dict:
     """Reward-data shards of `n` shape pairs in `out` (regenerated unless complete); returns the stats."""
     progress = os.path.join(out, "progress.json")
-    settings = {"n": n, "seed": seed, "shard_size": shard_size, "generator": "shapes"}
+    settings = {"n": n, "seed": seed, "shard_size": shard_size, "generator": "shapes", "version": DATA_VERSION}
     if os.path.exists(progress):
         with open(progress) as f:
             done = json.load(f)
