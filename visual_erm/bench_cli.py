@@ -47,6 +47,15 @@ def judge_random(items, seed: int = 0, **_) -> dict:
     return outputs
 
 
+def judge_constant(items, **_) -> dict:
+    """One critique for every pair (the items' most frequent label): what a judge that ignores the
+    images can reach; the baseline printed beside a judge."""
+    from visual_erm.bench_shapes import constant_critique
+
+    constant = constant_critique(items)
+    return {item.id: constant for item in items}
+
+
 def judge_oracle(items, **_) -> dict:
     """The exact labels: scores 1.0 by construction on the synthetic set."""
     return {item.id: item.reference.to_dict() for item in items}
@@ -66,7 +75,8 @@ def judge_visual_erm(items, checkpoint: str | None = None, greedy: bool = False,
     return {item.id: critique.to_dict() if critique.valid else "" for item, critique in zip(items, critiques)}
 
 
-JUDGES = {"none": judge_none, "random": judge_random, "oracle": judge_oracle, "visual_erm": judge_visual_erm}
+JUDGES = {"none": judge_none, "random": judge_random, "constant": judge_constant, "oracle": judge_oracle,
+          "visual_erm": judge_visual_erm}
 
 
 def score(judge: str, data: str, checkpoint: str | None = None, greedy: bool = False, mode: str = "official",
@@ -77,8 +87,23 @@ def score(judge: str, data: str, checkpoint: str | None = None, greedy: bool = F
     else:
         outputs = JUDGES[judge](loaded.items, checkpoint=checkpoint, greedy=greedy, max_new_tokens=max_new_tokens)
         result = bench_score.evaluate_items(loaded.items, outputs, mode=mode)
+        result["outputs"] = outputs
     result["item_errors"] = [str(e) for e in loaded.errors] + result["item_errors"]
     return result
+
+
+def score_shapes(judge: str, result: dict, ranking: str, bench_items, **judge_args) -> dict:
+    """`visual_erm.bench_shapes` measures of `judge` (its bench outputs in `result`, the ranking pairs
+    judged here); the constant judge keeps the bench's constant on the ranking pairs too."""
+    from visual_erm import bench_shapes
+
+    ranking_items = bench_data.load_bench(ranking, require_images=judge == "visual_erm").items
+    if judge == "constant":
+        constant = bench_shapes.constant_critique(bench_items)
+        ranking_outputs = {item.id: constant for item in ranking_items}
+    else:
+        ranking_outputs = JUDGES[judge](ranking_items, **judge_args)
+    return bench_shapes.measures(bench_items, result["outputs"], ranking_items, ranking_outputs)
 
 
 def format_row(name: str, result: dict) -> str:
@@ -93,7 +118,7 @@ def format_row(name: str, result: dict) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--judge", default="oracle,random,none")
+    parser.add_argument("--judge", default="oracle,random,none,constant")
     parser.add_argument("--data", default=None)
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--checkpoint", default=None)
@@ -102,16 +127,24 @@ def main(argv=None) -> None:
     parser.add_argument("--mode", default="official", choices=bench_score.MODES, help="scoring formulas")
     parser.add_argument("--max_new_tokens", type=int, default=4096, help="longest critique a judge may write")
     args = parser.parse_args(argv)
+    ranking = None
     if args.data == "shapes":
-        from visual_erm import shapes_data
+        from visual_erm import bench_shapes, shapes_data
 
         data = shapes_data.build_bench("vc_rewardbench_shapes", args.n)
+        ranking = shapes_data.build_ranking("vc_rewardbench_shapes", max(args.n // 2, 1))
+        bench_items = bench_data.load_bench(data).items
     else:
         data = args.data or bench_synth.build("vc_rewardbench_synthetic", args.n)
     results = {}
     for judge in args.judge.split(","):
         results[judge] = score(judge, data, args.checkpoint, args.greedy, args.mode, args.max_new_tokens)
         print(format_row(judge, results[judge]))
+        if ranking is not None and not judge.startswith("pred_json"):
+            results[judge]["shapes"] = score_shapes(judge, results[judge], ranking, bench_items,
+                                                    checkpoint=args.checkpoint, greedy=args.greedy,
+                                                    max_new_tokens=args.max_new_tokens)
+            print(bench_shapes.format_measures(judge, results[judge]["shapes"]))
         errors = results[judge]["item_errors"]
         if errors:
             print(f"{'':>12}  {len(errors)} item errors, e.g. {errors[0]}")

@@ -37,7 +37,10 @@ EDIT_COUNTS, EDIT_WEIGHTS = (0, 1, 2, 3, 4), (3, 4, 3, 2, 1)
 MOVES = (-12, -8, -6, -4, 0, 4, 6, 8, 12)
 DATA_VERSION = 2  # part of a data folder's settings: a folder written by another version is regenerated
 BENCH_FILE = f"shapes_bench_v{DATA_VERSION}.jsonl"
+RANKING_FILE = f"shapes_ranking_v{DATA_VERSION}.jsonl"
+RANKING_SEED = HELD_OUT_SEED + 100_000  # held out, and apart from the bench's and the GRPO held-out seeds
 SHAPE_EDITS = ("moved", "resized", "recolored", "reshaped")
+EDITS = (*SHAPE_EDITS, "missing", "extra")  # every edit a pair can carry
 NEW_SIZES = (4, 6, 8, 10, 12)
 CANVAS = 32
 
@@ -201,28 +204,104 @@ def write_shapes_data(out: str, n: int, *, seed: int = 0, workers: int = 2, shar
     return dict(stats)
 
 
-def build_bench(out: str, n: int = 200, *, workers: int = 2) -> str:
-    """A VC-RewardBench-style JSONL set of `n` held-out shape pairs under `out`; reuses a complete one."""
-    path = os.path.join(out, BENCH_FILE)
-    if os.path.exists(path):
-        with open(path) as f:
-            if sum(1 for _ in f) >= n:
-                return path
-    os.makedirs(os.path.join(out, "images"), exist_ok=True)
+def edit_of(description: str) -> str | None:
+    """Which edit (`EDITS`) a critique's description names, in the wording `_edit_shape` writes
+    (read leniently, so a judge's paraphrase still counts); None when it names none."""
+    text = description.lower()
+    if "extra" in text:
+        return "extra"
+    if "missing" in text:
+        return "missing"
+    if "moved" in text:
+        return "moved"
+    if "large" in text or "small" in text:
+        return "resized"
+    if "instead of" in text:
+        return "reshaped" if any(kind in text for kind in SHAPE_KINDS) else "recolored"
+    return None
+
+
+def _bench_lines(out: str, examples, start: int = 0) -> list[str]:
+    """VC-RewardBench JSONL lines for `examples`, their images written under out/images."""
     lines = []
-    for example, _ in _pairs(n, HELD_OUT_SEED, workers, "shape bench pairs"):
+    for example in examples:
         names = {}
         for role, data in (("gt", example.reference_png), ("pred", example.candidate_png)):
             names[role] = os.path.join("images", f"{example.id}_{role}.png")
             with open(os.path.join(out, names[role]), "wb") as f:
                 f.write(data)
-        lines.append(json.dumps({"id": example.id, "idx": len(lines), "category": "svg", "source": example.source,
-                                 "gt_img_path": names["gt"], "pred_img_path": names["pred"],
+        lines.append(json.dumps({"id": example.id, "idx": start + len(lines), "category": "svg",
+                                 "source": example.source, "gt_img_path": names["gt"],
+                                 "pred_img_path": names["pred"],
                                  "human_errors": bench_synth.human_errors("svg", example.critique)}))
+    return lines
+
+
+def _complete(path: str, n: int) -> bool:
+    if not os.path.exists(path):
+        return False
+    with open(path) as f:
+        return sum(1 for _ in f) >= n
+
+
+def _write_lines(path: str, lines: list[str]) -> str:
     with open(path + ".partial", "w") as f:
         f.write("\n".join(lines) + "\n")
     os.replace(path + ".partial", path)
     return path
+
+
+def build_bench(out: str, n: int = 200, *, workers: int = 2) -> str:
+    """A VC-RewardBench-style JSONL set of `n` held-out shape pairs under `out`; reuses a complete one."""
+    path = os.path.join(out, BENCH_FILE)
+    if _complete(path, n):
+        return path
+    os.makedirs(os.path.join(out, "images"), exist_ok=True)
+    examples = [example for example, _ in _pairs(n, HELD_OUT_SEED, workers, "shape bench pairs")]
+    return _write_lines(path, _bench_lines(out, examples))
+
+
+def _ranking_pair(pool, seed: int):
+    """(one-edit, three-edit) verified candidates of shape `seed`, or None when either is rejected."""
+    shape, rng = shape_spec(seed), random.Random(f"shape-ranking:{seed}")
+    reference = svg_code([shape])
+    out = []
+    for n_edits in (1, 3):
+        try:
+            perturbation = shape_perturbation(shape, rng, n_edits)
+        except ValueError:
+            return None
+        verdict = verify(pool, "svg", reference, perturbation)
+        if not verdict.kept:
+            return None
+        out.append(records.RewardExample(
+            id=f"rank-{seed}-{n_edits}", kind="svg", source="shapes_ranking", seed=seed,
+            reference_png=records.png_bytes(verdict.reference_image),
+            candidate_png=records.png_bytes(verdict.candidate_image), reference_code=reference,
+            candidate_code=perturbation.code, critique=Critique(verdict.discrepancies).to_json(),
+            edits=tuple(edit.name for edit in perturbation.edits)))
+    return out
+
+
+def build_ranking(out: str, n: int = 60, *, workers: int = 2) -> str:
+    """`n` held-out references, each with a one-edit and a three-edit candidate (ids ``rank-SEED-1`` /
+    ``rank-SEED-3``, adjacent lines), as VC-RewardBench JSONL under `out`: a judge ranks them right when
+    the one-edit candidate gets the higher reward. Reuses a complete set."""
+    path = os.path.join(out, RANKING_FILE)
+    if _complete(path, 2 * n):
+        return path
+    os.makedirs(os.path.join(out, "images"), exist_ok=True)
+    examples, seed = [], RANKING_SEED
+    with render.RenderPool(workers=workers) as pool:
+        bar = tqdm.tqdm(total=n, unit="pair", desc="shape ranking pairs")
+        while len(examples) < 2 * n:
+            pair = _ranking_pair(pool, seed)
+            seed += 1
+            if pair is not None:
+                examples += pair
+                bar.update(1)
+        bar.close()
+    return _write_lines(path, _bench_lines(out, examples))
 
 
 def main(argv=None) -> None:
