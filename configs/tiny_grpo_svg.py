@@ -38,7 +38,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.judge.batch_size = 64
 
     c.heldout = ml_collections.ConfigDict()
-    c.heldout.n = 16  # 0: no held-out evaluation
+    c.heldout.n = 64  # 0: no held-out evaluation
+    # RL refuses to start when held-out IoU against the own targets beats IoU against shuffled ones by less
+    # than this (the policy ignores its image; see rl.trainer.check_image_dependence). 0: no check.
+    c.heldout.min_image_dependence = 0.1
     c.heldout.tasks = ml_collections.ConfigDict(
         {"name": "shapes", "params": {"start": HELD_OUT_SHAPES, "stop": HELD_OUT_SHAPES + 64, "canvas": 32}})
 

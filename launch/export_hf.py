@@ -6,7 +6,7 @@
 if the newest is unreadable), its `checkpoints/` folder, or one step folder
 `WORKDIR/checkpoints/<N>` (exactly that step). The run's `config.json` says which trainer wrote
 it and so where its base model is: `model.checkpoint`, else `WORKDIR/base_model` (visual_erm_sft)
-or `WORKDIR/policy_model` (grpo). `--base_model` overrides that. The output holds sharded
+or `WORKDIR/untrained_base_policy` (grpo). `--base_model` overrides that. The output holds sharded
 safetensors, config.json, generation_config.json, the base model's tokenizer and
 preprocessor files, and a README.md model card naming the run, its config and the step.
 """
@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 
 TRAINERS = {"visual_erm_sft": ("base_model", "Visual-ERM judge (supervised fine-tuning)"),
-            "grpo": ("policy_model", "vision-to-code policy (GRPO)")}
+            "grpo": ("untrained_base_policy", "vision-to-code policy (GRPO)")}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -47,6 +47,10 @@ def main(argv) -> None:
         jax.distributed.initialize()
     final = run(_CONFIG.value, _WORKDIR.value)
     print(json.dumps({"workdir": _WORKDIR.value, "final": final}, indent=1, default=str))
+    if any(key.startswith("heldout/") for key in final):
+        from rl.heldout import format_table
+
+        print(format_table(final))
 
 
 if __name__ == "__main__":

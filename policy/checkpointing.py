@@ -49,10 +49,15 @@ class Checkpointer:
     `extra` is a JSON-able dict: data-iterator state, host RNG, anything small.
     """
 
-    def __init__(self, directory: str, *, max_to_keep: int = 3, async_save: bool = True):
+    def __init__(self, directory: str, *, max_to_keep: int = 3, async_save: bool = True,
+                 keep_steps: tuple[int, ...] = ()):
+        """`keep_steps` are never rotated away (GRPO keeps step 0, the policy RL started from)."""
         self.directory = os.path.abspath(directory)
+        keep = ocp.checkpoint_managers
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, enable_async_checkpointing=async_save, cleanup_tmp_directories=True,
+            enable_async_checkpointing=async_save, cleanup_tmp_directories=True,
+            preservation_policy=keep.AnyPreservationPolicy(
+                [keep.LatestN(max_to_keep), *([keep.CustomSteps(list(keep_steps))] if keep_steps else [])]),
         )
         self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "extra"))
 

@@ -109,3 +109,25 @@ class HeldOutEval:
         sheet.save(path)
         return path
 
+
+
+TABLE_METRICS = ("iou", "acc_all", "acc_kind", "acc_color", "acc_size", "acc_position", "ssim", "render_rate",
+                 "distinct")
+
+
+def format_table(record: dict) -> str:
+    """A Markdown table of a run's held-out metrics: before and after RL, against shuffled targets, and
+    the blank-canvas and best-constant baselines on the same targets (blank SSIM is the white canvas's)."""
+    def cell(key: str) -> str:
+        value = record.get(key)
+        return "" if value is None else f"{value:.0f}" if key.endswith("distinct") else f"{value:.3f}"
+
+    lines = ["| held-out | start of RL | after RL | after, shuffled targets | blank canvas | best constant |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name in TABLE_METRICS:
+        if f"heldout/{name}" not in record:
+            continue
+        lines.append(f"| {name} | {cell(f'heldout/{name}/start')} | {cell(f'heldout/{name}')} | "
+                     f"{cell(f'heldout/{name}_shuffled')} | {cell(f'heldout/baseline/blank/{name}')} | "
+                     f"{cell(f'heldout/baseline/constant/{name}')} |")
+    return "\n".join(lines)

@@ -23,6 +23,9 @@ from visual_erm.prompts import judge_prompt, policy_prompt, revision_prompt
 
 log = logging.getLogger(__name__)
 _CORPUS_TASKS = 200
+# The workdir's randomly initialised tiny policy: the base the run loads, never the trained policy (that is
+# in checkpoints/: `launch.export_hf --checkpoint=WORKDIR [--step=0]`).
+UNTRAINED_POLICY = "untrained_base_policy"
 
 
 def _corpus(config, pool):
@@ -51,7 +54,7 @@ def prepare_policy(config, workdir: str, pool) -> str:
     """A Hugging Face directory for the policy: the configured one, or a tiny one built once."""
     if config.model.checkpoint:
         return config.model.checkpoint
-    return _tiny(config, workdir, "policy_model", pool, config.seed)
+    return _tiny(config, workdir, UNTRAINED_POLICY, pool, config.seed)
 
 
 def prepare_judge(config, workdir: str, mesh, pool=None) -> VisualERM:

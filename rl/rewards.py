@@ -39,6 +39,7 @@ from policy.image_processor import DEFAULT_IMAGE_BUCKETS, DEFAULT_PATCH_BUCKETS,
 from policy.vision import VisionInputs, vision_metadata
 from render import RenderResult
 from rl.extract import extract_code
+from rl.shape_oracle import oracle_critique
 from visual_erm.reward import critique_reward, table_severity_reward
 from visual_erm.schema import Critique
 
@@ -190,6 +191,14 @@ def visual_erm_reward(task, completion, rendered, critique, *, max_severity: flo
         return table_severity_reward(critique, TABLE_FAILURE_REWARD)
     return 1.0 + critique_reward(critique, task.kind, max_severity=max_severity,
                                  invalid_severity=invalid_severity)
+
+
+def oracle_critic(task, completion, rendered, critique=None, **params: Any) -> float:
+    """`visual_erm_reward` with the critique a perfect judge would write (shapes task only,
+    `rl.shape_oracle`): the upper bound of any judge's reward in the reward comparison."""
+    code = extract_code(task.kind, completion).code
+    oracle = oracle_critique(task.code, code, task.reference_image, _rendered_image(rendered))
+    return visual_erm_reward(task, completion, rendered, oracle, **params)
 
 
 def _need_reference_code(task, reward: str) -> None:
@@ -362,6 +371,7 @@ class RewardFn:
 
 REWARDS: dict[str, RewardFn] = {
     "visual_erm": RewardFn(visual_erm_reward),
+    "oracle_critic": RewardFn(oracle_critic, kinds=("svg",)),
     "text_similarity": RewardFn(text_similarity),
     "teds": RewardFn(teds, kinds=("table",)),
     "teds_structure": RewardFn(teds_structure, kinds=("table",)),

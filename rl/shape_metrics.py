@@ -10,7 +10,8 @@ each prediction is also scored per target on what the task asks for:
   all four are right;
 * ``iou``: colour-aware IoU of the rendered pixels: a pixel is in the intersection when it is
   painted in both images in nearly the same colour, in the union when it is painted in either;
-* ``render_rate`` and ``distinct``: how many different drawings the policy made for the targets;
+* ``render_rate``, ``blank_rate`` (nothing painted, failures included) and ``distinct``: how many
+  different drawings the policy made for the targets;
 * image dependence: the same scores against a shuffled target list (``*_shuffled``): a policy that
   ignores its image scores the same on both.
 
@@ -102,6 +103,11 @@ def color_iou(candidate: Image.Image | None, target: Image.Image) -> float:
     return float((painted_ref & painted_cand & same).sum() / union)
 
 
+def _is_blank(image: Image.Image | None) -> bool:
+    """Nothing painted: a failed render, or a canvas without a painted pixel."""
+    return image is None or not (_pixels(image, image.size).min(axis=-1) < PAINTED_BELOW).any()
+
+
 def _fingerprint(image: Image.Image | None) -> str:
     return "none" if image is None else hashlib.sha1(image.convert("RGB").tobytes()).hexdigest()
 
@@ -121,7 +127,8 @@ def shuffled(n: int) -> np.ndarray:
 def shape_scores(codes: Sequence[str | None], images: Sequence, target_codes: Sequence[str],
                  target_images: Sequence[Image.Image]) -> dict[str, float]:
     """Means over targets of `SHAPE_METRICS`, the same against shuffled targets (``*_shuffled``),
-    ``render_rate`` and ``distinct`` (different rendered drawings, a failed render counting as one)."""
+    ``render_rate``, ``blank_rate`` and ``distinct`` (different rendered drawings, a failed render
+    counting as one)."""
     if not len(codes) == len(images) == len(target_codes) == len(target_images) or not codes:
         raise ValueError("shape_scores needs one code, image and target per prediction, at least one")
     targets = [parse_shape(code) for code in target_codes]
@@ -133,6 +140,7 @@ def shape_scores(codes: Sequence[str | None], images: Sequence, target_codes: Se
     away = _scores(shapes, images, [targets[i] for i in order], [target_images[i] for i in order])
     out.update({f"{name}_shuffled": value for name, value in away.items()})
     out["render_rate"] = float(np.mean([image is not None for image in images]))
+    out["blank_rate"] = float(np.mean([_is_blank(image) for image in images]))
     out["distinct"] = float(len({_fingerprint(image) for image in images}))
     return out
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import logging
 import os
 import time
@@ -195,8 +196,10 @@ class GRPOTrainer:
         # iterator state is the same on every host. The price: each host materialises every task.
         tasks = make_task_dataset(config.tasks, seed=config.seed, renderer=self.pool)
         self.task_iter = iter(tasks.to_iter_dataset())
+        # Step 0 is the policy RL starts from (after any warm start): kept, so before and after RL can be
+        # compared by anyone (`launch.export_hf --step=0`).
         self.checkpointer = checkpointing.Checkpointer(os.path.join(self.workdir, "checkpoints"),
-                                                       max_to_keep=config.keep_checkpoints)
+                                                       max_to_keep=config.keep_checkpoints, keep_steps=(0,))
 
     def _check(self, config) -> None:
         """Refuse settings GRPO cannot train with, before anything is built."""
@@ -240,6 +243,7 @@ class GRPOTrainer:
         rl_opt_state = self.state.opt_state
         self.state = self.state.replace(opt_state=init_opt_state(self.warm_tx, self.state.params,
                                                                  self._model_for_shardings, self.mesh))
+        progress = metric_writers.Progress(cfg.steps, desc="warm start")
         for _ in range(cfg.steps):
             tasks = self._draw(cfg.batch_size)
             prompt = self.processor([policy_messages(t) for t in tasks], padding_side="left")
@@ -252,6 +256,8 @@ class GRPOTrainer:
             lengths = np.array([min(len(seq), width) for seq in ids], np.int32)
             batch = device_batch(self._batch(prompt, tokens, lengths, 1), self.mesh)
             self.state, metrics = self.sft_step(self.state, batch)
+            progress.update(1, loss=metrics["loss"])
+        progress.close()
         self.state = self.state.replace(step=jnp.zeros_like(self.state.step), opt_state=rl_opt_state)
         log.info("warm start done: sft loss %.4f", float(metrics["loss"]))
 
@@ -366,6 +372,7 @@ class GRPOTrainer:
             step = 0
             if self.config.warmstart.steps:
                 self.warm_start()
+            self.checkpointer.save(0, self.state, {"tasks": self.task_iter.get_state()})
         if self.config.grpo.kl_coef:
             # The reference is the policy RL started from (after any warm start), kept on disk.
             saved = reference.restore(abstract)
@@ -393,13 +400,51 @@ def _heldout(config, trainer):
     return HeldOutEval(heldout_tasks(spec.tasks, trainer.pool, spec.n), max_new_tokens=config.max_new_tokens)
 
 
+class PolicyIgnoresImageError(RuntimeError):
+    """RL would start from a policy whose answers do not depend on its image (see `check_image_dependence`)."""
+
+
+def check_image_dependence(before: dict, threshold: float) -> None:
+    """Refuse RL from a policy that draws about as well for a shuffled target as for its own: GRPO
+    cannot teach such a policy to read the image with a handful of samples per target."""
+    if not threshold or "heldout/iou" not in before:
+        return
+    gain = before["heldout/iou"] - before["heldout/iou_shuffled"]
+    if gain < threshold:
+        raise PolicyIgnoresImageError(
+            f"the policy RL would start from ignores its image: held-out IoU {before['heldout/iou']:.3f} against "
+            f"its own targets, {before['heldout/iou_shuffled']:.3f} against shuffled ones (dependence {gain:.3f} < "
+            f"heldout.min_image_dependence={threshold}); warm-start it longer (--config.warmstart.steps) or start "
+            "from a warm-started policy (--config.model.checkpoint)")
+
+
+def _heldout_start(heldout, trainer, start: int) -> dict:
+    """Held-out scores of the policy RL started from: measured at step 0 and kept in the workdir, so a
+    resumed run reports the true start (its contact sheet shows the resume step's renders)."""
+    if not heldout:
+        return {}
+    path = os.path.join(trainer.workdir, "heldout_start.json")
+    scores = heldout(trainer, f"step {start}")
+    if start == 0:
+        if jax.process_index() == 0:
+            with open(path, "w") as f:
+                json.dump(scores, f, indent=1)
+        return scores
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return scores
+
+
 def train(config, workdir: str) -> dict:
     """Run (or resume) GRPO as `config` says; returns the last metrics record."""
     trainer = GRPOTrainer(config, workdir)
     try:
         start = trainer.start()
         heldout = _heldout(config, trainer)
-        before = heldout(trainer, f"step {start}") if heldout else {}
+        before = _heldout_start(heldout, trainer, start)
+        if heldout and start == 0:
+            check_image_dependence(before, config.heldout.min_image_dependence)
         writer = metric_writers.MetricWriter(trainer.workdir, resume_step=start)
         progress = metric_writers.Progress(config.total_steps, start, desc="grpo")
         record = {}
@@ -415,6 +460,7 @@ def train(config, workdir: str) -> dict:
             after = heldout(trainer, f"step {config.total_steps}")
             record.update({f"{k}/start": v for k, v in before.items()})
             record.update(after)
+            record.update(heldout.baselines())
         if jax.process_index() == 0:
             if heldout:
                 heldout.contact_sheet(os.path.join(trainer.workdir, "heldout.png"))

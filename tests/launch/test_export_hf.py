@@ -140,7 +140,8 @@ def _params(model):
 
 
 def test_base_model_follows_the_trainer():
-    assert export_hf.base_model_dir({"trainer": "grpo", "model": {"checkpoint": ""}}, "/w") == "/w/policy_model"
+    grpo = {"trainer": "grpo", "model": {"checkpoint": ""}}
+    assert export_hf.base_model_dir(grpo, "/w") == "/w/untrained_base_policy"
     assert export_hf.base_model_dir({"trainer": "visual_erm_sft", "model": {}}, "/w") == "/w/base_model"
     assert export_hf.base_model_dir({"trainer": "grpo", "model": {"checkpoint": "/hf"}}, "/w") == "/hf"
     with pytest.raises(ValueError, match="trainer 'dpo'"):

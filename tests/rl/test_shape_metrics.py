@@ -54,6 +54,7 @@ def test_the_reference_answers_score_perfectly_and_depend_on_the_image(targets):
     codes, images = targets
     scores = shape_metrics.shape_scores(codes, images, codes, images)
     assert scores["iou"] == 1.0 and scores["acc_all"] == 1.0 and scores["render_rate"] == 1.0
+    assert scores["blank_rate"] == 0.0
     assert scores["distinct"] == len(codes)
     assert scores["iou_shuffled"] < 0.2 and scores["acc_all_shuffled"] < 0.2
 
@@ -64,6 +65,7 @@ def test_blank_and_constant_policies_cannot_pass(targets):
     base = shape_metrics.baselines(codes, images)
     blank = shape_metrics.shape_scores([None] * n, [None] * n, codes, images)
     assert blank["iou"] == base["blank/iou"] == 0.0 and blank["acc_all"] == 0.0 and blank["render_rate"] == 0.0
+    assert blank["blank_rate"] == 1.0
     for i in range(n):  # every constant answer: no better than the best constant, no image dependence
         constant = shape_metrics.shape_scores([codes[i]] * n, [images[i]] * n, codes, images)
         assert constant["distinct"] == 1.0
