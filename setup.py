@@ -62,7 +62,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["policy*", "render*", "visual_erm*", "rl*", "launch*", "configs*"]),
     package_data={"visual_erm.tasks": ["icons/bootstrap/*.svg", "icons/bootstrap/LICENSE", "icons/bootstrap/README.md"],
-                  "visual_erm": ["checkpoints/tiny_shapes_judge/*"]},  # the main job's judge (its MODEL_CARD.md)
+                  "visual_erm": ["checkpoints/tiny_shapes_judge/*"],  # the main job's judge (its MODEL_CARD.md)
+                  "rl": ["checkpoints/tiny_shapes_policy/*"]},  # the main job's warm-started policy
     install_requires=CORE,
     extras_require=EXTRAS,
 )

@@ -30,6 +30,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.text = ml_collections.ConfigDict({"hidden_size": 96, "intermediate_size": 256, "num_hidden_layers": 4,
                                               "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 24,
                                               "mrope_section": (4, 4, 4)})
+    # A wider vision tower than Qwen3VLConfig.tiny()'s 16: at 16 a warm-started policy placed, sized and
+    # shaped its drawing right but got the colour right a quarter of the time, and the judge must see colour.
+    c.model.vision = ml_collections.ConfigDict({"hidden_size": 64, "intermediate_size": 128, "num_heads": 4})
 
     c.data = ml_collections.ConfigDict()
     c.data.generator = "shapes"  # visual_erm/shapes_data.py, not the chart/table/SVG generators

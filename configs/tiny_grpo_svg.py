@@ -2,13 +2,16 @@
 
     python -m launch.main --config=configs/tiny_grpo_svg.py --workdir=/tmp/tiny_grpo
 
-A tiny policy (built locally, warm-started by a few supervised steps) learns to
-redraw one shape; rewards come from the tiny Visual-ERM judge that ships with the
+A tiny policy that ships with the package, warm-started offline to redraw one shape
+(configs/tiny_shapes_policy.py; rl/checkpoints/tiny_shapes_policy/MODEL_CARD.md),
+learns by GRPO; rewards come from the tiny Visual-ERM judge that ships with the
 package (trained on this task by configs/tiny_erm_shapes.py; see its MODEL_CARD.md)
-through the render pool. Before and after RL the policy redraws held-out shapes
-(seeds never trained on), scored by SSIM and pixel MSE (`heldout/*` in the final
-metrics; workdir/heldout.png shows them). `--config.reward=mse` swaps in a
-pixel-agreement reward (what the learning test uses); `--config.judge.checkpoint=DIR`
+through the render pool. Before and after RL the policy redraws 64 held-out shapes
+(seeds never trained on), scored per target by colour-aware IoU, attribute accuracy
+(kind, colour, size, position), SSIM and pixel MSE, beside what a blank canvas and the
+best constant drawing score (`heldout/*` in the final metrics and the printed table;
+workdir/heldout.png shows them). `--config.reward=mse` swaps in a pixel-agreement
+reward, `--config.reward=oracle_critic` a perfect critic; `--config.judge.checkpoint=DIR`
 another judge (empty: an untrained one).
 Shared keys and their meaning: configs/common.py.
 """
@@ -16,10 +19,13 @@ import os
 
 import ml_collections
 
+import rl
 import visual_erm
 from configs import common
 
 TINY_SHAPES_JUDGE = os.path.join(os.path.dirname(visual_erm.__file__), "checkpoints", "tiny_shapes_judge")
+# The warm-started policy RL starts from (configs/tiny_shapes_policy.py; see its MODEL_CARD.md).
+TINY_SHAPES_POLICY = os.path.join(os.path.dirname(rl.__file__), "checkpoints", "tiny_shapes_policy")
 HELD_OUT_SHAPES = 1_000_000_000  # = visual_erm.shapes_data.HELD_OUT_SEED; training tasks are seeds < 5000
 
 
@@ -53,7 +59,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.max_new_tokens = 48
     c.grpo.epochs = 2  # two passes over each rollout
 
-    c.warmstart.steps = 150
+    c.model.checkpoint = TINY_SHAPES_POLICY  # empty: build an untrained tiny policy (then warm-start it)
+    c.warmstart.steps = 0  # the shipped policy is warm-started already (2,000 steps, offline)
     c.warmstart.batch_size = 16
 
     c.optimizer.learning_rate = 5e-4

@@ -47,13 +47,14 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str):
 
 
 def tiny_config(vocab_size: int, text_overrides: dict | None = None, special_ids: dict | None = None,
-                **config_overrides) -> Qwen3VLConfig:
+                vision_overrides: dict | None = None, **config_overrides) -> Qwen3VLConfig:
     """The config `build` writes for a tokenizer of `vocab_size` tokens (`launch.aot` sizes tiny runs
     with it before any tokenizer exists: the trainer puts Qwen's special tokens first, in order)."""
     ids = special_ids or {name: i for i, name in enumerate(QWEN_SPECIAL_TOKENS)}
     base = Qwen3VLConfig.tiny()
     text = type(base.text)(**{**base.text.__dict__, **(text_overrides or {}), "vocab_size": vocab_size})
-    vision = type(base.vision)(**{**base.vision.__dict__, "out_hidden_size": text.hidden_size})
+    vision = type(base.vision)(**{**base.vision.__dict__, **(vision_overrides or {}),
+                                  "out_hidden_size": text.hidden_size})
     return Qwen3VLConfig.tiny(
         text=text, vision=vision,
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
@@ -63,16 +64,18 @@ def tiny_config(vocab_size: int, text_overrides: dict | None = None, special_ids
 
 
 def build(out_dir: str, texts: Iterable[str], *, vocab_size: int = 1024, max_pixels: int = 64 * 64,
-          seed: int = 0, text_overrides: dict | None = None, **config_overrides) -> Qwen3VLConfig:
+          seed: int = 0, text_overrides: dict | None = None, vision_overrides: dict | None = None,
+          **config_overrides) -> Qwen3VLConfig:
     """Tokenizer + randomly initialised tiny model + preprocessor config in `out_dir`.
 
-    `text_overrides` resizes the decoder (e.g. hidden_size, num_hidden_layers); the vision
-    merger's output width follows the decoder's hidden size.
+    `text_overrides` resizes the decoder (e.g. hidden_size, num_hidden_layers), `vision_overrides` the
+    vision tower (hidden_size, intermediate_size, num_heads); the merger's output width follows the
+    decoder's hidden size.
     """
     os.makedirs(out_dir, exist_ok=True)
     tokenizer = train_tokenizer(texts, vocab_size, out_dir)
     ids = {name: tokenizer.convert_tokens_to_ids(name) for name in QWEN_SPECIAL_TOKENS}
-    config = tiny_config(len(tokenizer), text_overrides, ids, **config_overrides)
+    config = tiny_config(len(tokenizer), text_overrides, ids, vision_overrides, **config_overrides)
     save_pretrained(config, init_model(config, seed), out_dir)
     vision = config.vision
     factor = vision.patch_size * vision.spatial_merge_size

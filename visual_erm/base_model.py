@@ -78,6 +78,7 @@ def prepare_base_model(config, workdir: str, data_dir: str) -> str:
         require_single_process("building a tiny base model", "--config.model.checkpoint=HF_DIR")
         tiny_checkpoint.build(out + ".partial", tokenizer_corpus(data_dir), vocab_size=model.vocab_size,
                               max_pixels=model.max_pixels, seed=config.seed,
-                              text_overrides=model.get("text", None) and model.text.to_dict())
+                              text_overrides=model.get("text", None) and model.text.to_dict(),
+                              vision_overrides=model.get("vision", None) and model.vision.to_dict())
         os.replace(out + ".partial", out)
     return out

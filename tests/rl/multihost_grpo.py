@@ -38,11 +38,11 @@ def main(reward: str, policy_dir: str, workdir: str, out: str, process_id: int |
     from tests.rl.test_trainer import tiny_config
 
     REWARDS["completion_length"] = RewardFn(completion_length)
-    # The Visual-ERM run takes the main job's warm start, after which about half the samples render.
-    warm_start = {"warmstart.steps": 2, "warmstart.batch_size": 4} if reward == "completion_length" else {}
-    config = tiny_config(**{"mesh_shape": (2, 4, 1), "model.checkpoint": policy_dir, "reward": reward,
-                            "total_steps": 2, "checkpoint_every": 100, "prompts_per_step": 4, "group_size": 4,
-                            "render_workers": 1, **warm_start})
+    # The Visual-ERM run starts from the main job's shipped warm-started policy, whose samples render.
+    start = ({"warmstart.steps": 2, "warmstart.batch_size": 4, "model.checkpoint": policy_dir}
+             if reward == "completion_length" else {})
+    config = tiny_config(**{"mesh_shape": (2, 4, 1), "reward": reward, "total_steps": 2, "checkpoint_every": 100,
+                            "prompts_per_step": 4, "group_size": 4, "render_workers": 1, **start})
     trainer = GRPOTrainer(config, workdir)
     judged = []
     if trainer.worker.judge is not None:

@@ -26,6 +26,7 @@ TIMING = ("time/",)
 
 def tiny_config(**overrides):
     overrides.setdefault("mesh_shape", (1, 1, 1))  # tests hold 8 fake CPU devices; most runs want one
+    overrides.setdefault("heldout.n", 0)  # the held-out evaluation has its own tests (and the main job)
     spec = importlib.util.spec_from_file_location("tiny_grpo_svg", CONFIG)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -182,7 +183,7 @@ def test_sharded_grpo_steps_match_one_device(policy_dir, tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_grpo_raises_pixel_reward_after_a_warm_start(policy_dir, tmp_path):
     config = tiny_config(**{"model.checkpoint": policy_dir, "reward": "mse", "total_steps": 24,
-                            "checkpoint_every": 100})
+                            "checkpoint_every": 100, "warmstart.steps": 150})
     train(config, str(tmp_path))
     records = read_jsonl(str(tmp_path / "metrics.jsonl"))
     rewards = [r["reward_mean"] for r in records]
