@@ -19,7 +19,11 @@ from configs import tiny_grpo_svg
 def get_config() -> ml_collections.ConfigDict:
     c = tiny_grpo_svg.get_config()
     c.model.checkpoint = ""  # build the tiny base policy in the workdir (untrained_base_policy)
-    c.warmstart.steps = 2000
+    # Qwen3VLConfig.tiny()'s vision tower is 16 wide: a policy warm-started with it placed, sized and shaped
+    # its drawing right but drew one colour for most targets, and GRPO then only moved that one colour
+    # around (orange -> purple for every target, even with the oracle critic). 64 wide, it sees colour.
+    c.model.vision = ml_collections.ConfigDict({"hidden_size": 64, "intermediate_size": 128, "num_heads": 4})
+    c.warmstart.steps = 1500
     c.total_steps = 0  # warm start only: step 0 is the product
     c.reward = "mse"  # no RL step runs; a reward without a judge keeps the judge unloaded
     c.heldout.min_image_dependence = 0.0  # report, do not refuse: this run is how the dependence is made

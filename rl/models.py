@@ -44,8 +44,10 @@ def _tiny(config, workdir: str, name: str, pool, seed: int) -> str:
     if not os.path.exists(os.path.join(out, "config.json")):
         require_single_process(f"building a tiny {name}", "--config.model.checkpoint=HF_DIR and "
                                "--config.judge.checkpoint=HF_DIR")
+        vision = config.model.get("vision", None)
         tiny_checkpoint.build(out + ".partial", _corpus(config, pool), vocab_size=config.model.vocab_size,
-                              max_pixels=config.model.max_pixels, seed=seed)
+                              max_pixels=config.model.max_pixels, seed=seed,
+                              vision_overrides=vision.to_dict() if vision else None)
         os.replace(out + ".partial", out)
     return out
 
