@@ -32,8 +32,8 @@ HELD_OUT_SHAPES = 1_000_000_000  # = visual_erm.shapes_data.HELD_OUT_SEED; train
 def get_config() -> ml_collections.ConfigDict:
     c = common.grpo()
     c.render_workers = 2
-    c.total_steps = 12
-    c.checkpoint_every = 4
+    c.total_steps = 30
+    c.checkpoint_every = 10
     c.keep_checkpoints = 2
 
     c.tasks = ml_collections.ConfigDict({"name": "shapes", "params": {"start": 0, "stop": 5000, "canvas": 32}})
@@ -60,10 +60,13 @@ def get_config() -> ml_collections.ConfigDict:
     c.grpo.epochs = 2  # two passes over each rollout
 
     c.model.checkpoint = TINY_SHAPES_POLICY  # empty: build an untrained tiny policy (then warm-start it)
-    c.warmstart.steps = 0  # the shipped policy is warm-started already (2,000 steps, offline)
+    c.warmstart.steps = 0  # the shipped policy is warm-started already (1,500 steps, offline)
     c.warmstart.batch_size = 16
 
-    c.optimizer.learning_rate = 5e-4
+    # 1e-4: from the shipped policy (token entropy ~0.06) the group's reward differences are small; at 5e-4
+    # Adam's normalised steps followed the noise and held-out IoU fell even with the oracle critic (0.229 ->
+    # 0.157 in 30 steps), at 1e-4 it rose (0.229 -> 0.244).
+    c.optimizer.learning_rate = 1e-4
     c.optimizer.warmup_steps = 0
     c.optimizer.total_steps = 200
     c.optimizer.end_learning_rate_ratio = 1.0
