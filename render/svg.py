@@ -17,9 +17,10 @@ import numpy as np
 from PIL import Image
 
 from render.errors import RenderInputError
+from render.request import MAX_SVG_SIDE
 
 MAX_SVG_BYTES = 2_000_000
-MAX_SIDE = 2048
+MAX_SIDE = MAX_SVG_SIDE
 DEFAULT_SIZE = (300, 150)  # a browser's default replaced-element size
 _UNIT_PX = {"": 1.0, "px": 1.0, "pt": 4 / 3, "pc": 16.0, "in": 96.0, "cm": 96 / 2.54, "mm": 96 / 25.4}
 _LENGTH = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-z]*)\s*$")

@@ -19,9 +19,10 @@ import weasyprint.pdf.fonts
 from weasyprint.urls import FatalURLFetchingError, URLFetcher
 
 from render.errors import RenderInputError
+from render.request import TABLE_PAGE_PX
 
 MAX_TABLE_CHARS = 200_000
-PAGE_WIDTH_PX, PAGE_HEIGHT_PX = 1600, 6000
+PAGE_WIDTH_PX, PAGE_HEIGHT_PX = TABLE_PAGE_PX
 PADDING_PX = 8
 PX_PER_PT = 96 / 72
 STYLESHEET = f"""
