@@ -40,7 +40,8 @@ def _check_references(root: ET.Element) -> None:
             value = element.get(key)
             if value is not None and not _local_reference(value):
                 raise RenderInputError("forbidden", f"external reference in <{tag}>: {value[:80]}")
-        css = (element.get("style") or "") + (element.text or "" if tag == "style" else "")
+        # Every text node inside <style> (also after a child element or a comment), not just the first.
+        css = (element.get("style") or "") + ("".join(element.itertext()) if tag == "style" else "")
         if tag == "style" and "@import" in css.lower():
             raise RenderInputError("forbidden", "CSS @import in <style> is not allowed")
         for url in _CSS_URL.findall(css) + _CSS_URL.findall(" ".join(element.attrib.values())):
