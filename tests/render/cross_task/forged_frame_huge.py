@@ -1,7 +1,11 @@
 # expect: invalid_output
 # size: 64x64
 # Writes its own result frame: a 4096x4096 image for a 64x64 request (48 MiB in the trainer).
-import json, os, stat, struct
+import json
+import os
+import stat
+import struct
+
 for fd in range(3, 64):
     try:
         if stat.S_ISFIFO(os.fstat(fd).st_mode):

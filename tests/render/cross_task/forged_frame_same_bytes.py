@@ -1,7 +1,11 @@
 # expect: invalid_output
 # size: 64x64
 # A frame of exactly the requested number of bytes, but 32x128 instead of 64x64.
-import json, os, stat, struct
+import json
+import os
+import stat
+import struct
+
 for fd in range(3, 64):
     try:
         if stat.S_ISFIFO(os.fstat(fd).st_mode):

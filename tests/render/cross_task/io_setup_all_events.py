@@ -1,6 +1,9 @@
 # expect: forbidden
 # Takes the host's whole AIO event pool (fs.aio-max-nr): io_setup of any other process fails meanwhile.
-import ctypes, os, platform
+import ctypes
+import os
+import platform
+
 IO_SETUP = {"x86_64": 206, "aarch64": 0}[platform.machine()]
 libc = ctypes.CDLL(None, use_errno=True)
 contexts = []

@@ -1,6 +1,10 @@
 # expect: forbidden
 # The idle I/O class for its own process group and user (and itself, which is allowed).
-import ctypes, os, platform, time
+import ctypes
+import os
+import platform
+import time
+
 IOPRIO_SET = {"x86_64": 251, "aarch64": 30}[platform.machine()]
 IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP, IOPRIO_WHO_USER = 1, 2, 3
 IDLE = 3 << 13

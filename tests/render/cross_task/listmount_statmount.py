@@ -1,7 +1,11 @@
 # expect: forbidden
 # Every mount of its namespace (a copy of the host's) through system calls Landlock does not see.
-import ctypes, os, struct
+import ctypes
+import os
+import struct
+
 import matplotlib.pyplot as plt
+
 LISTMOUNT, STATMOUNT, LSMT_ROOT, STATMOUNT_MNT_POINT = 458, 457, 2**64 - 1, 0x10
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long

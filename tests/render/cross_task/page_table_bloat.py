@@ -3,7 +3,9 @@
 # kernel memory outside RLIMIT_AS (about 2x the address space it uses). Only a memory cgroup
 # counts it (then: memory); without one the task holds it for its life, then renders.
 import ctypes
+
 import matplotlib.pyplot as plt
+
 PROT_RW, MAP_PRIVATE_ANONYMOUS, MAP_FIXED_NOREPLACE = 3, 0x22, 0x100000
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mmap.restype = ctypes.c_void_p

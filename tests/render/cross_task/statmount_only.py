@@ -1,6 +1,9 @@
 # expect: forbidden
 # statmount alone, on the mount ids a task could guess (they are small and dense).
-import ctypes, os, struct
+import ctypes
+import os
+import struct
+
 STATMOUNT, STATMOUNT_MNT_POINT = 457, 0x10
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long

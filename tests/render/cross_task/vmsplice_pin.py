@@ -1,6 +1,9 @@
 # expect: forbidden|memory
 # Pins user pages into pipes with vmsplice: memory outside RLIMIT_AS, charged to nobody's limit.
-import ctypes, mmap, os
+import ctypes
+import mmap
+import os
+
 libc = ctypes.CDLL(None, use_errno=True)
 libc.vmsplice.restype = ctypes.c_ssize_t
 
