@@ -11,10 +11,9 @@ request's timeout is known); Landlock (read only
 the Python installation, fonts and shared libraries; write only its working
 directory, where it may not make devices, sockets or FIFOs; no TCP; no signals
 or abstract sockets outside its domain); every privilege dropped
-(render/privileges.py: no capability in any set, an unprivileged uid); and a
-seccomp filter (no new processes, no exec, no ptrace, no namespace or mount
-games, no sockets at all, no changing its own rlimits, and the denylist below:
-file metadata, SysV IPC and mqueues, memfds, watches, clocks, kernel log, ...).
+(render/privileges.py: no capability in any set, an unprivileged uid of its own); and a
+seccomp allowlist (render/syscalls.py: no new processes, no exec, no ptrace, no namespace or
+mount games, no sockets at all, no changing its own rlimits, nothing aimed at another process).
 The zygote itself lives in a network namespace with no interfaces, and each
 task is PID 1 of its own PID namespace, so killing it kills every process it made.
 """
@@ -298,9 +297,9 @@ def probe() -> dict[str, dict]:
         "landlock": (_landlock, f"Landlock ABI {abi}: read-only Python/fonts/libs, write only the task dir"
                      + (", no TCP" if abi >= 4 else "") + (", signals scoped" if abi >= 6 else "")),
         "private_namespaces": (_private_namespaces, "fresh IPC, UTS and mount namespaces; the task dir a capped tmpfs"),
-        "seccomp": (lambda: syscalls.seccomp_filter().load(), f"denylist of {len(syscalls.DENIED_SYSCALLS)} calls "
-                    "(render/syscalls.py): no fork/exec/ptrace/namespaces/sockets/rlimit changes; no file-metadata, "
-                    "xattr, AIO, vmsplice, mount-listing, SysV IPC, mqueue, memfd, watch, clock or kernel-log calls; "
+        "seccomp": (lambda: syscalls.seccomp_filter().load(), f"allowlist of {len(syscalls.ALLOWED_SYSCALLS)} calls "
+                    "and 6 argument-filtered ones (render/syscalls.py), all else EPERM: no fork/exec/ptrace/namespaces/"
+                    "sockets/mounts, no xattr, AIO, vmsplice, mount-listing, SysV IPC, memfd, watch or clock calls; "
                     "priority, I/O class and limits of the task itself only"),
         "no_privileges": (_no_privileges, "no capability in any set, unprivileged uid"),
     }
