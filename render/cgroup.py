@@ -75,6 +75,21 @@ def remove_tree(path: str) -> bool:
     return True
 
 
+def _joins(path: str) -> str | None:
+    """Whether a forked child can move itself into the cgroup at `path`: None, else why not."""
+    from render.sandbox import answer_of_child
+
+    def produce() -> bytes:
+        try:
+            TaskCgroups.join(path)
+            return b"ok"
+        except OSError as exc:
+            return str(exc).encode()[:200]
+
+    answer = answer_of_child(produce).decode(errors="replace")
+    return None if answer == "ok" else (answer or "the child died")
+
+
 class TaskCgroups:
     """This zygote's cgroup, with one child cgroup per task."""
 
@@ -83,15 +98,32 @@ class TaskCgroups:
 
     @classmethod
     def create(cls, memory_bytes: int, max_pids: int) -> TaskCgroups:
-        """This zygote's cgroup; OSError saying why where the host gives none."""
+        """This zygote's cgroup; OSError saying why where the host gives none.
+
+        It goes where the memory and pids controllers are enabled for children: in the zygote's
+        own cgroup where that may hold children (the root of a hierarchy, or one whose
+        controllers can still be enabled), else beside it, in its parent (the usual delegation:
+        the pool runs in a leaf such as X/main, and X enables the controllers for X's children).
+        """
         mount, own = _mount_point(), _own_path()
         if mount is None or own is None:
             raise OSError("no cgroup v2 hierarchy (cgroup v1 host or container)")
-        parent = os.path.join(mount, own.lstrip("/"))
-        available = _read(os.path.join(parent, "cgroup.controllers")).split()
+        own_dir = os.path.join(mount, own.lstrip("/"))
+        available = _read(os.path.join(own_dir, "cgroup.controllers")).split()
         if not set(CONTROLLERS) <= set(available):
-            raise OSError(f"cgroup v2 at {parent} offers {available or 'no controllers'}, "
+            raise OSError(f"cgroup v2 at {own_dir} offers {available or 'no controllers'}, "
                           f"not {' and '.join(CONTROLLERS)}")
+        reasons = []
+        candidates = [own_dir] + ([os.path.dirname(own_dir.rstrip("/"))] if own.strip("/") else [])
+        for parent in candidates:
+            try:
+                return cls._create_in(parent, memory_bytes, max_pids)
+            except OSError as exc:
+                reasons.append(f"{parent}: {exc}")
+        raise OSError("; ".join(reasons))
+
+    @classmethod
+    def _create_in(cls, parent: str, memory_bytes: int, max_pids: int) -> TaskCgroups:
         enabled = _read(os.path.join(parent, "cgroup.subtree_control")).split()
         if not set(CONTROLLERS) <= set(enabled):
             # Works only where the parent holds no process itself (the "no internal process" rule).
@@ -102,7 +134,11 @@ class TaskCgroups:
         try:
             _write(os.path.join(base, "cgroup.subtree_control"), " ".join(f"+{c}" for c in CONTROLLERS))
             groups = cls(base, memory_bytes, max_pids)
-            groups.close_task(groups.make_task(0))  # every file we need is there and writable
+            trial = groups.make_task(0)
+            joined = _joins(trial)
+            groups.close_task(trial)
+            if joined is not None:
+                raise OSError(f"a task cannot join its cgroup ({joined})")
         except OSError:
             remove_tree(base)
             raise
