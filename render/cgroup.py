@@ -134,7 +134,7 @@ class TaskCgroups:
         try:
             _write(os.path.join(base, "cgroup.subtree_control"), " ".join(f"+{c}" for c in CONTROLLERS))
             groups = cls(base, memory_bytes, max_pids)
-            trial = groups.make_task(0)
+            trial = groups.make_task(0)  # tasks count from 1
             joined = _joins(trial)
             groups.close_task(trial)
             if joined is not None:

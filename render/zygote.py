@@ -42,7 +42,7 @@ _SECCOMP = None  # the task filter, built once in the zygote
 _READABLE: list[str] = []  # the task's Landlock read list, computed once in the zygote
 _EXPOSURE: list = []  # read paths behind folders the task's uid cannot pass (sandbox.exposure_plan)
 _CGROUPS: cgroup.TaskCgroups | None = None  # per-task memory cgroups, where the host delegates them
-_SERIALS = itertools.count()  # numbers this zygote's tasks: their uid and cgroup (privileges.task_id)
+_SERIALS = itertools.count(1)  # numbers this zygote's tasks: their uid and cgroup (privileges.task_id)
 
 
 def _read_request(fd: int) -> dict | None:
@@ -142,7 +142,10 @@ class TaskProcess:
             if orphan_check.poll(0):
                 os._exit(1)
             if self.cgroup is not None:
-                cgroup.TaskCgroups.join(self.cgroup)
+                try:
+                    cgroup.TaskCgroups.join(self.cgroup)
+                except OSError:
+                    os._exit(1)  # never unwind into the zygote's code; the pool reports the exit
             prefault.populate(prefault_ranges)
             _task_main(request_r, result_w, limits, active, self.workdir, uid)
         if own_pid_ns is not None:
