@@ -236,7 +236,8 @@ class RenderPool:
         self.workers = workers or cores
         self.timeout_s = timeout_s
         self._options = {"limits": dataclasses.asdict(limits), "allow_weak_sandbox": allow_weak_sandbox,
-                         "prefault": self.workers < cores if prefault is None else bool(prefault)}
+                         "prefault": self.workers < cores if prefault is None else bool(prefault),
+                         "start_timeout_s": start_timeout_s}
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size or 4 * self.workers)
         self._lock = threading.Lock()
         self._closed = False

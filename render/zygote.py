@@ -37,6 +37,7 @@ PR_SET_PDEATHSIG = 1
 RESULT_PIPE_BYTES = 1 << 21
 MAX_REQUEST_BYTES = 8 << 20  # 1M chars of UTF-8 and the JSON around them
 CLEANUP_BUDGET_S = 0.2  # per reaped task; the rest waits for the next idle moment
+DEFAULT_START_TIMEOUT_S = 120.0  # how long the probe task may take to answer (RenderPool passes its own)
 
 _SECCOMP = None  # the task filter, built once in the zygote
 _READABLE: list[str] = []  # the task's Landlock read list, computed once in the zygote
@@ -212,14 +213,14 @@ def _warm_up() -> None:
     render_traced("chart", next(code for kind, _, code in EXAMPLES if kind == "chart"))  # the tracer too
 
 
-def _probe_task(limits, active, base, own_pid_ns) -> dict:
+def _probe_task(limits, active, base, own_pid_ns, timeout_s: float) -> dict:
     """Fork one task exactly as for a request and ask it what it holds (before any request exists)."""
     task = TaskProcess(limits, active, base, own_pid_ns)
     try:
         wire.write_all(task.request_w, json.dumps({"probe": True}).encode())
         os.close(task.request_w)
         task.request_w = None
-        frame = wire.read_frame(task.result_r, time.monotonic() + 30.0)
+        frame = wire.read_frame(task.result_r, time.monotonic() + timeout_s)
     finally:
         task.close([])
     facts = (frame.header or {}).get("probe")
@@ -280,7 +281,10 @@ def _setup(options: dict):
     own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY) if "pid_namespace" in active else None
     base = tempfile.mkdtemp(prefix=f"{cleanup.BASE_PREFIX}{os.getpid()}-")
     os.chmod(base, 0o711)  # an unprivileged task must pass through to its own dir
-    judge_task(report, _probe_task(limits, active, base, own_pid_ns), host_namespaces)
+    # Within the pool's start-up budget: on a starved host (a nice-10 pool beside nice -5 jobs)
+    # a fixed 30 s was too short for the first task to jail itself and answer.
+    probe_timeout_s = float(options.get("start_timeout_s", DEFAULT_START_TIMEOUT_S))
+    judge_task(report, _probe_task(limits, active, base, own_pid_ns, probe_timeout_s), host_namespaces)
     return report, active, limits, base, own_pid_ns
 
 

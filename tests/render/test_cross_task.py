@@ -180,3 +180,12 @@ def test_sandbox_report_names_seccomp_kind_and_memory_cgroup(pool):
     assert set(report) >= set(sandbox.PROTECTIONS + sandbox.OPTIONAL_PROTECTIONS)
     if not report["memory_cgroup"]["active"]:
         assert "fallback" in report["memory_cgroup"]["detail"]
+
+
+def test_without_a_memory_cgroup_a_task_turns_transparent_huge_pages_off(pool):
+    code = ("import ctypes\nimport matplotlib.pyplot as plt\nplt.plot([0, 1])\n"
+            "plt.title(str(ctypes.CDLL(None).prctl(42, 0, 0, 0, 0)))\n")  # PR_GET_THP_DISABLE
+    result = pool.submit("chart", code, trace=True).result()
+    assert result.error is None, result.error
+    expected = "0" if pool.report["memory_cgroup"]["active"] else "1"
+    assert dict(result.trace["texts"])["title"] == expected
