@@ -1,11 +1,14 @@
 """Render throughput: the sandboxed pool against two peers on the same charts.
 
-    python bench/render_bench.py [--n 200] [--workers 2] [--rounds 5] [--fresh 8]
+    python bench/render_bench.py [--n 200] [--workers 2] [--rounds 5] [--fresh 8] [--baseline DIR]
 
 Peers, run in this same script (machines are noisy; compare ratios):
   * process-per-sample: one fresh `python` per chart (what the published code
     does), with the same concurrency as the pool;
   * in-process: unsandboxed rendering in this process, one chart after another.
+  * with --baseline DIR (another checkout of this repo, e.g. `git worktree add DIR <commit>`):
+    a second pool whose zygotes run DIR's render/ package, raced in the same rounds, to
+    compare a change against its parent on a machine too loaded for separate runs.
 Sandbox overhead is the single-worker pool against in-process rendering. The
 contenders take turns on the same charts, round after round, and the ratios
 are medians over rounds: a burst of load on a shared machine hits one round's
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import os
 import random
 import statistics
@@ -26,6 +30,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import render
+from render import pool as pool_module
 from render.dispatch import render_in_process
 
 KINDS = ("bar", "line", "scatter", "pie", "hist", "barh")
@@ -85,6 +90,21 @@ def process_per_sample_rate(codes, workers: int) -> float:
     return len(codes) / (time.perf_counter() - start)
 
 
+@contextlib.contextmanager
+def zygotes_from(package_root: str):
+    """Pools made inside start their zygotes from another checkout's render/ package."""
+    own = pool_module._PACKAGE_ROOT
+    pool_module._PACKAGE_ROOT = os.path.abspath(package_root)
+    try:
+        yield
+    finally:
+        pool_module._PACKAGE_ROOT = own
+
+
+def zygote_pids(pool) -> list[int]:
+    return [zygote.process.pid for zygote in pool._zygotes if zygote is not None]
+
+
 def _summary(values) -> str:
     return f"{statistics.median(values):7.2f}  (rounds: {min(values):.2f} .. {max(values):.2f})"
 
@@ -95,6 +115,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--fresh", type=int, default=8, help="charts per round for the slow process-per-sample peer")
+    parser.add_argument("--baseline", help="another checkout whose render/ a second pool runs, in the same rounds")
     args = parser.parse_args()
     codes = [chart_code(seed) for seed in range(args.n)]
     render_in_process("chart", codes[0])  # warm imports, as the pool's workers are
@@ -102,18 +123,29 @@ def main() -> None:
     pool = render.RenderPool(workers=args.workers, timeout_s=30)
     startup = time.perf_counter() - start
     single = render.RenderPool(workers=1, timeout_s=30)
-    rates = {"pool": [], "pool_one": [], "inproc": [], "fresh": []}
+    baseline = None
+    if args.baseline:
+        with zygotes_from(args.baseline):
+            baseline = render.RenderPool(workers=args.workers, timeout_s=30)
+        baseline_zygotes = zygote_pids(baseline)
+    rates = {"pool": [], "pool_one": [], "inproc": [], "fresh": [], "baseline": []}
     try:
         # Interleaved rounds: a burst of load on this (shared, noisy) machine hits every
         # contender of a round alike, and the per-round ratios are what we report.
         for chunk in (codes[i::args.rounds] for i in range(args.rounds)):
             rates["pool"].append(pool_rate(pool, chunk))
+            if baseline is not None:
+                rates["baseline"].append(pool_rate(baseline, chunk))
             rates["pool_one"].append(pool_rate(single, chunk))
             rates["inproc"].append(in_process_rate(chunk))
             rates["fresh"].append(process_per_sample_rate(chunk[: args.fresh], args.workers))
+        # A zygote restarted mid-run would have started from this checkout, not the baseline.
+        assert baseline is None or zygote_pids(baseline) == baseline_zygotes, "a baseline zygote was restarted"
     finally:
         pool.close()
         single.close()
+        if baseline is not None:
+            baseline.close()
     ratio = lambda a, b: [x / y for x, y in zip(rates[a], rates[b])]  # noqa: E731
     overhead = [100 * (x - 1) for x in ratio("inproc", "pool_one")]
     print(f"charts: {args.n} in {args.rounds} interleaved rounds (process-per-sample peer: {args.fresh} a round); "
@@ -126,6 +158,9 @@ def main() -> None:
     print(f"pool / process-per-sample       {_summary(ratio('pool', 'fresh'))} x   (target >= 10)")
     print(f"sandbox overhead (1-worker pool vs in-process) {_summary(overhead)} %   (target <= 25)")
     print(f"pool ({args.workers} workers) / in-process     {_summary(ratio('pool', 'inproc'))} x")
+    if baseline is not None:
+        print(f"baseline pool ({args.baseline}) / in-process {_summary(ratio('baseline', 'inproc'))} x")
+        print(f"pool / baseline pool            {_summary(ratio('pool', 'baseline'))} x")
 
 
 if __name__ == "__main__":

@@ -22,9 +22,10 @@ from matplotlib.figure import Figure
 
 from render.errors import RenderInputError
 from render.pycode import run_python
+from render.request import MAX_CHART_PIXELS
 
 DPI = 100
-MAX_PIXELS = 4096 * 4096
+MAX_PIXELS = MAX_CHART_PIXELS
 STYLE = {
     "font.family": "DejaVu Sans",
     "figure.dpi": DPI,

@@ -19,6 +19,7 @@ ERROR_KINDS = (
     "forbidden",  # the sandbox refused: file, network, process, external reference
     "bad_input",  # not the kind of code we were asked to render (no table, no <svg>)
     "too_large",  # input or output beyond the size limits
+    "invalid_output",  # the task returned an image of another size than the request allows
 )
 
 MAX_MESSAGE_CHARS = 300

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 from render import cleanup, sandbox, wire
 from render.errors import RenderInputError, RenderResult
-from render.request import check_request
+from render.request import check_request, max_output_bytes, output_fits
 
 _STOP = object()
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -104,14 +104,20 @@ class _Zygote:
                 os.close(fd)
             if "refused" in message:
                 raise SandboxUnavailable(message["refused"])
+            if "failed" in message:
+                raise RuntimeError(f"render worker failed to start: {message['failed']}")
             self.report, self.base = message["ready"], message["base"]
             self.spare = self._receive_spare(start_timeout_s)
-        except SandboxUnavailable:
+        except (SandboxUnavailable, RuntimeError):
             self.kill()
             raise
-        except (TimeoutError, EOFError, OSError, KeyError) as exc:
+        except TimeoutError:
             self.kill()
-            raise RuntimeError(f"render worker did not start within {start_timeout_s} s ({exc})") from None
+            raise RuntimeError(f"render worker did not start within {start_timeout_s} s") from None
+        except (EOFError, OSError, KeyError) as exc:
+            self.kill()
+            raise RuntimeError(f"render worker died during start-up with status {self.process.returncode} "
+                               f"({type(exc).__name__}: {exc})") from None
 
     def _receive_spare(self, timeout_s: float) -> wire.Spare:
         message, fds = wire.recv_message(self.sock, timeout_s)
@@ -138,7 +144,7 @@ class _Zygote:
             finally:
                 os.close(spare.request_fd)
             wire.send_message(self.sock, {"start": spare.pid, "kind": request["kind"]})
-            frame = wire.read_frame(spare.result_fd, deadline)
+            frame = wire.read_frame(spare.result_fd, deadline, max_output_bytes(request["kind"], request["size"]))
             if pidfd is not None:
                 if frame.header is None and not frame.timed_out:
                     wire.wait_for(pidfd, select.POLLIN, 1.0)  # a dying task: let it finish, to say why
@@ -152,15 +158,24 @@ class _Zygote:
                 os.close(pidfd)
         seconds = time.monotonic() - start
         self.spare = self._receive_spare(SPARE_TIMEOUT_S)
-        want_status = frame.header is None and not frame.timed_out
+        want_status = frame.header is None and not frame.timed_out and not frame.oversized
         wire.send_message(self.sock, {"done": spare.pid, "status": want_status})
         if frame.header is not None:
-            return wire.to_result(frame.header, frame.payload, seconds)
+            def fits(width: int, height: int) -> bool:
+                return output_fits(request["kind"], request["size"], width, height)
+
+            return wire.to_result(frame.header, frame.payload, seconds, fits)
+        if frame.oversized:
+            return RenderResult.failure("invalid_output", "the render task returned a larger image than the "
+                                        "request allows", seconds)
         if frame.timed_out:
             return RenderResult.failure("timeout", f"exceeded the time limit of {request['timeout_s']:g} s", seconds)
         message, _ = wire.recv_message(self.sock, SPARE_TIMEOUT_S)
         if type(message.get("status")) is not int:
             raise RuntimeError("render worker sent no exit status")
+        if message.get("oom") is True:
+            return RenderResult.failure("memory", "exceeded its memory limit (killed by the kernel's OOM killer "
+                                        "in its own cgroup)", seconds)
         return RenderResult.failure(*_exit_reason(message["status"]), seconds)
 
     def close(self, timeout_s: float = 10.0) -> None:
@@ -221,7 +236,8 @@ class RenderPool:
         self.workers = workers or cores
         self.timeout_s = timeout_s
         self._options = {"limits": dataclasses.asdict(limits), "allow_weak_sandbox": allow_weak_sandbox,
-                         "prefault": self.workers < cores if prefault is None else bool(prefault)}
+                         "prefault": self.workers < cores if prefault is None else bool(prefault),
+                         "start_timeout_s": start_timeout_s}
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size or 4 * self.workers)
         self._lock = threading.Lock()
         self._closed = False
@@ -243,14 +259,8 @@ class RenderPool:
             self.close()
             raise self._errors[0]
         self.report = self._zygotes[0].report
-        missing = [name for name in sandbox.PROTECTIONS if not self.report[name]["active"]]
-        if missing:
-            warnings.warn(
-                "RenderPool running with a WEAK sandbox; missing: " + ", ".join(missing) + "\n"
-                + sandbox.format_report(self.report),
-                RuntimeWarning,
-                stacklevel=2,
-            )
+        if any(not self.report[name]["active"] for name in sandbox.PROTECTIONS):
+            warnings.warn(sandbox.weakness(self.report), RuntimeWarning, stacklevel=2)
 
     def _serve(self, index: int, started: threading.Event, start_timeout_s: float) -> None:
         # The zygote is started by this thread so PR_SET_PDEATHSIG follows its life.

@@ -16,7 +16,8 @@ from __future__ import annotations
 import ctypes
 import os
 
-TASK_ID_BASE = 1 << 30  # task uids/gids: TASK_ID_BASE + the zygote's pid, ids no account uses
+TASK_ID_BASE = 1 << 30  # task uids/gids (task_id): ids no account uses
+TASK_IDS_PER_ZYGOTE = 512
 PR_CAPBSET_READ, PR_CAPBSET_DROP = 23, 24
 PR_GET_SECUREBITS, PR_SET_SECUREBITS = 27, 28
 PR_GET_NO_NEW_PRIVS = 39
@@ -75,14 +76,17 @@ def _capset_empty() -> None:
         raise OSError(err, f"capset: {os.strerror(err)}")
 
 
-def task_id(zygote_pid: int) -> int:
-    """The uid and gid of a zygote's tasks: one per zygote, so a per-uid count (RLIMIT_NPROC)
-    is per worker, and no task shares an id with anything else on the host."""
-    return TASK_ID_BASE + zygote_pid
+def task_id(zygote_pid: int, serial: int) -> int:
+    """The uid and gid of a zygote's `serial`-th task: one per task, so no priority, I/O-class,
+    signal or per-uid limit call of a task reaches the next task, the spare or the zygote, and no
+    task shares an id with anything else on the host. A zygote reaps each task long before its
+    serial comes round again (pids are below 2**22, so the ids stay below 2**32 - 1)."""
+    return TASK_ID_BASE + zygote_pid * TASK_IDS_PER_ZYGOTE + serial % TASK_IDS_PER_ZYGOTE
 
 
-def drop(uid: int) -> None:
-    """Leave this process with no capability in any set, as uid and gid `uid` when it was root.
+def drop(uid: int | None) -> None:
+    """Leave this process with no capability in any set, as uid and gid `uid` when it was root
+    (None: keep uid 0, for a weak sandbox whose Python only root can reach).
 
     Irreversible. Run after every step that needs privilege (namespaces, mounts, Landlock)
     and before seccomp (which refuses the calls used here). A non-root process keeps its
@@ -94,9 +98,10 @@ def drop(uid: int) -> None:
         _prctl(PR_SET_SECUREBITS, SECUREBITS)
         _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
         os.setgroups([])
-        os.setresgid(uid, uid, uid)
-        os.setresuid(uid, uid, uid)  # root -> non-root empties permitted and effective
-    _capset_empty()  # the inheritable set survives setresuid
+        if uid is not None:
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)  # root -> non-root empties permitted and effective
+    _capset_empty()  # the inheritable set survives setresuid; without it, all sets are emptied here
 
 
 def facts() -> dict:
@@ -115,6 +120,7 @@ def facts() -> dict:
         "caps": {"effective": effective, "permitted": permitted, "inheritable": inheritable,
                  "bounding": bounding, "ambient": ambient},
         "securebits": _prctl(PR_GET_SECUREBITS), "no_new_privs": _prctl(PR_GET_NO_NEW_PRIVS),
+        "session_leader": os.getsid(0) == os.getpid(),
         "namespaces": namespaces,
     }
 

@@ -11,10 +11,9 @@ request's timeout is known); Landlock (read only
 the Python installation, fonts and shared libraries; write only its working
 directory, where it may not make devices, sockets or FIFOs; no TCP; no signals
 or abstract sockets outside its domain); every privilege dropped
-(render/privileges.py: no capability in any set, an unprivileged uid); and a
-seccomp filter (no new processes, no exec, no ptrace, no namespace or mount
-games, no sockets at all, no changing its own rlimits, and the denylist below:
-file metadata, SysV IPC and mqueues, memfds, watches, clocks, kernel log, ...).
+(render/privileges.py: no capability in any set, an unprivileged uid of its own); and a
+seccomp allowlist (render/syscalls.py: no new processes, no exec, no ptrace, no namespace or
+mount games, no sockets at all, no changing its own rlimits, nothing aimed at another process).
 The zygote itself lives in a network namespace with no interfaces, and each
 task is PID 1 of its own PID namespace, so killing it kills every process it made.
 """
@@ -22,7 +21,6 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
-import errno
 import math
 import os
 import resource
@@ -30,11 +28,12 @@ import stat
 import sys
 import sysconfig
 
-from render import landlock, privileges
+from render import landlock, privileges, syscalls
 
-CLONE_NEWNET, CLONE_NEWPID, CLONE_THREAD = 0x40000000, 0x20000000, 0x00010000
+CLONE_NEWNET, CLONE_NEWPID = 0x40000000, 0x20000000
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUTS = 0x00020000, 0x08000000, 0x04000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 1 << 12, 1 << 14, 1 << 18
+PR_SET_THP_DISABLE = 41
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.prctl.restype = ctypes.c_int
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
@@ -49,37 +48,13 @@ PROTECTIONS = (
     "rlimits",
     "clean_environment",
 )
+# Reported, used where the host allows, never required (most containers cannot give them).
+OPTIONAL_PROTECTIONS = ("memory_cgroup",)
 _SYSTEM_READ_PATHS = (
     "/usr/lib", "/usr/lib64", "/lib", "/lib64", "/usr/local/lib",
     "/usr/share/fonts", "/usr/local/share/fonts", "/usr/share/fontconfig", "/etc/fonts",
     "/var/cache/fontconfig", "/etc/ld.so.cache", "/usr/share/zoneinfo", "/dev/urandom",
 )
-DENIED_SYSCALLS = (
-    "execve", "execveat", "fork", "vfork", "ptrace", "process_vm_readv", "process_vm_writev",
-    "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "bpf", "perf_event_open",
-    "kexec_load", "init_module", "finit_module", "delete_module", "keyctl", "add_key",
-    "request_key", "userfaultfd", "io_uring_setup", "personality", "swapon", "swapoff", "reboot",
-    "setrlimit",  # the legacy call; limits go through prlimit64 (below)
-    "kexec_file_load", "io_uring_enter", "io_uring_register", "acct", "quotactl", "quotactl_fd", "iopl",
-    "ioperm", "pidfd_getfd", "kcmp", "process_madvise", "vhangup", "lookup_dcookie",
-    # File metadata: even on files it may write, a task has no use for these.
-    "mknod", "mknodat", "chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "lchown", "fchownat",
-    "setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr", "fremovexattr", "setxattrat",
-    "removexattrat", "utime", "utimes", "utimensat", "futimesat",
-    # Memory outside RLIMIT_AS and objects that outlive a process: SysV IPC, POSIX mqueues, memfds.
-    "shmget", "shmat", "shmdt", "shmctl", "semget", "semop", "semtimedop", "semctl",
-    "msgget", "msgsnd", "msgrcv", "msgctl", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive",
-    "mq_notify", "mq_getsetattr", "memfd_create", "memfd_secret",
-    # Watching or changing the host: file watches, kernel log, names, clocks, RT scheduling.
-    "fanotify_init", "fanotify_mark", "inotify_init", "inotify_init1", "inotify_add_watch",
-    "inotify_rm_watch", "syslog", "sethostname", "setdomainname", "settimeofday", "clock_settime",
-    "clock_adjtime", "adjtimex", "sched_setscheduler", "sched_setparam", "sched_setattr",
-    # The new mount API and file handles (open_by_handle_at walks around path checks).
-    "fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "open_tree_attr",
-    "mount_setattr", "name_to_handle_at", "open_by_handle_at",
-)
-
-
 @dataclasses.dataclass(frozen=True)
 class Limits:
     """Per-task resource budget."""
@@ -139,31 +114,6 @@ def limit_own_cpu(cpu_seconds: float) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
 
 
-def seccomp_filter():
-    """The task's seccomp filter; build it before forking tasks (it loads libseccomp)."""
-    import pyseccomp as sc
-
-    denied = sc.SyscallFilter(defaction=sc.ALLOW)
-    denied.add_rule(sc.ERRNO(errno.EPERM), "clone", sc.Arg(0, sc.MASKED_EQ, CLONE_THREAD, 0))
-    denied.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")  # glibc falls back to clone for threads
-    # No sockets at all, not even AF_UNIX: connect()/sendto() to a named Unix socket
-    # (docker.sock, /dev/log, ...) crosses the network namespace and Landlock.
-    denied.add_rule(sc.ERRNO(errno.EACCES), "socket")
-    denied.add_rule(sc.ERRNO(errno.EACCES), "socketpair")
-    # The zygote sets PR_SET_PDEATHSIG (1) so the task dies with it; it may not undo that.
-    denied.add_rule(sc.ERRNO(errno.EPERM), "prctl", sc.Arg(0, sc.EQ, 1))
-    # prlimit64 may read limits (glibc's getrlimit uses it) and set this process's own CPU
-    # limit (below the hard limit: no CAP_SYS_RESOURCE), nothing else.
-    denied.add_rule(sc.ERRNO(errno.EPERM), "prlimit64", sc.Arg(2, sc.NE, 0), sc.Arg(0, sc.NE, 0))
-    denied.add_rule(sc.ERRNO(errno.EPERM), "prlimit64", sc.Arg(2, sc.NE, 0), sc.Arg(1, sc.NE, resource.RLIMIT_CPU))
-    for name in DENIED_SYSCALLS:
-        try:
-            denied.add_rule(sc.ERRNO(errno.EPERM), name)
-        except (ValueError, RuntimeError, OSError):
-            pass  # the syscall does not exist on this architecture
-    return denied
-
-
 def mount_task_dir(workdir: str, limits: Limits, uid: int) -> None:
     """In a fresh mount namespace: the task dir becomes a capped tmpfs owned by the task's uid.
 
@@ -216,15 +166,19 @@ def _mount(source, target, fstype, flags: int, data) -> None:
 
 
 def enter(workdir: str, keep_fds: tuple[int, ...], limits: Limits, active: frozenset, *, readable: list[str],
-          uid: int, seccomp=None, exposure=()) -> None:
+          uid: int, seccomp=None, exposure=(), memory_cgroup: bool = False) -> None:
     """Confine the current (task) process. Irreversible; call right after fork.
 
     Needs nothing from the request, so a task can be jailed before its request arrives; it
     sets its CPU-seconds limit with `limit_own_cpu` once the timeout is known.
-    `seccomp` is the filter from `seccomp_filter()`, required when "seccomp" is active;
+    `seccomp` is the filter from `syscalls.seccomp_filter()`, required when "seccomp" is active;
     `readable` is the Landlock read list (`read_paths()`), computed once by the caller, and
     `exposure` its `exposure_plan` (re-exposed in the task's mount namespace); `uid` is the
     unprivileged uid and gid the task takes (`privileges.task_id`) when it starts as root.
+    Where no mount namespace can re-expose read paths an unprivileged uid cannot pass (a weak
+    sandbox, `allow_weak_sandbox`), the task keeps uid 0 without any capability instead.
+    `memory_cgroup`: the task already joined its own memory cgroup (render/cgroup.py); without
+    one it turns transparent huge pages off for itself (huge pages multiply what it can pin).
     """
     devnull = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):
@@ -234,11 +188,14 @@ def enter(workdir: str, keep_fds: tuple[int, ...], limits: Limits, active: froze
         os.closerange(low, fd)
         low = fd + 1
     os.closerange(low, 1 << 16)
+    task_uid: int | None = uid
     if "private_namespaces" in active:
         unshare(CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS)
         mount_task_dir(workdir, limits, uid)
         if "no_privileges" in active:
             expose(exposure)
+    elif exposure and os.geteuid() == 0:
+        task_uid = None  # the Python installation is only reachable as its owner
     elif "no_privileges" in active and os.geteuid() == 0:
         os.chown(workdir, uid, uid)
     os.chdir(workdir)
@@ -248,10 +205,12 @@ def enter(workdir: str, keep_fds: tuple[int, ...], limits: Limits, active: froze
 
     tempfile.tempdir = workdir
     _set_rlimits(limits)
+    if not memory_cgroup:
+        _libc.prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)
     if "landlock" in active:
         landlock.restrict(readable, [workdir, "/dev/null"])
     if "no_privileges" in active:
-        privileges.drop(uid)
+        privileges.drop(task_uid)
     if "seccomp" in active:
         seccomp.load()
 
@@ -316,11 +275,11 @@ def _private_namespaces():
 
     unshare(CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS)
     # over /tmp, in this child's own mount namespace
-    mount_task_dir(tempfile.gettempdir(), Limits(), privileges.task_id(os.getpid()))
+    mount_task_dir(tempfile.gettempdir(), Limits(), privileges.task_id(os.getpid(), 0))
 
 
 def _no_privileges():
-    privileges.drop(privileges.task_id(os.getpid()))
+    privileges.drop(privileges.task_id(os.getpid(), 0))
     held = {name: value for name, value in privileges.facts()["caps"].items() if value}
     if held:
         raise OSError(f"capabilities remain after dropping them: {held}")
@@ -338,23 +297,45 @@ def probe() -> dict[str, dict]:
         "landlock": (_landlock, f"Landlock ABI {abi}: read-only Python/fonts/libs, write only the task dir"
                      + (", no TCP" if abi >= 4 else "") + (", signals scoped" if abi >= 6 else "")),
         "private_namespaces": (_private_namespaces, "fresh IPC, UTS and mount namespaces; the task dir a capped tmpfs"),
-        "seccomp": (lambda: seccomp_filter().load(), "no fork/exec/ptrace/namespaces/sockets/rlimit changes; "
-                    "no file-metadata, SysV IPC, mqueue, memfd, watch, clock or kernel-log calls"),
+        "seccomp": (lambda: syscalls.seccomp_filter().load(), f"allowlist of {len(syscalls.ALLOWED_SYSCALLS)} calls "
+                    "and 6 argument-filtered ones (render/syscalls.py), all else EPERM: no fork/exec/ptrace/namespaces/"
+                    "sockets/mounts, no xattr, AIO, vmsplice, mount-listing, SysV IPC, memfd, watch or clock calls; "
+                    "priority, I/O class and limits of the task itself only"),
         "no_privileges": (_no_privileges, "no capability in any set, unprivileged uid"),
     }
     report = {}
     for name, (action, detail) in checks.items():
         failure = _child_succeeds(action)
         report[name] = {"active": failure is None, "detail": detail if failure is None else failure}
-    nproc = "threads per uid (one uid per worker)" if os.geteuid() == 0 else "process count"
+    nproc = "threads per uid (one uid per task)" if os.geteuid() == 0 else "process count"
     report["rlimits"] = {"active": True, "detail": f"CPU seconds, address space, open files, file size, {nproc}"}
     report["clean_environment"] = {"active": True, "detail": "environment replaced; stdio to /dev/null; fds closed"}
     return report
 
 
+WHAT_IS_LOST = {
+    "network_namespace": "tasks share the host's network namespace (only seccomp's socket ban keeps them off it)",
+    "pid_namespace": "tasks see the host's processes, and nothing kills what a task leaves behind",
+    "private_namespaces": "no mount, IPC or UTS namespace: the task dir is a plain folder, not a capped tmpfs",
+    "landlock": "no Landlock: a task may read every file its uid may read, and write where its uid may",
+    "seccomp": "no seccomp: every system call is open to a task (fork, exec, sockets, ptrace, ...)",
+    "no_privileges": "tasks keep uid 0 or a capability",
+    "rlimits": "no resource limits",
+    "clean_environment": "tasks see the pool's environment and descriptors",
+}
+
+
+def weakness(report: dict[str, dict]) -> str:
+    """One message for a pool that starts without some protection (allow_weak_sandbox=True)."""
+    missing = [name for name in PROTECTIONS if not report[name]["active"]]
+    lines = [f"  - {name}: {WHAT_IS_LOST[name]} (probe: {report[name]['detail']})" for name in missing]
+    return ("RenderPool runs a WEAK sandbox (allow_weak_sandbox=True); this host refuses "
+            + ", ".join(missing) + ":\n" + "\n".join(lines))
+
+
 def format_report(report: dict[str, dict]) -> str:
     lines = []
-    for name in PROTECTIONS:
+    for name in PROTECTIONS + OPTIONAL_PROTECTIONS:
         entry = report.get(name, {"active": False, "detail": "not probed"})
         lines.append(f"  [{'on ' if entry['active'] else 'OFF'}] {name}: {entry['detail']}")
     return "\n".join(lines)

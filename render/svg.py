@@ -17,9 +17,10 @@ import numpy as np
 from PIL import Image
 
 from render.errors import RenderInputError
+from render.request import MAX_SVG_SIDE
 
 MAX_SVG_BYTES = 2_000_000
-MAX_SIDE = 2048
+MAX_SIDE = MAX_SVG_SIDE
 DEFAULT_SIZE = (300, 150)  # a browser's default replaced-element size
 _UNIT_PX = {"": 1.0, "px": 1.0, "pt": 4 / 3, "pc": 16.0, "in": 96.0, "cm": 96 / 2.54, "mm": 96 / 25.4}
 _LENGTH = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-z]*)\s*$")
@@ -39,7 +40,8 @@ def _check_references(root: ET.Element) -> None:
             value = element.get(key)
             if value is not None and not _local_reference(value):
                 raise RenderInputError("forbidden", f"external reference in <{tag}>: {value[:80]}")
-        css = (element.get("style") or "") + (element.text or "" if tag == "style" else "")
+        # Every text node inside <style> (also after a child element or a comment), not just the first.
+        css = (element.get("style") or "") + ("".join(element.itertext()) if tag == "style" else "")
         if tag == "style" and "@import" in css.lower():
             raise RenderInputError("forbidden", "CSS @import in <style> is not allowed")
         for url in _CSS_URL.findall(css) + _CSS_URL.findall(" ".join(element.attrib.values())):

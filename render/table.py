@@ -19,9 +19,10 @@ import weasyprint.pdf.fonts
 from weasyprint.urls import FatalURLFetchingError, URLFetcher
 
 from render.errors import RenderInputError
+from render.request import TABLE_PAGE_PX
 
 MAX_TABLE_CHARS = 200_000
-PAGE_WIDTH_PX, PAGE_HEIGHT_PX = 1600, 6000
+PAGE_WIDTH_PX, PAGE_HEIGHT_PX = TABLE_PAGE_PX
 PADDING_PX = 8
 PX_PER_PT = 96 / 72
 STYLESHEET = f"""
@@ -83,11 +84,26 @@ def _content_box_pt(page) -> tuple[float, float, float, float]:
     return left, bottom, right, top
 
 
+class _DataOnlyFetcher(URLFetcher):
+    """Fetches data: URLs only, and remembers every other URL it was asked for: WeasyPrint
+    swallows some fetch errors (an inline SVG's <image>), and the render must fail anyway."""
+
+    def __init__(self):
+        super().__init__(allowed_protocols=("data",), fail_on_errors=True, timeout=1)
+        self.refused: list[str] = []
+
+    def fetch(self, url, headers=None):
+        if not url.lower().startswith("data:"):
+            self.refused.append(url)
+            raise FatalURLFetchingError(f"Error fetching {url[:80]!r}")
+        return super().fetch(url, headers)
+
+
 def render_table(code: str) -> np.ndarray:
     """Lay out the table, rasterise the first page and crop it to the table."""
     html = table_html(code)
+    fetcher = _DataOnlyFetcher()
     try:
-        fetcher = URLFetcher(allowed_protocols=("data",), fail_on_errors=True, timeout=1)
         with _whole_fonts():
             pdf_bytes = weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf(
                 stylesheets=[_CSS], uncompressed_pdf=True)
@@ -95,6 +111,8 @@ def render_table(code: str) -> np.ndarray:
         raise RenderInputError("forbidden", f"tables may not load external resources ({exc})"[:200]) from exc
     except Exception as exc:
         raise RenderInputError("runtime", f"HTML layout failed: {type(exc).__name__}: {exc}"[:200]) from exc
+    if fetcher.refused:
+        raise RenderInputError("forbidden", f"tables may not load external resources ({fetcher.refused[0][:80]})")
     document = pdfium.PdfDocument(pdf_bytes)
     try:
         page = document[0]

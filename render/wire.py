@@ -67,20 +67,24 @@ def read_exact(fd: int, count: int, deadline: float) -> bytes | None:
 
 
 class Frame(NamedTuple):
-    """A task's answer as read: `header` None when no well-formed frame came."""
+    """A task's answer as read: `header` None when no well-formed frame came; `oversized` when
+    its payload was larger than the request allows (refused unread)."""
 
     header: dict | None
     payload: bytes
     timed_out: bool
+    oversized: bool = False
 
 
-def read_frame(fd: int, deadline: float) -> Frame:
+def read_frame(fd: int, deadline: float, max_payload: int = MAX_PAYLOAD) -> Frame:
     sizes = read_exact(fd, FRAME_HEADER.size, deadline)
     if sizes is None:
         return Frame(None, b"", time.monotonic() >= deadline)
     head_len, payload_len = FRAME_HEADER.unpack(sizes)
     if head_len > MAX_HEADER or payload_len > MAX_PAYLOAD:
         return Frame(None, b"", False)
+    if payload_len > max_payload:
+        return Frame(None, b"", False, oversized=True)
     head = read_exact(fd, head_len, deadline)
     payload = read_exact(fd, payload_len, deadline) if payload_len else b""
     if head is None or payload is None:
@@ -101,8 +105,9 @@ def _dimension(value) -> bool:
     return type(value) is int and 0 < value <= MAX_SIDE
 
 
-def to_result(header: dict, payload: bytes, seconds: float) -> RenderResult:
-    """Turn an untrusted frame header and payload into a RenderResult; anything off is an error."""
+def to_result(header: dict, payload: bytes, seconds: float, fits=None) -> RenderResult:
+    """Turn an untrusted frame header and payload into a RenderResult; anything off is an error.
+    `fits(width, height)`: whether the request allows an image of that size (else `invalid_output`)."""
     from PIL import Image
 
     if header.get("ok") is True:
@@ -110,6 +115,10 @@ def to_result(header: dict, payload: bytes, seconds: float) -> RenderResult:
         if trace is not None and validate_trace(trace) is None:
             return RenderResult.failure("runtime", "the render task returned a malformed trace", seconds)
         if _dimension(height) and _dimension(width) and height * width * 3 == len(payload):
+            if fits is not None and not fits(width, height):
+                return RenderResult.failure(
+                    "invalid_output", f"the render task returned a {width}x{height} image, "
+                    "which is not the size the request asked for", seconds)
             return RenderResult(image=Image.frombytes("RGB", (width, height), payload), seconds=seconds, trace=trace)
         return RenderResult.failure("runtime", "the render task returned a malformed image", seconds)
     kind, message = header.get("kind"), header.get("message")

@@ -106,3 +106,22 @@ def test_messages_carry_descriptors():
         pass
     left.close()
     right.close()
+
+
+def test_a_payload_larger_than_the_request_allows_is_refused_unread():
+    data = frame_bytes(json.dumps({"ok": True, "height": 64, "width": 64}).encode(), b"\x00" * (64 * 64 * 3))
+    with tempfile.TemporaryFile() as handle:
+        handle.write(data)
+        handle.seek(0)
+        frame = wire.read_frame(handle.fileno(), time.monotonic() + 5, max_payload=32 * 32 * 3)
+    assert frame.header is None and frame.oversized and frame.payload == b""
+
+
+def test_an_image_of_another_size_than_requested_is_invalid_output():
+    def fits(width, height):
+        return (width, height) == (2, 2)
+
+    wrong = wire.to_result({"ok": True, "height": 1, "width": 4}, b"\x00" * 12, 0.1, fits)
+    assert wrong.error.kind == "invalid_output" and "4x1" in wrong.error.message
+    right = wire.to_result({"ok": True, "height": 2, "width": 2}, b"\x00" * 12, 0.1, fits)
+    assert right.error is None and right.image.size == (2, 2)
