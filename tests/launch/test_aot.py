@@ -40,11 +40,17 @@ def test_without_libtpu_the_error_says_how_to_install(monkeypatch):
         aot.topology("v5p-8")
 
 
-def test_summary_line_counts_fitting_programs():
-    topo = aot.Topology("v5e-4", "v5e", (2, 2), (None,) * 4, 16 * aot.GiB)
-    reports = [aot.ProgramReport("a", temp_bytes=14 * aot.GiB), aot.ProgramReport("b", temp_bytes=15 * aot.GiB),
-               aot.ProgramReport("c", error="RESOURCE_EXHAUSTED")]
-    assert aot.summary_line(reports, topo, 0.1) == "fits 1/3 programs; peak 15.00 GiB of 16 GiB per chip"
+def test_summary_line_counts_fitting_programs_with_their_resident_state_and_the_step():
+    topo = aot.Topology("v5e-4", "v5e", (2, 2), (None,) * 4, 16 * aot.GiB)  # 197e12 FLOP/s, 819e9 B/s
+    one_second = aot.Work(flops=197e12)
+    reports = [aot.ProgramReport("a", temp_bytes=12 * aot.GiB, resident_bytes=2 * aot.GiB, flops=197e12, calls=2,
+                                 ideal=aot.Work(flops=197e12 / 2)),
+               # fits alone (13 GiB) but not beside the 2 GiB of state the run keeps while it runs
+               aot.ProgramReport("b", temp_bytes=13 * aot.GiB, resident_bytes=2 * aot.GiB, bytes_accessed=819e9,
+                                 ideal=aot.Work(bytes=819e9 / 2)),
+               aot.ProgramReport("c", error="RESOURCE_EXHAUSTED", ideal=one_second)]
+    assert aot.summary_line(reports, topo, 0.1) == (
+        "fits 1/3 programs; peak 15.00 GiB of 16 GiB per chip; step >= 3.0 s (ideal 1.5 s, 2.00 x)")
 
 
 def _compile(programs, name, mesh):
