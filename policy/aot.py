@@ -58,11 +58,12 @@ class LibTPUMissing(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class Topology:
-    name: str  # e.g. "v5p-64"
+    name: str  # e.g. "v5p-64", or "2 x v5p-128" for two slices
     family: str  # "v5p" | "v5e" | "v6e"
-    shape: tuple[int, ...]  # chips along each torus axis
-    devices: tuple  # one jax device per chip
+    shape: tuple[int, ...]  # chips along each torus axis of one slice
+    devices: tuple  # one jax device per chip, every slice's
     hbm_bytes: int  # per chip
+    slices: int = 1  # slices joined by DCN (MaxText's compile_topology_num_slices)
 
     @property
     def chips(self) -> int:
@@ -114,8 +115,11 @@ def require_libtpu() -> None:
         raise LibTPUMissing(f"compiling for a TPU topology needs libtpu, which is not installed: {INSTALL_HINT}")
 
 
-def topology(name: str) -> Topology:
-    """The devices of a named TPU slice, for compilation only (no TPU needed, libtpu is)."""
+def topology(name: str, num_slices: int = 1) -> Topology:
+    """The devices of `num_slices` copies of a named TPU slice joined by DCN, for compilation only (no
+    TPU needed, libtpu is)."""
+    if num_slices < 1:
+        raise ValueError(f"num_slices must be >= 1, got {num_slices}")
     family, chips = parse_topology(name)
     require_libtpu()
     from jax.experimental import topologies
@@ -126,12 +130,14 @@ def topology(name: str) -> Topology:
     desc = topologies.get_topology_desc(
         platform="tpu", topology_name=f"{family}:{'x'.join(map(str, grid))}",
         chip_config_name=_CHIP_CONFIG[family], chips_per_host_bounds=(2, 2, 1) if chips >= 4 else (*grid, 1)[:3],
-        num_slices=1)
-    return Topology(name, family, grid, tuple(desc.devices), HBM_BYTES[family])
+        num_slices=num_slices)
+    label = name if num_slices == 1 else f"{num_slices} x {name}"
+    return Topology(label, family, grid, tuple(desc.devices), HBM_BYTES[family], num_slices)
 
 
 def topology_mesh(topo: Topology, mesh_shape: Sequence[int] | None) -> Mesh:
-    """`config.mesh_shape` (data, fsdp, tensor) over the topology's chips; empty: all on fsdp."""
+    """`config.mesh_shape` (data, fsdp, tensor) over the topology's chips; empty: all on fsdp, and with
+    several slices `data` over the slices (`policy.sharding.make_mesh`)."""
     if mesh_shape and math.prod(mesh_shape) != topo.chips:
         raise ValueError(f"mesh_shape {tuple(mesh_shape)} needs {math.prod(mesh_shape)} chips; {topo.name} has "
                          f"{topo.chips}")
@@ -430,7 +436,8 @@ def fits(report: ProgramReport, hbm_bytes: int, headroom: float) -> bool:
 
 def report_header(topo: Topology, headroom: float) -> list[str]:
     chip = topo.chip
-    return [f"{topo.name}: {topo.chips} chips ({'x'.join(map(str, topo.shape))}), {topo.hosts} hosts, "
+    grid = ("" if topo.slices == 1 else f"{topo.slices} x ") + "x".join(map(str, topo.shape))
+    return [f"{topo.name}: {topo.chips} chips ({grid}), {topo.hosts} hosts, "
             f"{topo.hbm_bytes / GiB:.0f} GiB HBM per chip, {headroom:.0%} headroom; {chip.source}",
             "GiB per chip (resident: the run's state live beside the program; total = peak + resident); "
             "TFLOP and GB per chip per call; seconds per step = calls x roofline:",

@@ -100,3 +100,16 @@ def test_cli_compiles_every_sft_program_and_reports_the_fit():
     assert any(line.startswith("train step") and "yes" in line for line in lines)
     assert any(line.startswith("eval step") and "yes" in line for line in lines)
     assert lines[-1].startswith("fits 2/2 programs; peak ") and lines[-1].endswith("of 16 GiB per chip")
+
+
+@needs_libtpu
+def test_two_slices_put_the_data_axis_across_dcn():
+    topo = aot.topology("v5p-8", num_slices=2)  # 2 x 4 chips
+    assert (topo.name, topo.chips, topo.slices, topo.hosts) == ("2 x v5p-8", 8, 2, 2)
+    mesh = aot.topology_mesh(topo, ())
+    assert dict(mesh.shape) == {"data": 2, "fsdp": 4, "tensor": 1}
+    for row, devices in enumerate(mesh.devices):  # each data index is one slice: fsdp stays on ICI
+        assert {d.slice_index for d in devices.ravel()} == {row}
+    assert dict(aot.topology_mesh(topo, (2, 2, 2)).shape) == {"data": 2, "fsdp": 2, "tensor": 2}
+    with pytest.raises(ValueError, match="multiple of the 2 TPU slices"):
+        aot.topology_mesh(topo, (1, 8, 1))
