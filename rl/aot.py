@@ -2,8 +2,9 @@
 
 Shapes are the largest the run can produce from its config: prompts padded to the longest sequence
 bucket, the largest image the processor emits (`max_side`), one sampler call per micro-batch, the
-log-prob and update batches of one micro-step's rows (prompt + `max_new_tokens`), and judge calls of `JUDGE_BATCH`
-pairs per host. A shape no bucket holds is reported as the error the run would hit.
+log-prob and update batches of one micro-step's rows (prompt + `max_new_tokens`), and judge calls of
+`judge.batch_size` pairs per host (as `rl.models.prepare_judge` gives the judge). A shape no bucket
+holds is reported as the error the run would hit.
 
 The optimizer (MultiSteps included) comes from `rl.optimizers.grpo_optimizers` and the update and
 log-prob programs from `rl.trainer.make_grpo_steps`, as the trainer builds them. Each program carries
@@ -28,7 +29,7 @@ from rl.optimizers import grpo_optimizers
 from rl.trainer import make_grpo_steps
 from visual_erm.judge import GREEDY_SETTINGS, PUBLISHED_SETTINGS
 
-JUDGE_BATCH = 8  # pairs per host per judge call (VisualERM's default batch_size)
+JUDGE_BATCH = 8  # pairs per host per judge call when the config has no judge.batch_size (prepare_judge's default)
 JUDGE_TEXT_TOKENS = 512  # chat template + judge instruction (~200 tokens today), beside the two images
 JUDGE_KIND = "chart"  # the published chart/svg settings (presence penalty: one [rows, vocab] carry)
 
@@ -109,6 +110,7 @@ def grpo_programs(config, mesh, hosts: int) -> list:
     if config.reward == "visual_erm":
         judge_block = _judge_block(config)
         judge_config = aot.run_model_config(judge_block)
+        judge_batch = int(config.judge.get("batch_size", JUDGE_BATCH))
         settings = (GREEDY_SETTINGS if config.judge.greedy else PUBLISHED_SETTINGS)[JUDGE_KIND]
         judge_patches = aot.largest_image_patches(aot.run_image_processor(judge_block, judge_config,
                                                                           settings.max_side))
@@ -116,13 +118,13 @@ def grpo_programs(config, mesh, hosts: int) -> list:
         judge_params = dataclasses.replace(settings.params, suppress_ids=(judge_config.image_token_id,
                                                                           judge_config.vision_start_token_id))
         add("judge sampler", lambda: aot.sampler_programs(
-            "judge", abstract_model(judge_config), mesh, batch=JUDGE_BATCH * hosts,
+            "judge", abstract_model(judge_config), mesh, batch=judge_batch * hosts,
             prompt_len=aot.bucket(tokens, DEFAULT_SEQ_BUCKETS, "judge prompt"),
-            num_patches=hosts * aot.bucket(JUDGE_BATCH * 2 * judge_patches, DEFAULT_PATCH_BUCKETS,
+            num_patches=hosts * aot.bucket(judge_batch * 2 * judge_patches, DEFAULT_PATCH_BUCKETS,
                                            "judge prefill patches"),
             num_samples=1, max_new=int(config.judge.max_new_tokens), params=judge_params,
             stop_ids=_stop_ids(judge_config), pad_id=judge_config.pad_token_id or 0,
-            calls=prompts * group / (JUDGE_BATCH * hosts), outside=outside(), weights=JUDGE))
+            calls=prompts * group / (judge_batch * hosts), outside=outside(), weights=JUDGE))
 
     rows, length = prompts * group, prompt_len + new
 
