@@ -28,6 +28,7 @@ _HEADROOM = flags.DEFINE_float("headroom", 0.1, "fraction of HBM a program must 
 _ONLY = flags.DEFINE_list("only", [], "compile only the programs whose names contain one of these (e.g. decode)")
 _VISION = flags.DEFINE_list("vision_patches", [], "also compile the vision tower alone at these patch counts")
 _SLICES = flags.DEFINE_integer("num_slices", 1, "slices of --topology joined by DCN (a data axis across them)")
+_DUMP = flags.DEFINE_string("dump_hlo", "", "write each compiled program's optimized HLO into this directory")
 
 
 def programs(config, mesh, hosts: int) -> list:
@@ -62,7 +63,7 @@ def main(argv) -> int:
     print("\n".join(aot.report_header(topo, _HEADROOM.value)), flush=True)
     reports = []
     for program in todo:
-        reports.append(aot.compile_program(program, mesh))
+        reports.append(aot.compile_program(program, mesh, _DUMP.value or None))
         print(aot.report_line(reports[-1], topo, _HEADROOM.value), flush=True)
     print(aot.summary_line(reports, topo, _HEADROOM.value))
     return 0 if all(aot.fits(r, topo.hbm_bytes, _HEADROOM.value) for r in reports) else 1

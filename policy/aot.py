@@ -402,14 +402,20 @@ def vision_program(config: Qwen3VLConfig, mesh: Mesh, num_patches: int) -> Progr
     return Program(f"vision @{num_patches} patches", encode, (state, pv, meta), note=f"{num_patches} patches")
 
 
-def compile_program(program: Program | Failed, mesh: Mesh) -> ProgramReport:
-    """Lower and compile one program; a build, lowering or compile error becomes the report's `error`."""
+def compile_program(program: Program | Failed, mesh: Mesh, dump_dir: str | None = None) -> ProgramReport:
+    """Lower and compile one program; a build, lowering or compile error becomes the report's `error`.
+    With `dump_dir`, the optimized HLO goes to `dump_dir/<name>.hlo` (what `policy.hlo_cost` reads)."""
     if isinstance(program, Failed):
         return ProgramReport(program.name, program.note, error=program.error)
     try:
         with jax.set_mesh(mesh):
             compiled = program.lower().compile()
-        cost = hlo_cost.program_cost(compiled.as_text(), program.loop_trips)
+        text = compiled.as_text()
+        if dump_dir:
+            os.makedirs(dump_dir, exist_ok=True)
+            with open(os.path.join(dump_dir, re.sub(r"[^\w.-]+", "_", program.name) + ".hlo"), "w") as f:
+                f.write(text)
+        cost = hlo_cost.program_cost(text, program.loop_trips)
     except Exception as e:
         return ProgramReport(program.name, program.note, error=f"{type(e).__name__}: {_first_line(e)}")
     memory = compiled.memory_analysis()

@@ -223,6 +223,9 @@ class _Module:
     def read_bytes(self, computation: str, name: str, full: float) -> float:
         """HBM bytes a fusion reads of its value `name`: the slices taken of it when every use slices it
         (directly, through bitcasts or inside nested fusions), else all of it (`full`)."""
+        insts = self.computations.get(computation, [])
+        if insts and (insts[-1].name == name or (insts[-1].opcode == "tuple" and name in insts[-1].operands)):
+            return full  # it leaves the fusion: whatever reads the result reads all of it
         total = 0.0
         for user, position in self._users(computation).get(name, []):
             if user.opcode in _SLICING and position == 0:
