@@ -236,12 +236,28 @@ class _Module:
                 (body,) = user.called("calls")
                 param = next((i.name for i in self.computations.get(body, [])
                               if i.opcode == "parameter" and int(i.args) == position), None)
-                total += full if param is None else self.read_bytes(body, param, full)
+                if param is None:
+                    return full
+                if self._passes_through(body, param):  # a bitcast fusion: what reads its result decides
+                    total += self.read_bytes(computation, user.name, full)
+                else:
+                    total += self.read_bytes(body, param, full)
             else:
                 return full
             if total >= full:
                 return full
         return total
+
+    def _passes_through(self, computation: str, name: str) -> bool:
+        """`name` is the computation's result, up to bitcasts and reshapes, and used for nothing else."""
+        insts = self.computations.get(computation, [])
+        while True:
+            if insts and insts[-1].name == name:
+                return True
+            users = self._users(computation).get(name, [])
+            if len(users) != 1 or users[0][0].opcode not in ("bitcast", "reshape"):
+                return False
+            name = users[0][0].name
 
     def fusion_bytes(self, inst: Instruction) -> float:
         (body,) = inst.called("calls") or [None]

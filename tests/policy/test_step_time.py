@@ -69,3 +69,54 @@ def test_hlo_cost_takes_data_dependent_trips_from_the_caller():
         hlo_cost.program_cost(text)
     with pytest.raises(hlo_cost.HloParseError, match="more entries"):
         hlo_cost.program_cost(text, (7, 3))
+
+
+_FUSED_MATMUL = """HloModule m, is_scheduled=true
+
+%pass_through (p0: f32[4,1024,256]) -> f32[4,1024,256] {
+  %p0 = f32[4,1024,256]{2,1,0} parameter(0)
+  ROOT %b = f32[4,1024,256]{2,1,0} bitcast(%p0)
+}
+
+%layer_matmul (q0: f32[4,1024,256], q1: f32[8,1024], q2: s32[]) -> f32[8,256] {
+  %q0 = f32[4,1024,256]{2,1,0} parameter(0)
+  %q1 = f32[8,1024]{1,0} parameter(1)
+  %q2 = s32[] parameter(2)
+  %zero = s32[] constant(0)
+  %f = f32[4,1024,256]{2,1,0} fusion(%q0), kind=kLoop, calls=%pass_through
+  %w = f32[1,1024,256]{2,1,0} dynamic-slice(%f, %q2, %zero, %zero), dynamic_slice_sizes={1,1024,256}
+  %w2 = f32[1024,256]{1,0} bitcast(%w)
+  ROOT %d = f32[8,256]{1,0} dot(%q1, %w2), lhs_contracting_dims={1}, rhs_contracting_dims={0}
+}
+
+%whole_matmul (r0: f32[1024,256], r1: f32[8,1024]) -> f32[8,256] {
+  %r0 = f32[1024,256]{1,0} parameter(0)
+  %r1 = f32[8,1024]{1,0} parameter(1)
+  %g = f32[1024,256]{1,0} fusion(%r0), kind=kLoop, calls=%pass_through2
+  ROOT %e = f32[8,256]{1,0} dot(%r1, %g), lhs_contracting_dims={1}, rhs_contracting_dims={0}
+}
+
+%pass_through2 (s0: f32[1024,256]) -> f32[1024,256] {
+  %s0 = f32[1024,256]{1,0} parameter(0)
+  ROOT %c = f32[1024,256]{1,0} bitcast(%s0)
+}
+
+ENTRY %main (a: f32[4,1024,256], x: f32[8,1024], i: s32[], b: f32[1024,256]) -> (f32[8,256], f32[8,256]) {
+  %a = f32[4,1024,256]{2,1,0} parameter(0)
+  %x = f32[8,1024]{1,0} parameter(1)
+  %i = s32[] parameter(2)
+  %b = f32[1024,256]{1,0} parameter(3)
+  %y = f32[8,256]{1,0} fusion(%a, %x, %i), kind=kOutput, calls=%layer_matmul
+  %z = f32[8,256]{1,0} fusion(%b, %x), kind=kOutput, calls=%whole_matmul
+  ROOT %t = (f32[8,256]{1,0}, f32[8,256]{1,0}) tuple(%y, %z)
+}
+"""
+
+
+def test_hlo_cost_reads_a_sliced_operand_by_its_slice_and_a_passed_through_one_whole():
+    cost = hlo_cost.program_cost(_FUSED_MATMUL)
+    assert cost.flops == 2 * (2 * 8 * 1024 * 256)
+    weight, acts, out, index = 1024 * 256 * 4, 8 * 1024 * 4, 8 * 256 * 4, 4
+    # layer_matmul reads one [1024, 256] layer of the stacked weights (through a nested fusion and a
+    # slice); whole_matmul's weight leaves its nested fusion whole, so all of it is read
+    assert cost.bytes == (weight + acts + index + out) + (weight + acts + out)
