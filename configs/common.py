@@ -37,6 +37,8 @@ def _run(trainer: str) -> ConfigDict:
     c.trainer = trainer
     c.seed = 0
     c.mesh_shape = ()  # empty: all devices on fsdp; e.g. (1, 1, 1) for one device, (1, 16, 4) adds tensor
+    # persistent compilation cache (policy/compile_cache.py): a directory or gs:// path; empty: off
+    c.compilation_cache_dir = ""
     c.total_steps = 100
     c.checkpoint_every = 50
     c.keep_checkpoints = 3

@@ -1,10 +1,14 @@
 """Compile every program of a run for a TPU topology, on this (CPU) machine: does it fit, before the pod?
 
     python -m launch.aot --config=configs/qwen3vl_8b_grpo.py:chart --topology=v5p-64 [--config.key=value ...]
+    python -m launch.aot --config=configs/qwen3vl_8b_erm.py --topology=v5p-128 --num_slices=2  # DCN data axis
 
-Prints per program the per-chip argument, temporary, output and peak bytes, FLOPs and bytes accessed
-(XLA's memory and cost analyses), then `fits N/M programs; peak X GiB of Y GiB per chip`. Exit status 1
-when a program does not fit with `--headroom` of HBM to spare (or fails to build), 2 without libtpu.
+Prints per program the per-chip argument, temporary, output and peak bytes (XLA's memory analysis), the
+run state live beside it and the total, FLOPs and HBM bytes per call (loops counted) and seconds per
+step at the chip's roofline, then `fits N/M programs; peak X GiB of Y GiB per chip; step >= S s
+(ideal I s, R x)`. Exit status 1 when a program's total does not fit with `--headroom` of HBM to spare
+(or it fails to build), 2 without libtpu. With `--config.compilation_cache_dir=DIR` the compiled
+programs are written to the run's persistent compilation cache.
 `--only=decode,update` compiles a subset; `--vision_patches=16384,65536` adds the vision tower alone at
 those patch counts.
 """
@@ -16,12 +20,15 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from policy import aot
+from policy.compile_cache import use_compilation_cache
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "ml-collections config file", lock_config=True)
 _TOPOLOGY = flags.DEFINE_string("topology", "v5p-64", "TPU slice: v5p-N (TensorCores), v5e-N or v6e-N (chips)")
 _HEADROOM = flags.DEFINE_float("headroom", 0.1, "fraction of HBM a program must leave free to count as fitting")
 _ONLY = flags.DEFINE_list("only", [], "compile only the programs whose names contain one of these (e.g. decode)")
 _VISION = flags.DEFINE_list("vision_patches", [], "also compile the vision tower alone at these patch counts")
+_SLICES = flags.DEFINE_integer("num_slices", 1, "slices of --topology joined by DCN (a data axis across them)")
+_DUMP = flags.DEFINE_string("dump_hlo", "", "write each compiled program's optimized HLO into this directory")
 
 
 def programs(config, mesh, hosts: int) -> list:
@@ -42,10 +49,12 @@ def main(argv) -> int:
     if config is None:
         raise app.UsageError("--config=configs/<file>.py is required")
     try:
-        topo = aot.topology(_TOPOLOGY.value)
+        topo = aot.topology(_TOPOLOGY.value, _SLICES.value)
     except aot.LibTPUMissing as e:
         print(e, file=sys.stderr)
         return 2
+    if use_compilation_cache(config.get("compilation_cache_dir")):  # warm the run's cache
+        print(f"compiled programs go to the compilation cache {config.compilation_cache_dir}", file=sys.stderr)
     mesh = aot.topology_mesh(topo, config.get("mesh_shape"))
     todo = programs(config, mesh, topo.hosts)
     if _ONLY.value:
@@ -54,7 +63,7 @@ def main(argv) -> int:
     print("\n".join(aot.report_header(topo, _HEADROOM.value)), flush=True)
     reports = []
     for program in todo:
-        reports.append(aot.compile_program(program, mesh))
+        reports.append(aot.compile_program(program, mesh, _DUMP.value or None))
         print(aot.report_line(reports[-1], topo, _HEADROOM.value), flush=True)
     print(aot.summary_line(reports, topo, _HEADROOM.value))
     return 0 if all(aot.fits(r, topo.hbm_bytes, _HEADROOM.value) for r in reports) else 1

@@ -45,6 +45,9 @@ def main(argv) -> None:
         import jax
 
         jax.distributed.initialize()
+    from policy.compile_cache import use_compilation_cache
+
+    use_compilation_cache(_CONFIG.value.get("compilation_cache_dir"))
     final = run(_CONFIG.value, _WORKDIR.value)
     print(json.dumps({"workdir": _WORKDIR.value, "final": final}, indent=1, default=str))
     if any(key.startswith("heldout/") for key in final):

@@ -2,8 +2,11 @@
 
 libtpu compiles for any TPU topology on a CPU-only host (`jax.experimental.topologies`). A run's
 programs are lowered from ShapeDtypeStructs carrying NamedShardings on a mesh of the topology's
-devices (no weights, no allocation) and compiled; XLA's memory and cost analyses then say what each
-program needs on every chip. The trainers and the sampler hand over the very functions they jit
+devices (no weights, no allocation) and compiled; XLA's memory analysis then says what each program
+needs on every chip, to which the run's state that stays live outside the program (`Program.outside`:
+optimizer moments, the reference policy, the judge) is added. FLOPs and HBM bytes come from the
+optimized HLO with loops counted (`policy.hlo_cost`), and the step estimate from them
+(`policy.step_time`). The trainers and the sampler hand over the very functions they jit
 (`visual_erm.aot`, `rl.aot`), so what is compiled here is what the run compiles.
 
 Names follow Cloud TPU: v5p-N counts TensorCores (two per megacore chip: v5p-64 is 32 chips),
@@ -24,10 +27,11 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from policy import hlo_cost
 from policy.config import Qwen3VLConfig, runtime_options
 from policy.image_processor import QWEN3_VL_MIN_PIXELS, ImageProcessor, pick_bucket
 from policy.model import abstract_model
-from policy.sampler import DEFAULT_DECODE_BUCKETS, SamplingParams, _decode, _phases, _prefill
+from policy.sampler import DEFAULT_DECODE_BUCKETS, SamplingParams, _decode, _phases, _prefill, sampling_reshard
 from policy.sharding import (
     MESH_AXES,
     SAMPLING_RULES,
@@ -37,11 +41,12 @@ from policy.sharding import (
     named_sharding,
     state_shardings,
 )
+from policy.step_time import CHIPS, Chip, Phase, Work, decode_work, estimate_step, forward_work, step_line
 from policy.text import KVCache
 from policy.vision import VisionInputs
 
 GiB = 2**30
-HBM_BYTES = {"v5p": 95 * GiB, "v5e": 16 * GiB, "v6e": 32 * GiB}
+HBM_BYTES = {family: chip.hbm_bytes for family, chip in CHIPS.items()}
 _CHIP_CONFIG = {"v5p": "megacore", "v5e": "default", "v6e": "default"}
 _CORES_PER_CHIP = {"v5p": 2, "v5e": 1, "v6e": 1}
 INSTALL_HINT = 'pip install -e ".[tpu]"  (jax[tpu] at the installed jax version: it brings libtpu)'
@@ -53,11 +58,12 @@ class LibTPUMissing(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class Topology:
-    name: str  # e.g. "v5p-64"
+    name: str  # e.g. "v5p-64", or "2 x v5p-128" for two slices
     family: str  # "v5p" | "v5e" | "v6e"
-    shape: tuple[int, ...]  # chips along each torus axis
-    devices: tuple  # one jax device per chip
+    shape: tuple[int, ...]  # chips along each torus axis of one slice
+    devices: tuple  # one jax device per chip, every slice's
     hbm_bytes: int  # per chip
+    slices: int = 1  # slices joined by DCN (MaxText's compile_topology_num_slices)
 
     @property
     def chips(self) -> int:
@@ -66,6 +72,10 @@ class Topology:
     @property
     def hosts(self) -> int:
         return len({d.process_index for d in self.devices})
+
+    @property
+    def chip(self) -> Chip:
+        return CHIPS[self.family]
 
 
 def chip_grid(family: str, chips: int) -> tuple[int, ...]:
@@ -105,8 +115,11 @@ def require_libtpu() -> None:
         raise LibTPUMissing(f"compiling for a TPU topology needs libtpu, which is not installed: {INSTALL_HINT}")
 
 
-def topology(name: str) -> Topology:
-    """The devices of a named TPU slice, for compilation only (no TPU needed, libtpu is)."""
+def topology(name: str, num_slices: int = 1) -> Topology:
+    """The devices of `num_slices` copies of a named TPU slice joined by DCN, for compilation only (no
+    TPU needed, libtpu is)."""
+    if num_slices < 1:
+        raise ValueError(f"num_slices must be >= 1, got {num_slices}")
     family, chips = parse_topology(name)
     require_libtpu()
     from jax.experimental import topologies
@@ -117,12 +130,14 @@ def topology(name: str) -> Topology:
     desc = topologies.get_topology_desc(
         platform="tpu", topology_name=f"{family}:{'x'.join(map(str, grid))}",
         chip_config_name=_CHIP_CONFIG[family], chips_per_host_bounds=(2, 2, 1) if chips >= 4 else (*grid, 1)[:3],
-        num_slices=1)
-    return Topology(name, family, grid, tuple(desc.devices), HBM_BYTES[family])
+        num_slices=num_slices)
+    label = name if num_slices == 1 else f"{num_slices} x {name}"
+    return Topology(label, family, grid, tuple(desc.devices), HBM_BYTES[family], num_slices)
 
 
 def topology_mesh(topo: Topology, mesh_shape: Sequence[int] | None) -> Mesh:
-    """`config.mesh_shape` (data, fsdp, tensor) over the topology's chips; empty: all on fsdp."""
+    """`config.mesh_shape` (data, fsdp, tensor) over the topology's chips; empty: all on fsdp, and with
+    several slices `data` over the slices (`policy.sharding.make_mesh`)."""
     if mesh_shape and math.prod(mesh_shape) != topo.chips:
         raise ValueError(f"mesh_shape {tuple(mesh_shape)} needs {math.prod(mesh_shape)} chips; {topo.name} has "
                          f"{topo.chips}")
@@ -230,6 +245,10 @@ class Program:
     args: tuple = ()
     kwargs: dict = dataclasses.field(default_factory=dict)
     note: str = ""  # the shapes, in words
+    outside: dict = dataclasses.field(default_factory=dict)  # run state live beside it: name -> bytes per chip
+    calls: float = 1.0  # calls per training step
+    loop_trips: tuple = ()  # worst-case trips of its data-dependent loops, in order (policy.hlo_cost)
+    ideal: Work = Work()  # the least work per chip per call (policy.step_time)
 
     def lower(self):
         return self.fn.lower(*self.args, **self.kwargs)
@@ -253,27 +272,50 @@ class ProgramReport:
     alias_bytes: int = 0
     temp_bytes: int = 0
     code_bytes: int = 0
-    flops: float = 0.0
-    bytes_accessed: float = 0.0
+    flops: float = 0.0  # per chip per call, loops counted, Pallas kernels included (policy.hlo_cost)
+    bytes_accessed: float = 0.0  # HBM bytes per chip per call, likewise
     error: str | None = None
+    resident_bytes: int = 0  # run state live outside the program (Program.outside)
+    calls: float = 1.0
+    ideal: Work = Work()
 
     @property
     def peak_bytes(self) -> int:
         """Per chip: live arguments, outputs not aliased to (donated) arguments, temporaries, code."""
         return self.argument_bytes + self.output_bytes - self.alias_bytes + self.temp_bytes + self.code_bytes
 
+    @property
+    def total_bytes(self) -> int:
+        """The program's peak plus the run's state that stays live beside it: what the chip must hold."""
+        return self.peak_bytes + self.resident_bytes
+
+    @property
+    def work(self) -> Work:
+        return Work(self.flops, self.bytes_accessed)
+
 
 def sampler_programs(prefix: str, model, mesh: Mesh, *, batch: int, prompt_len: int, num_patches: int | None,
                      num_samples: int, max_new: int, params: SamplingParams, stop_ids: Sequence[int],
-                     pad_id: int, decode_buckets: Sequence[int] = DEFAULT_DECODE_BUCKETS) -> list[Program]:
-    """The `policy.Sampler`'s two jitted programs (prefill, decode loop) at these shapes.
+                     pad_id: int, decode_buckets: Sequence[int] = DEFAULT_DECODE_BUCKETS, calls: float = 1.0,
+                     outside: dict | None = None, weights: str = "") -> list[Program]:
+    """The `policy.Sampler`'s three jitted programs (reshard into the sampling layout, prefill, decode
+    loop) at these shapes, each run `calls` times a step beside the state `outside`, in which `weights`
+    names the model's own (training-layout) weights: the reshard's argument.
 
     `model` may be abstract. Its state is laid out as `Sampler.sampling_state` lays it out (compute
     dtype, SAMPLING_RULES); prompts are padded to a multiple of the batch shards as `Sampler` pads them,
     and the decode program takes the prefill's outputs on the shardings the prefill leaves them in.
+    Decode is costed at its worst case: every row runs to `max_new` tokens.
     """
+    text_params, vision_params = matmul_params(model)
+    chips, config = mesh.size, model.config
+    phases = _phases(max_new, decode_buckets)
+    common = dict(calls=calls, outside=dict(outside or {}))
     graphdef, state = nnx.split(model)
     dtype = model.config.compute_dtype
+    reshard = Program(f"{prefix} reshard", sampling_reshard(state, mesh), (abstract_state(state, mesh), dtype),
+                      note="weights into the sampling layout, once per call", calls=calls,
+                      outside={k: v for k, v in (outside or {}).items() if k != weights})
     shardings = state_shardings(state, mesh, SAMPLING_RULES)
     state = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(
         x.shape, dtype if jnp.issubdtype(x.dtype, jnp.floating) else x.dtype, sharding=s), state, shardings)
@@ -287,7 +329,9 @@ def sampler_programs(prefix: str, model, mesh: Mesh, *, batch: int, prompt_len: 
             rows((padded, prompt_len), jnp.int32), rows((padded, 1), jnp.int32), pv, meta,
             rows((padded,), jnp.bool_), rows((padded,), jnp.int32))
     prefill = Program(f"{prefix} prefill", _prefill, args, dict(num_prompts=batch),
-                      note=f"{batch} prompts (padded to {padded}) x {prompt_len} tokens, {num_patches or 0} patches")
+                      note=f"{batch} prompts (padded to {padded}) x {prompt_len} tokens, {num_patches or 0} patches",
+                      ideal=forward_work(text_params, vision_params, batch * prompt_len, num_patches or 0, chips),
+                      **common)
     with jax.set_mesh(mesh):
         shapes = jax.eval_shape(functools.partial(_prefill, num_prompts=batch), *args)
     spec = lambda x, names: jax.ShapeDtypeStruct(x.shape, x.dtype,  # noqa: E731
@@ -304,9 +348,38 @@ def sampler_programs(prefix: str, model, mesh: Mesh, *, batch: int, prompt_len: 
         f"{prefix} decode", _decode,
         (graphdef, state, filled, replicated_spec(key.shape, key.dtype, mesh)),
         dict(num_samples=num_samples, max_new=max_new, params=params, stop_ids=tuple(stop_ids), pad_id=pad_id,
-             phases=_phases(max_new, decode_buckets)),
-        note=f"{batch} prompts x {num_samples} samples, cache {prompt_len}+{max_new}")
-    return [prefill, decode]
+             phases=phases),
+        note=f"{batch} prompts x {num_samples} samples, cache {prompt_len}+{max_new}",
+        loop_trips=tuple(b - a for a, b in zip((0,) + phases, phases)),
+        ideal=decode_work(text_params * jnp.dtype(config.compute_dtype).itemsize, kv_bytes_per_token(config),
+                          batch, prompt_len, batch * num_samples, max_new, text_params, chips),
+        **common)
+    return [reshard, prefill, decode]
+
+
+def matmul_params(model) -> tuple[int, int]:
+    """(text, vision) parameters a token or a patch multiplies: the input embedding table is a lookup,
+    not a product (unless tied to the LM head)."""
+    size = lambda tree: sum(math.prod(x.shape) for x in jax.tree.leaves(tree))  # noqa: E731
+    vision = size(nnx.state(model.visual, nnx.Param))
+    t = model.config.text
+    embed = 0 if model.config.tie_word_embeddings else t.vocab_size * t.hidden_size
+    return size(nnx.state(model, nnx.Param)) - vision - embed, vision
+
+
+def kv_bytes_per_token(config: Qwen3VLConfig) -> int:
+    """Keys and values of one token over every layer, in the compute dtype."""
+    t = config.text
+    return 2 * t.num_hidden_layers * t.num_key_value_heads * t.head_dim * jnp.dtype(config.compute_dtype).itemsize
+
+
+def per_chip_bytes(tree) -> int:
+    """Bytes one chip holds of a tree of (abstract) arrays with NamedShardings (the largest shard)."""
+    total = 0
+    for x in jax.tree.leaves(tree):
+        shape = x.sharding.shard_shape(x.shape) if getattr(x, "sharding", None) is not None else x.shape
+        total += math.prod(shape) * jnp.dtype(x.dtype).itemsize
+    return total
 
 
 def abstract_state(state, mesh: Mesh):
@@ -329,24 +402,29 @@ def vision_program(config: Qwen3VLConfig, mesh: Mesh, num_patches: int) -> Progr
     return Program(f"vision @{num_patches} patches", encode, (state, pv, meta), note=f"{num_patches} patches")
 
 
-def compile_program(program: Program | Failed, mesh: Mesh) -> ProgramReport:
-    """Lower and compile one program; a build, lowering or compile error becomes the report's `error`."""
+def compile_program(program: Program | Failed, mesh: Mesh, dump_dir: str | None = None) -> ProgramReport:
+    """Lower and compile one program; a build, lowering or compile error becomes the report's `error`.
+    With `dump_dir`, the optimized HLO goes to `dump_dir/<name>.hlo` (what `policy.hlo_cost` reads)."""
     if isinstance(program, Failed):
         return ProgramReport(program.name, program.note, error=program.error)
     try:
         with jax.set_mesh(mesh):
             compiled = program.lower().compile()
+        text = compiled.as_text()
+        if dump_dir:
+            os.makedirs(dump_dir, exist_ok=True)
+            with open(os.path.join(dump_dir, re.sub(r"[^\w.-]+", "_", program.name) + ".hlo"), "w") as f:
+                f.write(text)
+        cost = hlo_cost.program_cost(text, program.loop_trips)
     except Exception as e:
         return ProgramReport(program.name, program.note, error=f"{type(e).__name__}: {_first_line(e)}")
     memory = compiled.memory_analysis()
-    cost = compiled.cost_analysis() or {}
-    if isinstance(cost, (list, tuple)):
-        cost = cost[0] if cost else {}
     return ProgramReport(
         program.name, program.note, argument_bytes=int(memory.argument_size_in_bytes),
         output_bytes=int(memory.output_size_in_bytes), alias_bytes=int(memory.alias_size_in_bytes),
         temp_bytes=int(memory.temp_size_in_bytes), code_bytes=int(memory.generated_code_size_in_bytes),
-        flops=float(cost.get("flops", 0.0)), bytes_accessed=float(cost.get("bytes accessed", 0.0)))
+        flops=cost.flops, bytes_accessed=cost.bytes, resident_bytes=sum(program.outside.values()),
+        calls=program.calls, ideal=program.ideal)
 
 
 def _first_line(e: Exception) -> str:
@@ -358,26 +436,37 @@ def _first_line(e: Exception) -> str:
 
 
 def fits(report: ProgramReport, hbm_bytes: int, headroom: float) -> bool:
-    return report.error is None and report.peak_bytes <= (1.0 - headroom) * hbm_bytes
+    """Compiled, and its peak plus the state live beside it leaves `headroom` of HBM free."""
+    return report.error is None and report.total_bytes <= (1.0 - headroom) * hbm_bytes
 
 
 def report_header(topo: Topology, headroom: float) -> list[str]:
-    return [f"{topo.name}: {topo.chips} chips ({'x'.join(map(str, topo.shape))}), {topo.hosts} hosts, "
-            f"{topo.hbm_bytes / GiB:.0f} GiB HBM per chip, {headroom:.0%} headroom; GiB per chip:",
-            f"{'program':<22} {'args':>8} {'temp':>8} {'output':>8} {'peak':>8} {'TFLOP':>9} {'GB moved':>9}  fits"]
+    chip = topo.chip
+    grid = ("" if topo.slices == 1 else f"{topo.slices} x ") + "x".join(map(str, topo.shape))
+    return [f"{topo.name}: {topo.chips} chips ({grid}), {topo.hosts} hosts, "
+            f"{topo.hbm_bytes / GiB:.0f} GiB HBM per chip, {headroom:.0%} headroom; {chip.source}",
+            "GiB per chip (resident: the run's state live beside the program; total = peak + resident); "
+            "TFLOP and GB per chip per call; seconds per step = calls x roofline:",
+            f"{'program':<22} {'args':>7} {'temp':>7} {'output':>7} {'peak':>7} {'resid.':>7} {'total':>7} "
+            f"{'TFLOP':>9} {'GB':>9} {'calls':>6} {'s/step':>8} {'ideal':>8}  fits"]
 
 
 def report_line(r: ProgramReport, topo: Topology, headroom: float) -> str:
     if r.error is not None:
         return f"{r.name:<22} FAILED: {r.error}  [{r.note}]"
-    g = lambda b: f"{b / GiB:8.2f}"  # noqa: E731
+    g = lambda b: f"{b / GiB:7.2f}"  # noqa: E731
+    chip = topo.chip
     return (f"{r.name:<22} {g(r.argument_bytes)} {g(r.temp_bytes)} {g(r.output_bytes)} {g(r.peak_bytes)} "
-            f"{r.flops / 1e12:9.2f} {r.bytes_accessed / 1e9:9.2f}  "
+            f"{g(r.resident_bytes)} {g(r.total_bytes)} {r.flops / 1e12:9.2f} {r.bytes_accessed / 1e9:9.2f} "
+            f"{r.calls:6g} {r.calls * r.work.seconds(chip):8.2f} {r.calls * r.ideal.seconds(chip):8.2f}  "
             f"{'yes' if fits(r, topo.hbm_bytes, headroom) else 'NO '}  [{r.note}]")
 
 
 def summary_line(reports: Sequence[ProgramReport], topo: Topology, headroom: float) -> str:
-    """`fits N/M programs; peak X GiB of Y GiB per chip` (peak over the programs that compiled)."""
+    """`fits N/M programs; peak X GiB of Y GiB per chip; step >= S s (ideal I s, R x)`: peak over the
+    programs that compiled (with the state live beside each), step over every compiled program."""
     ok = sum(fits(r, topo.hbm_bytes, headroom) for r in reports)
-    peak = max((r.peak_bytes for r in reports if r.error is None), default=0)
-    return f"fits {ok}/{len(reports)} programs; peak {peak / GiB:.2f} GiB of {topo.hbm_bytes / GiB:.0f} GiB per chip"
+    compiled = [r for r in reports if r.error is None]
+    peak = max((r.total_bytes for r in compiled), default=0)
+    estimate = estimate_step([Phase(r.name, r.work, r.ideal, r.calls) for r in compiled], topo.chip)
+    return step_line(ok, len(reports), peak, topo.chip, estimate)

@@ -123,6 +123,36 @@ def _block_sizes(q_len: int, kv_len: int) -> splash.BlockSizes:
                              block_kv_dkv_compute=bkv, block_q_dq=bq, block_kv_dq=bkv)
 
 
+# Matrix products of one splash kernel per (query, key) pair and head dimension, 2 FLOPs a multiply-add:
+# forward Q K^T and P V; dq recomputes Q K^T, then dO V^T and dS K; dkv recomputes Q K^T, then dO V^T,
+# P^T dO and dS^T Q.
+_SPLASH_MATMULS = {"fwd": 2, "dq": 3, "dkv": 4}
+
+
+def splash_kernel_flops(kernel_name: str, q_shape, k_shape) -> float:
+    """FLOPs of one splash Pallas call, which XLA's cost analysis leaves out (a custom call).
+
+    `kernel_name` is the compiled call's name (`splash_{mha,mqa}_{fwd,dq,dkv}...`), q_shape
+    [..., Tq, D] with every leading dimension an independent (row, head) instance, k_shape [..., Tkv, D].
+    Splash skips only the blocks its static mask rules out: in this module the mqa kernel is the causal
+    text attention (blocks on and below the diagonal) and the mha kernel the vision attention
+    (`FullMask`: every block, whatever the segment ids).
+    """
+    parts = kernel_name.split("_")
+    if len(parts) < 3 or parts[0] != "splash" or parts[1] not in ("mha", "mqa") or parts[2] not in _SPLASH_MATMULS:
+        raise ValueError(f"not a splash kernel name: {kernel_name!r}")
+    *lead, q_len, head_dim = (int(d) for d in q_shape)
+    kv_len = int(k_shape[-2])
+    density = 1.0
+    if parts[1] == "mqa":
+        blocks = kv_len // _block_sizes(_round_up(q_len, _LANES), _round_up(kv_len, _LANES)).block_kv
+        density = (blocks + 1) / (2 * blocks) if blocks else 1.0
+    instances = 1
+    for d in lead:
+        instances *= d
+    return 2.0 * _SPLASH_MATMULS[parts[2]] * instances * q_len * kv_len * head_dim * density
+
+
 def _splash_kernel(q_len: int, kv_len: int, heads: int, causal: bool, mqa: bool, interpret: bool):
     one = splash_mask.CausalMask((q_len, kv_len)) if causal else splash_mask.FullMask((q_len, kv_len))
     make = splash.make_splash_mqa_single_device if mqa else splash.make_splash_mha_single_device

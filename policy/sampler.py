@@ -198,6 +198,15 @@ def _cast_floating(tree, dtype):
     return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
 
 
+def sampling_reshard(state, mesh):
+    """The jitted program `Sampler.sampling_state` runs: (state, dtype) -> floating leaves cast to
+    `dtype` and, on a mesh, laid out by SAMPLING_RULES (`launch.aot` compiles the same one). One program
+    for the whole tree: a reshard per leaf would be dozens of independent collective programs, which
+    XLA:CPU may run in a different order on each process (a multi-host deadlock)."""
+    shardings = None if mesh is None else state_shardings(state, mesh, SAMPLING_RULES)
+    return jax.jit(_cast_floating, static_argnums=1, out_shardings=shardings)
+
+
 # ---------------------------------------------------------------------------------------------
 # Host-side driver
 # ---------------------------------------------------------------------------------------------
@@ -237,10 +246,7 @@ class Sampler:
         needs_cast = any(jnp.issubdtype(x.dtype, jnp.floating) and x.dtype != dtype for x in jax.tree.leaves(state))
         if not needs_cast and self.mesh is None:
             return graphdef, state
-        # One program for the whole tree: a reshard per leaf would be dozens of independent collective
-        # programs, which XLA:CPU may run in a different order on each process (a multi-host deadlock).
-        shardings = None if self.mesh is None else state_shardings(state, self.mesh, SAMPLING_RULES)
-        return graphdef, jax.jit(_cast_floating, static_argnums=1, out_shardings=shardings)(state, dtype)
+        return graphdef, sampling_reshard(state, self.mesh)(state, dtype)
 
     def _ctx(self):
         return jax.set_mesh(self.mesh) if self.mesh is not None else contextlib.nullcontext()

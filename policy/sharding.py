@@ -59,20 +59,38 @@ RULES: dict[str, Any] = {
 SAMPLING_RULES: dict[str, Any] = {**RULES, "embed": None, "vision_embed": None, "vision_merged": None}
 
 
+def num_slices(devices: Sequence[jax.Device]) -> int:
+    """TPU slices the devices span (joined by the data-center network, DCN); 1 off multi-slice TPU."""
+    return len({getattr(d, "slice_index", 0) for d in devices})
+
+
 def make_mesh(shape: Sequence[int] | None = None, axis_names: Sequence[str] = MESH_AXES,
               devices: Sequence[jax.Device] | None = None) -> Mesh:
-    """A device mesh; default puts every device on `fsdp` (shape (1, n, 1))."""
+    """A device mesh; default puts every device on `fsdp` (shape (1, n, 1)). Devices of several TPU
+    slices split the first axis (`data`) over the slices: only data parallelism crosses DCN, and every
+    other axis stays inside a slice (default shape (slices, n / slices, 1))."""
     devices = list(jax.devices() if devices is None else devices)
     axis_names = tuple(axis_names)
+    slices = num_slices(devices)
     if shape is None:
-        shape = tuple(len(devices) if a == "fsdp" else 1 for a in axis_names)
+        shape = tuple(len(devices) // slices if a == "fsdp" else 1 for a in axis_names)
         if "fsdp" not in axis_names:
-            shape = (len(devices),) + (1,) * (len(axis_names) - 1)
+            shape = (len(devices) // slices,) + (1,) * (len(axis_names) - 1)
+        shape = (shape[0] * slices,) + shape[1:]
     shape = tuple(int(s) for s in shape)
     if len(shape) != len(axis_names):
         raise ValueError(f"mesh shape {shape} does not match axis names {axis_names}")
     if math.prod(shape) != len(devices):
         raise ValueError(f"mesh shape {shape} needs {math.prod(shape)} devices, have {len(devices)}")
+    if slices > 1:
+        if shape[0] % slices:
+            raise ValueError(f"mesh shape {shape}: its first axis ({axis_names[0]}) must be a multiple of the "
+                             f"{slices} TPU slices, the only axis that crosses DCN")
+        from jax.experimental import mesh_utils
+
+        grid = mesh_utils.create_hybrid_device_mesh((shape[0] // slices,) + shape[1:],
+                                                    (slices,) + (1,) * (len(shape) - 1), devices)
+        return Mesh(grid, axis_names)
     return Mesh(np.asarray(devices, dtype=object).reshape(shape), axis_names)
 
 

@@ -2,26 +2,34 @@
 
 Shapes are the largest the run can produce from its config: prompts padded to the longest sequence
 bucket, the largest image the processor emits (`max_side`), one sampler call per micro-batch, the
-log-prob and update batches of one micro-step's rows (prompt + `max_new_tokens`), and judge calls of `JUDGE_BATCH`
-pairs per host. A shape no bucket holds is reported as the error the run would hit.
+log-prob and update batches of one micro-step's rows (prompt + `max_new_tokens`), and judge calls of
+`judge.batch_size` pairs per host (as `rl.models.prepare_judge` gives the judge). A shape no bucket
+holds is reported as the error the run would hit.
+
+The optimizer (MultiSteps included) comes from `rl.optimizers.grpo_optimizers` and the update and
+log-prob programs from `rl.trainer.make_grpo_steps`, as the trainer builds them. Each program carries
+its calls per step and the run's state live beside it (`resident_state`): the fp32 master weights,
+Adam moments, gradient accumulator, fp32 KL reference and the judge's weights, less what it takes as
+arguments.
 """
 from __future__ import annotations
 
 import dataclasses
 
 import ml_collections
+from flax import nnx
 
 from policy import aot
 from policy.image_processor import DEFAULT_PATCH_BUCKETS
 from policy.model import abstract_model
-from policy.optimizer import make_optimizer
 from policy.processor import DEFAULT_SEQ_BUCKETS
 from policy.sampler import SamplingParams
 from policy.train_state import abstract_train_state
+from rl.optimizers import grpo_optimizers
 from rl.trainer import make_grpo_steps
 from visual_erm.judge import GREEDY_SETTINGS, PUBLISHED_SETTINGS
 
-JUDGE_BATCH = 8  # pairs per host per judge call (VisualERM's default batch_size)
+JUDGE_BATCH = 8  # pairs per host per judge call when the config has no judge.batch_size (prepare_judge's default)
 JUDGE_TEXT_TOKENS = 512  # chat template + judge instruction (~200 tokens today), beside the two images
 JUDGE_KIND = "chart"  # the published chart/svg settings (presence penalty: one [rows, vocab] carry)
 
@@ -43,12 +51,39 @@ def _judge_block(config) -> ml_collections.ConfigDict:
         "dtype": dtype, "param_dtype": dtype})
 
 
+WEIGHTS, MOMENTS, ACCUMULATOR, REFERENCE, JUDGE = ("fp32 weights", "Adam moments", "grad accumulator",
+                                                  "fp32 reference", "judge weights")
+
+
+def resident_state(config, state, mesh) -> dict[str, int]:
+    """Bytes per chip of the state a GRPO run keeps on device across its phases: the train state
+    (weights, optimizer moments, MultiSteps' accumulator), the KL reference (a copy of the weights
+    `GRPOTrainer.start` keeps) and the judge's weights in its load layout."""
+    accumulator = aot.per_chip_bytes(state.opt_state.acc_grads) if hasattr(state.opt_state, "acc_grads") else 0
+    resident = {WEIGHTS: aot.per_chip_bytes(state.params),
+                MOMENTS: aot.per_chip_bytes(state.opt_state) - accumulator}
+    if accumulator:
+        resident[ACCUMULATOR] = accumulator
+    if config.grpo.kl_coef:
+        resident[REFERENCE] = resident[WEIGHTS]
+    if config.reward == "visual_erm":
+        judge_config = aot.run_model_config(_judge_block(config))
+        resident[JUDGE] = aot.per_chip_bytes(aot.abstract_state(nnx.split(abstract_model(judge_config))[1], mesh))
+    return resident
+
+
 def grpo_programs(config, mesh, hosts: int) -> list:
-    """[Program | Failed] for the policy sampler, the judge sampler, the log-prob forward and the update."""
+    """[Program | Failed] for the policy sampler, the judge sampler, the log-prob forwards and the update."""
     model_config = aot.run_model_config(config.model)
     model = abstract_model(model_config)
-    tx, warm_tx = make_optimizer(config.optimizer), make_optimizer(config.warmstart.optimizer)
+    tx, warm_tx = grpo_optimizers(config)
     parts, state = abstract_train_state(model, tx, mesh)
+    resident = resident_state(config, state, mesh)
+
+    def outside(*held: str) -> dict[str, int]:
+        return {name: size for name, size in resident.items() if name not in held}
+
+    text_params, vision_params = aot.matmul_params(model)
     patches = aot.largest_image_patches(aot.run_image_processor(config.model, model_config, config.max_side))
     prompt_len = max(config.seq_buckets)
     prompts, group, new = config.prompts_per_step, config.group_size, config.max_new_tokens
@@ -70,11 +105,12 @@ def grpo_programs(config, mesh, hosts: int) -> list:
         prompt_len=aot.bucket(prompt_len, DEFAULT_SEQ_BUCKETS, "policy prompt"),
         num_patches=hosts * aot.bucket(-(-per_call // hosts) * patches, config.patch_buckets, "policy prefill patches"),
         num_samples=group, max_new=new, params=params, stop_ids=_stop_ids(model_config),
-        pad_id=model_config.pad_token_id or 0))
+        pad_id=model_config.pad_token_id or 0, calls=config.micro_batches, outside=outside(), weights=WEIGHTS))
 
     if config.reward == "visual_erm":
         judge_block = _judge_block(config)
         judge_config = aot.run_model_config(judge_block)
+        judge_batch = int(config.judge.get("batch_size", JUDGE_BATCH))
         settings = (GREEDY_SETTINGS if config.judge.greedy else PUBLISHED_SETTINGS)[JUDGE_KIND]
         judge_patches = aot.largest_image_patches(aot.run_image_processor(judge_block, judge_config,
                                                                           settings.max_side))
@@ -82,12 +118,13 @@ def grpo_programs(config, mesh, hosts: int) -> list:
         judge_params = dataclasses.replace(settings.params, suppress_ids=(judge_config.image_token_id,
                                                                           judge_config.vision_start_token_id))
         add("judge sampler", lambda: aot.sampler_programs(
-            "judge", abstract_model(judge_config), mesh, batch=JUDGE_BATCH * hosts,
+            "judge", abstract_model(judge_config), mesh, batch=judge_batch * hosts,
             prompt_len=aot.bucket(tokens, DEFAULT_SEQ_BUCKETS, "judge prompt"),
-            num_patches=hosts * aot.bucket(JUDGE_BATCH * 2 * judge_patches, DEFAULT_PATCH_BUCKETS,
+            num_patches=hosts * aot.bucket(judge_batch * 2 * judge_patches, DEFAULT_PATCH_BUCKETS,
                                            "judge prefill patches"),
             num_samples=1, max_new=int(config.judge.max_new_tokens), params=judge_params,
-            stop_ids=_stop_ids(judge_config), pad_id=judge_config.pad_token_id or 0))
+            stop_ids=_stop_ids(judge_config), pad_id=judge_config.pad_token_id or 0,
+            calls=prompts * group / (judge_batch * hosts), outside=outside(), weights=JUDGE))
 
     rows, length = prompts * group, prompt_len + new
 
@@ -110,17 +147,33 @@ def grpo_programs(config, mesh, hosts: int) -> list:
             extra["patch_start"] = ((n,), "int32")
         return aot.sequence_batch_spec(model_config, n, length, num, mesh, extra)
 
-    add("log-probs", lambda: [aot.Program("old/ref log-probs", steps.logprobs,
-                                          (state.params, update_batch(update_rows, False)),
-                                          note=f"{update_rows} rows x {length} tokens, {rows // update_rows} "
-                                               "calls a step")])
-    add("update step", lambda: [aot.Program("update step", steps.update, (state, update_batch(update_rows, True)),
-                                            note=f"{update_rows} rows x {length} tokens")])
+    micro_steps = rows // update_rows
+    # Ideal work counts the images of the rows' own prompts (a batch carries every prompt's patches).
+    row_patches = -(-update_rows // group) * patches
+
+    def forward(passes: int) -> aot.Work:
+        return aot.forward_work(text_params, vision_params, update_rows * length, row_patches, mesh.size, passes)
+
+    note = f"{update_rows} rows x {length} tokens"
+    add("log-probs", lambda: [aot.Program(
+        "old log-probs", steps.logprobs, (state.params, update_batch(update_rows, False)), note=note,
+        calls=micro_steps, outside=outside(WEIGHTS), ideal=forward(1))])
+    if config.grpo.kl_coef:
+        add("log-probs", lambda: [aot.Program(
+            "ref log-probs", steps.tempered_logprobs, (state.params, update_batch(update_rows, False)), note=note,
+            calls=micro_steps, outside=outside(REFERENCE), ideal=forward(1))])
+    add("update step", lambda: [aot.Program(
+        "update step", steps.update, (state, update_batch(update_rows, True)), note=note,
+        calls=config.grpo.get("epochs", 1) * micro_steps, outside=outside(WEIGHTS, MOMENTS, ACCUMULATOR),
+        ideal=forward(3))])
     if config.warmstart.steps:
+        # GRPOTrainer.warm_start swaps in the warm-start optimizer's state and keeps the RL one aside.
         ws = config.warmstart.batch_size
+        warm_state = state.replace(opt_state=abstract_train_state(model, warm_tx, mesh)[1].opt_state)
         add("warm-start step", lambda: [aot.Program(
             "warm-start step", steps.warm_start,
-            (state, aot.sequence_batch_spec(model_config, ws, length, hosts * aot.bucket(
+            (warm_state, aot.sequence_batch_spec(model_config, ws, length, hosts * aot.bucket(
                 ws // hosts * patches, config.patch_buckets, "warm-start patches"), mesh)),
-            note=f"{ws} rows x {length} tokens")])
+            note=f"{ws} rows x {length} tokens, before RL (no calls in an RL step)", calls=0,
+            outside=outside(WEIGHTS))])
     return programs

@@ -32,7 +32,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 import render
 from policy import checkpointing, metric_writers
@@ -40,7 +39,6 @@ from policy.config import runtime_options
 from policy.hf_io import load_pretrained
 from policy.host_batch import device_batch, gather_rows, process_rows
 from policy.logprobs import masked_nll, teacher_forced_logprobs
-from policy.optimizer import make_optimizer
 from policy.processor import Processor
 from policy.sampler import Sampler
 from policy.sampling import SamplingParams, process_logits
@@ -49,6 +47,7 @@ from policy.train_state import init_opt_state, init_train_state, make_train_step
 from rl.batch import build_batch
 from rl.grpo import GRPOConfig, aggregate, group_advantages, grpo_loss, k3_kl, overlong_soft_penalty
 from rl.models import prepare_judge, prepare_policy
+from rl.optimizers import grpo_optimizers
 from rl.rollout import RolloutWorker, rollout_metrics, select_groups
 from rl.task_mix import make_task_dataset
 
@@ -160,9 +159,7 @@ class GRPOTrainer:
         self.model_config, model = load_pretrained(policy_dir, mesh=self.mesh, **runtime_options(config.model))
         self.processor = Processor.from_pretrained(policy_dir, max_side=config.max_side,
                                                    seq_buckets=tuple(config.seq_buckets))
-        self.tx = make_optimizer(config.optimizer)
-        if self.grpo.grad_accumulation > 1:  # grads of that many micro-steps are averaged into one update
-            self.tx = optax.MultiSteps(self.tx, every_k_schedule=self.grpo.grad_accumulation)
+        self.tx, self.warm_tx = grpo_optimizers(config)
         self.parts, self.state = init_train_state(model, self.tx, seed=config.seed, mesh=self.mesh)
         # Warm start runs with its own optimizer; the RL optimizer state is put back after it.
         self.ref_params = None  # set by `start`
@@ -170,7 +167,6 @@ class GRPOTrainer:
         self.sampling_params = SamplingParams(
             temperature=self.temperature, top_p=config.sampling.top_p, top_k=config.sampling.top_k,
             suppress_ids=(self.processor.image_token_id, self.processor.vision_start_token_id))
-        self.warm_tx = make_optimizer(config.warmstart.optimizer)
         self._model_for_shardings = model
         steps = make_grpo_steps(config, self.parts, self.tx, self.warm_tx, self.state, self.sampling_params)
         self.step_fn, self.sft_step = steps.update, steps.warm_start

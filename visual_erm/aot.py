@@ -14,7 +14,8 @@ def sft_programs(config, mesh, hosts: int) -> list:
     """[Program | Failed]: the train step and the held-out loss step."""
     model_config = aot.run_model_config(config.model)
     tx = make_optimizer(config.optimizer)
-    parts, state = abstract_train_state(abstract_model(model_config), tx, mesh)
+    model = abstract_model(model_config)
+    parts, state = abstract_train_state(model, tx, mesh)
     step_fn, eval_step = make_sft_steps(config, parts, tx, state)
     patches = aot.largest_image_patches(aot.run_image_processor(config.model, model_config, config.data.max_side))
     rows, length = config.batch_size, max(config.data.seq_buckets)
@@ -25,5 +26,10 @@ def sft_programs(config, mesh, hosts: int) -> list:
         return [aot.Failed("train step", str(e), note), aot.Failed("eval step", str(e), note)]
     batch = aot.sequence_batch_spec(model_config, rows, length, num, mesh)
     note += f", {num} patches"
-    return [aot.Program("train step", step_fn, (state, batch), note=note),
-            aot.Program("eval step", eval_step, (state.params, batch), note=note)]
+    text_params, vision_params = aot.matmul_params(model)
+    forward = aot.forward_work(text_params, vision_params, rows * length, num, mesh.size)
+    # The held-out loss runs `eval.batches` forwards every `eval.every` steps, beside the optimizer state.
+    moments = {"Adam moments": aot.per_chip_bytes(state.opt_state)}
+    return [aot.Program("train step", step_fn, (state, batch), note=note, ideal=aot.Work(flops=3 * forward.flops)),
+            aot.Program("eval step", eval_step, (state.params, batch), note=note, outside=moments,
+                        calls=config.eval.batches / config.eval.every, ideal=forward)]

@@ -40,11 +40,17 @@ def test_without_libtpu_the_error_says_how_to_install(monkeypatch):
         aot.topology("v5p-8")
 
 
-def test_summary_line_counts_fitting_programs():
-    topo = aot.Topology("v5e-4", "v5e", (2, 2), (None,) * 4, 16 * aot.GiB)
-    reports = [aot.ProgramReport("a", temp_bytes=14 * aot.GiB), aot.ProgramReport("b", temp_bytes=15 * aot.GiB),
-               aot.ProgramReport("c", error="RESOURCE_EXHAUSTED")]
-    assert aot.summary_line(reports, topo, 0.1) == "fits 1/3 programs; peak 15.00 GiB of 16 GiB per chip"
+def test_summary_line_counts_fitting_programs_with_their_resident_state_and_the_step():
+    topo = aot.Topology("v5e-4", "v5e", (2, 2), (None,) * 4, 16 * aot.GiB)  # 197e12 FLOP/s, 819e9 B/s
+    one_second = aot.Work(flops=197e12)
+    reports = [aot.ProgramReport("a", temp_bytes=12 * aot.GiB, resident_bytes=2 * aot.GiB, flops=197e12, calls=2,
+                                 ideal=aot.Work(flops=197e12 / 2)),
+               # fits alone (13 GiB) but not beside the 2 GiB of state the run keeps while it runs
+               aot.ProgramReport("b", temp_bytes=13 * aot.GiB, resident_bytes=2 * aot.GiB, bytes_accessed=819e9,
+                                 ideal=aot.Work(bytes=819e9 / 2)),
+               aot.ProgramReport("c", error="RESOURCE_EXHAUSTED", ideal=one_second)]
+    assert aot.summary_line(reports, topo, 0.1) == (
+        "fits 1/3 programs; peak 15.00 GiB of 16 GiB per chip; step >= 3.0 s (ideal 1.5 s, 2.00 x)")
 
 
 def _compile(programs, name, mesh):
@@ -94,3 +100,16 @@ def test_cli_compiles_every_sft_program_and_reports_the_fit():
     assert any(line.startswith("train step") and "yes" in line for line in lines)
     assert any(line.startswith("eval step") and "yes" in line for line in lines)
     assert lines[-1].startswith("fits 2/2 programs; peak ") and lines[-1].endswith("of 16 GiB per chip")
+
+
+@needs_libtpu
+def test_two_slices_put_the_data_axis_across_dcn():
+    topo = aot.topology("v5p-8", num_slices=2)  # 2 x 4 chips
+    assert (topo.name, topo.chips, topo.slices, topo.hosts) == ("2 x v5p-8", 8, 2, 2)
+    mesh = aot.topology_mesh(topo, ())
+    assert dict(mesh.shape) == {"data": 2, "fsdp": 4, "tensor": 1}
+    for row, devices in enumerate(mesh.devices):  # each data index is one slice: fsdp stays on ICI
+        assert {d.slice_index for d in devices.ravel()} == {row}
+    assert dict(aot.topology_mesh(topo, (2, 2, 2)).shape) == {"data": 2, "fsdp": 2, "tensor": 2}
+    with pytest.raises(ValueError, match="multiple of the 2 TPU slices"):
+        aot.topology_mesh(topo, (1, 8, 1))
