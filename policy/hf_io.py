@@ -245,6 +245,7 @@ def save_pretrained(config: Qwen3VLConfig, model: Qwen3VL, path: str | os.PathLi
     if not write:
         return names
     for tmp, name in zip(tmp_names, names):
+        os.chmod(os.path.join(path, tmp), 0o644)  # safetensors creates files owner-only; a model is for sharing
         os.replace(os.path.join(path, tmp), os.path.join(path, name))
     index = os.path.join(path, INDEX_FILE)
     if n > 1:
