@@ -148,12 +148,13 @@ def make_shape_pair(pool, seed: int, canvas: int = CANVAS):
     ), stats
 
 
-def _pairs(n: int, seed: int, workers: int, desc: str, batch: int = 8):
+def _pairs(n: int, seed: int, workers: int, desc: str, batch: int = 8, allow_weak_sandbox: bool = False):
     """Yield `n` kept pairs for shape seeds seed, seed + 1, ... in order, plus running stats."""
     stats = collections.Counter()
     kept, attempt = 0, 0
     bar = tqdm.tqdm(total=n, unit="pair", desc=desc)
-    with render.RenderPool(workers=workers) as pool, concurrent.futures.ThreadPoolExecutor(batch) as threads:
+    with (render.RenderPool(workers=workers, allow_weak_sandbox=allow_weak_sandbox) as pool,
+          concurrent.futures.ThreadPoolExecutor(batch) as threads):
         while kept < n:
             jobs = [threads.submit(make_shape_pair, pool, seed + a) for a in range(attempt, attempt + batch)]
             attempt += batch
@@ -197,8 +198,9 @@ def write_shapes_data(out: str, n: int, *, seed: int = 0, workers: int = 2, shar
     return dict(stats)
 
 
-def build_bench(out: str, n: int = 200, *, workers: int = 2) -> str:
-    """A VC-RewardBench-style JSONL set of `n` held-out shape pairs under `out`; reuses a complete one."""
+def build_bench(out: str, n: int = 200, *, workers: int = 2, allow_weak_sandbox: bool = False) -> str:
+    """A VC-RewardBench-style JSONL set of `n` held-out shape pairs under `out`; reuses one of at least
+    `n` (whose first `n` are these: seeds run in order)."""
     path = os.path.join(out, BENCH_FILE)
     if os.path.exists(path):
         with open(path) as f:
@@ -206,7 +208,8 @@ def build_bench(out: str, n: int = 200, *, workers: int = 2) -> str:
                 return path
     os.makedirs(os.path.join(out, "images"), exist_ok=True)
     lines = []
-    for example, _ in _pairs(n, HELD_OUT_SEED, workers, "shape bench pairs"):
+    for example, _ in _pairs(n, HELD_OUT_SEED, workers, f"building shape bench in {out}",
+                             allow_weak_sandbox=allow_weak_sandbox):
         names = {}
         for role, data in (("gt", example.reference_png), ("pred", example.candidate_png)):
             names[role] = os.path.join("images", f"{example.id}_{role}.png")
