@@ -19,7 +19,6 @@ brought up to date.
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import logging
@@ -27,21 +26,40 @@ import os
 import sys
 from collections.abc import Sequence
 
+from absl import flags
+
+from policy import cli
+
 TRAINERS = {"visual_erm_sft": ("base_model", "Visual-ERM judge (supervised fine-tuning)"),
             "grpo": ("policy_model", "vision-to-code policy (GRPO)")}
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m launch.export_hf", description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", required=True, help="run workdir, its checkpoints/ folder, or a step folder")
-    parser.add_argument("--out", required=True, help="the Hugging Face directory to write (must not hold a model)")
-    parser.add_argument("--step", type=int, default=None, help="export this step (default: newest readable)")
-    parser.add_argument("--base_model", default=None, help="base HF directory (default: from the run's config)")
-    parser.add_argument("--dtype", default=None, help="dtype of the written tensors (default: the run's model.dtype)")
-    parser.add_argument("--max_shard_gb", type=float, default=5.0, help="largest safetensors shard, in GiB")
-    parser.add_argument("--mesh_shape", default=None,
-                        help="restore sharded over this mesh, e.g. 1,8,1 (default: one device)")
-    return parser.parse_args(argv)
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("checkpoint", None, "run workdir, its checkpoints/ folder, a step folder, or an HF directory",
+                    flag_values=FLAGS)
+flags.DEFINE_string("out", None, "the Hugging Face directory to write (must not hold a model)", flag_values=FLAGS)
+flags.DEFINE_integer("step", None, "export this step (default: newest readable)", lower_bound=0, flag_values=FLAGS)
+flags.DEFINE_string("base_model", None, "base HF directory (default: from the run's config)", flag_values=FLAGS)
+flags.DEFINE_enum("dtype", None, ["float32", "bfloat16", "float16"],
+                  "dtype of the written tensors (default: the run's model.dtype)", flag_values=FLAGS)
+flags.DEFINE_float("max_shard_gb", 5.0, "largest safetensors shard, in GiB", lower_bound=1e-9, flag_values=FLAGS)
+flags.DEFINE_list("mesh_shape", None, "restore sharded over this mesh, e.g. 1,8,1 (default: one device)",
+                  flag_values=FLAGS)
+flags.mark_flags_as_required(["checkpoint", "out"], flag_values=FLAGS)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> flags.FlagValues:
+    """Parse and check the command line before anything is restored."""
+    args = cli.parse(FLAGS, argv, __doc__)
+    cli.check(os.path.exists(args.checkpoint), f"--checkpoint={args.checkpoint} does not exist (expected a run "
+              "workdir, its checkpoints/ folder, a step folder, or a Hugging Face directory)")
+    cli.check(not os.path.exists(os.path.join(args.out, "config.json")),
+              f"--out={args.out} already holds a model (config.json); choose another --out or remove it")
+    cli.check(args.base_model is None or os.path.exists(os.path.join(args.base_model, "config.json")),
+              f"--base_model={args.base_model}: no config.json there (expected a Hugging Face directory)")
+    cli.check(args.mesh_shape is None or all(x.isdigit() and int(x) > 0 for x in args.mesh_shape),
+              f"--mesh_shape={','.join(args.mesh_shape or [])}: expected positive integers, e.g. 1,8,1")
+    return args
 
 
 def resolve_run(checkpoint: str, step: int | None) -> tuple[str, str, int | None]:
@@ -137,7 +155,7 @@ def is_hf_dir(path: str) -> bool:
                     for name in ("model.safetensors", "model.safetensors.index.json")))
 
 
-def reexport(args: argparse.Namespace) -> dict:
+def reexport(args: flags.FlagValues) -> dict:
     """Write an existing HF directory again (weights, processor files), keeping its model card."""
     import shutil
 
@@ -158,7 +176,7 @@ def reexport(args: argparse.Namespace) -> dict:
     return result
 
 
-def export(args: argparse.Namespace) -> dict:
+def export(args: flags.FlagValues) -> dict:
     """Restore the checkpoint's parameters and write the Hugging Face directory; returns a summary."""
     import jax.numpy as jnp
 
@@ -180,7 +198,7 @@ def export(args: argparse.Namespace) -> dict:
     if args.mesh_shape:
         from policy.sharding import make_mesh
 
-        mesh = make_mesh(tuple(int(x) for x in args.mesh_shape.split(",")))
+        mesh = make_mesh(tuple(int(x) for x in args.mesh_shape))
     restored = load_checkpoint_model(checkpoints_dir, base_dir, step=step, dtype=run_dtype, mesh=mesh, **overrides)
     dtype = args.dtype or run_dtype
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
