@@ -13,7 +13,6 @@ VC-RewardBench-style JSONL set (`build_bench`) that `python -m visual_erm.bench
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import concurrent.futures
 import json
@@ -21,8 +20,10 @@ import os
 import random
 
 import tqdm
+from absl import flags
 
 import render
+from policy import cli
 from visual_erm import bench_synth, records
 from visual_erm.perturb.base import Edit, Perturbation
 from visual_erm.perturb.verify import verify
@@ -224,14 +225,17 @@ def build_bench(out: str, n: int = 200, *, workers: int = 2, allow_weak_sandbox:
     return path
 
 
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("out", None, "folder for the reward-data shards", flag_values=FLAGS)
+flags.DEFINE_integer("n", 3000, "shape pairs to write", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_integer("seed", 0, "first shape seed", lower_bound=0, flag_values=FLAGS)
+flags.DEFINE_integer("workers", 2, "render workers", lower_bound=1, flag_values=FLAGS)
+flags.mark_flag_as_required("out", flag_values=FLAGS)
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--n", type=int, default=3000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args(argv)
-    stats = write_shapes_data(args.out, args.n, seed=args.seed, workers=args.workers)
+    cli.parse(FLAGS, argv, __doc__)
+    stats = write_shapes_data(FLAGS.out, FLAGS.n, seed=FLAGS.seed, workers=FLAGS.workers)
     print("\n".join(f"{k}: {v}" for k, v in sorted(stats.items())))
 
 
