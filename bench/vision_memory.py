@@ -1,6 +1,6 @@
 """Per-chip temporary bytes of the compiled vision tower against the number of images.
 
-    TPU_SKIP_MDS_QUERY=1 python bench/vision_memory.py --topology=v5p:4x4x4 --images 4 16
+    TPU_SKIP_MDS_QUERY=1 python bench/vision_memory.py --topology=v5p:4x4x4 --images=4,16
 
 Compiles `Qwen3VL.encode_images` of the 8B config (bf16 compute, fp32 parameters) ahead of time
 for a TPU topology this machine does not have (libtpu, `jax.experimental.topologies`), with every
