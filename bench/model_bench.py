@@ -29,7 +29,6 @@ copy for `Qwen3VLConfig.qwen3vl_8b()`; no memory is allocated.
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import math
@@ -46,9 +45,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 
+from policy import cli
 from policy.config import Qwen3VLConfig, TextConfig, VisionConfig
 from policy.hf_io import load_pretrained
 from policy.model import abstract_model
@@ -289,14 +290,16 @@ def memory_plan(n_devices: int = 64):
               f" + reference {ref / gib:6.3f} GiB = {(params + adam + ref) / gib:6.3f} GiB per device")
 
 
+FLAGS = flags.FlagValues()
+flags.DEFINE_integer("batch", 8, "prompts", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_integer("new", 64, "new tokens a prompt", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_integer("repeats", 2, "timed repeats", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_bool("skip_throughput", False, "only the memory and cost figures", flag_values=FLAGS)
+flags.DEFINE_string("json", None, "write every figure to this JSON file", flag_values=FLAGS)
+
+
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--new", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--skip-throughput", action="store_true")
-    ap.add_argument("--json", help="write every figure to this JSON file")
-    args = ap.parse_args()
+    args = cli.parse(FLAGS, None, __doc__)
     figures: dict = {}
     if not args.skip_throughput:
         throughput(args, figures)

@@ -1,6 +1,6 @@
 """Render throughput: the sandboxed pool against two peers on the same charts.
 
-    python bench/render_bench.py [--n 200] [--workers 2] [--rounds 5] [--fresh 8] [--baseline DIR]
+    python bench/render_bench.py [--n=200] [--workers=2] [--rounds=5] [--fresh=8] [--baseline=DIR]
 
 Peers, run in this same script (machines are noisy; compare ratios):
   * process-per-sample: one fresh `python` per chart (what the published code
@@ -16,7 +16,6 @@ contenders alike instead of one contender.
 """
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import contextlib
 import os
@@ -29,7 +28,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from absl import flags
+
 import render
+from policy import cli
 from render import pool as pool_module
 from render.dispatch import render_in_process
 
@@ -109,14 +111,18 @@ def _summary(values) -> str:
     return f"{statistics.median(values):7.2f}  (rounds: {min(values):.2f} .. {max(values):.2f})"
 
 
+FLAGS = flags.FlagValues()
+flags.DEFINE_integer("n", 200, "charts", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_integer("workers", 2, "pool workers", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_integer("rounds", 5, "interleaved rounds", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_integer("fresh", 8, "charts per round for the slow process-per-sample peer", lower_bound=1,
+                     flag_values=FLAGS)
+flags.DEFINE_string("baseline", None, "another checkout whose render/ a second pool runs, in the same rounds",
+                    flag_values=FLAGS)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=200)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--fresh", type=int, default=8, help="charts per round for the slow process-per-sample peer")
-    parser.add_argument("--baseline", help="another checkout whose render/ a second pool runs, in the same rounds")
-    args = parser.parse_args()
+    args = cli.parse(FLAGS, None, __doc__)
     codes = [chart_code(seed) for seed in range(args.n)]
     render_in_process("chart", codes[0])  # warm imports, as the pool's workers are
     start = time.perf_counter()

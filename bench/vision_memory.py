@@ -1,6 +1,6 @@
 """Per-chip temporary bytes of the compiled vision tower against the number of images.
 
-    TPU_SKIP_MDS_QUERY=1 python bench/vision_memory.py --topology=v5p:4x4x4 --images 4 16
+    TPU_SKIP_MDS_QUERY=1 python bench/vision_memory.py --topology=v5p:4x4x4 --images=4,16
 
 Compiles `Qwen3VL.encode_images` of the 8B config (bf16 compute, fp32 parameters) ahead of time
 for a TPU topology this machine does not have (libtpu, `jax.experimental.topologies`), with every
@@ -10,7 +10,6 @@ temporary bytes grow linearly with N; without a TPU topology it compiles for the
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -19,8 +18,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags
 from flax import nnx
 
+from policy import cli
 from policy.config import Qwen3VLConfig
 from policy.model import abstract_model
 from policy.sharding import make_mesh, named_sharding, state_shardings
@@ -62,19 +63,24 @@ def vision_program(config: Qwen3VLConfig, devices, images: int, side_patches: in
         return jax.jit(encode).lower(*args).compile(), n
 
 
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("topology", "v5p:4x4x4", "TPU topology name, or 'local' for jax.devices()", flag_values=FLAGS)
+flags.DEFINE_list("images", ["4", "16"], "image counts to compile, comma-separated", flag_values=FLAGS)
+flags.DEFINE_string("attention_impl", None, "vision attention implementation (default: the config's)",
+                    flag_values=FLAGS)
+flags.register_validator("images", lambda v: all(x.isdigit() and int(x) > 0 for x in v),
+                         "must be positive integers, e.g. 4,16", flag_values=FLAGS)
+
+
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--topology", default="v5p:4x4x4", help="TPU topology name, or 'local' for jax.devices()")
-    parser.add_argument("--images", type=int, nargs="+", default=[4, 16])
-    parser.add_argument("--attention_impl", default=None)
-    args = parser.parse_args()
+    args = cli.parse(FLAGS, None, __doc__)
     devices = topology_devices(None if args.topology == "local" else args.topology)
     kw = dict(dtype="bfloat16", param_dtype="float32")
     if args.attention_impl:
         kw["attention_impl"] = args.attention_impl
     config = Qwen3VLConfig.qwen3vl_8b(**kw)
     rows = []
-    for images in args.images:
+    for images in map(int, args.images):
         compiled, n = vision_program(config, devices, images)
         mem = compiled.memory_analysis()
         cost = compiled.cost_analysis()

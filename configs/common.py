@@ -43,6 +43,9 @@ def _run(trainer: str) -> ConfigDict:
     c.checkpoint_every = 50
     c.keep_checkpoints = 3
     c.loss_chunk_size = None  # LM head over sequence chunks of this many tokens (None: one chunk)
+    # Render even where the host lacks part of the sandbox (no user namespaces, as in Colab's container):
+    # RenderPool(allow_weak_sandbox=True) then warns once, naming what is missing. Keep False on pods.
+    c.allow_weak_sandbox = False
     c.model = model()
     c.optimizer = optimizer()
     return c

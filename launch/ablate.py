@@ -84,7 +84,7 @@ def probe_verdicts(config, rewards, policy_dir: str, n_tasks: int) -> dict[str, 
             return judge.critique([kind], [ref], [cand])[0]
 
     values = {r: {p: [] for p in (*PROBES, "reference")} for r in rewards}
-    with render.RenderPool(workers=config.render_workers) as pool:
+    with render.RenderPool(workers=config.render_workers, allow_weak_sandbox=config.allow_weak_sandbox) as pool:
         for task in heldout_tasks(config.heldout.tasks, pool, n_tasks):
             scores = probes.run_probes(task, pool, rewards=rewards, critic=critic, **deps)
             for reward in rewards:

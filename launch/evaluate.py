@@ -15,7 +15,6 @@ and prints the tables.
 """
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import json
 import math
@@ -23,31 +22,63 @@ import os
 import sys
 from collections.abc import Sequence
 
+import tqdm
+from absl import flags
+
+from policy import cli
 from rl.metrics import LOWER_IS_BETTER, MAX_METRIC_TEDS_NODES, METRICS, METRICS_BY_FAMILY, score_predictions, summarize
 from rl.task_mix import SOURCE_NAMES, build_source
 from rl.tasks import LoadReport
 
 KIND_CHOICES = ("chart", "table", "svg", "all")
+NEEDS_PATH = ("icons", "chartmimic", "plot2code", "pubtabnet", "starvector")  # local copies; the rest are generated
+
+FLAGS = flags.FlagValues()
+flags.DEFINE_enum("kind", "all", KIND_CHOICES, "task kind to score", flag_values=FLAGS)
+flags.DEFINE_string("data", None, f"source NAME or NAME:PATH; names: {', '.join(SOURCE_NAMES)} "
+                    f"({', '.join(NEEDS_PATH)} need the PATH of their local copy)", flag_values=FLAGS)
+flags.DEFINE_string("source_params", "{}", "extra loader options as a JSON object, e.g. '{\"split\": \"val\"}'",
+                    flag_values=FLAGS)
+flags.DEFINE_integer("limit", None, "at most this many tasks (synthetic: seeds per kind)", lower_bound=1,
+                     flag_values=FLAGS)
+flags.DEFINE_string("predictions", None, 'JSONL of {"id", "completion"} (or --policy)', flag_values=FLAGS)
+flags.DEFINE_string("policy", None, "Hugging Face Qwen3-VL directory to generate with, greedily (or --predictions)",
+                    flag_values=FLAGS)
+flags.DEFINE_string("out", None, "folder for metrics.json, metrics.md, samples.jsonl", flag_values=FLAGS)
+flags.DEFINE_integer("workers", None, "render workers (default: CPU count)", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_float("timeout_s", 20.0, "per-render time limit", lower_bound=0.1, flag_values=FLAGS)
+flags.DEFINE_bool("ticks", False, "count tick labels in the chart text F1", flag_values=FLAGS)
+flags.DEFINE_integer("teds_max_nodes", MAX_METRIC_TEDS_NODES, "larger differing tables are not scored", lower_bound=1,
+                     flag_values=FLAGS)
+flags.DEFINE_integer("max_new_tokens", 2048, "longest completion --policy writes", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_integer("batch_size", 8, "prompts per --policy generation call", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_bool("allow_weak_sandbox", False, "render even where the sandbox is incomplete (no user namespaces, "
+                  "as in Colab): one warning names what is missing", flag_values=FLAGS)
+flags.mark_flags_as_required(["data", "out"], flag_values=FLAGS)
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m launch.evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("--kind", choices=KIND_CHOICES, default="all")
-    parser.add_argument("--data", required=True, help="source name, e.g. synthetic or pubtabnet:/data/pubtabnet")
-    parser.add_argument("--source_params", default="{}",
-                        help="extra loader options as JSON, e.g. '{\"split\": \"val\"}'")
-    parser.add_argument("--limit", type=int, default=None, help="at most this many tasks (synthetic: seeds per kind)")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--predictions", help="JSONL of {\"id\", \"completion\"}")
-    source.add_argument("--policy", help="Hugging Face Qwen3-VL directory to generate with (greedy)")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--workers", type=int, default=None, help="render workers (default: CPU count)")
-    parser.add_argument("--timeout_s", type=float, default=20.0, help="per-render time limit")
-    parser.add_argument("--ticks", action="store_true", help="count tick labels in the chart text F1")
-    parser.add_argument("--teds_max_nodes", type=int, default=MAX_METRIC_TEDS_NODES)
-    parser.add_argument("--max_new_tokens", type=int, default=2048)
-    parser.add_argument("--batch_size", type=int, default=8)
-    return parser.parse_args(argv)
+def parse_args(argv: Sequence[str] | None = None) -> flags.FlagValues:
+    """Parse and check every value before any task is loaded (errors name the flag and what is allowed)."""
+    args = cli.parse(FLAGS, argv, __doc__)
+    name, _, path = args.data.partition(":")
+    cli.check(name in SOURCE_NAMES, f"--data={args.data}: unknown data source {name!r}; allowed: "
+              f"{', '.join(SOURCE_NAMES)} (NAME or NAME:PATH)")
+    try:
+        params = json.loads(args.source_params)
+    except json.JSONDecodeError as e:
+        cli.fail(f"--source_params={args.source_params}: not JSON ({e.msg})")
+    cli.check(isinstance(params, dict), f"--source_params={args.source_params}: expected a JSON object")
+    path = path or params.get("path", "")
+    cli.check(name not in NEEDS_PATH or bool(path),
+              f"--data={args.data}: {name} is read from a local copy: give its path, --data={name}:PATH")
+    cli.check(not path or os.path.exists(path), f"--data={args.data}: {path} does not exist")
+    cli.check((args.predictions is None) != (args.policy is None),
+              "give exactly one of --predictions=FILE (completions to score) and --policy=HF_DIR (generate them)")
+    cli.check(args.predictions is None or os.path.isfile(args.predictions),
+              f"--predictions={args.predictions}: no such file")
+    cli.check(args.policy is None or os.path.exists(os.path.join(args.policy, "config.json")),
+              f"--policy={args.policy}: no config.json there (expected a Hugging Face Qwen3-VL directory)")
+    return args
 
 
 def load_tasks(data: str, kind: str, *, limit: int | None, params: dict, pool,
@@ -56,6 +87,8 @@ def load_tasks(data: str, kind: str, *, limit: int | None, params: dict, pool,
     name, _, path = data.partition(":")
     if name not in SOURCE_NAMES:
         raise ValueError(f"unknown data source {name!r}; expected one of {SOURCE_NAMES} (NAME or NAME:PATH)")
+    if name in NEEDS_PATH and not (path or params.get("path")):
+        raise ValueError(f"data source {name!r} is read from a local copy: give its path as {name}:PATH")
     params = dict(params)
     if path:
         params["path"] = path
@@ -108,7 +141,7 @@ def generate_completions(policy_dir: str, tasks: Sequence, *, max_new_tokens: in
     sampler = Sampler(model, pad_id=processor.pad_token_id, stop_ids=stops)
     params = SamplingParams(temperature=0.0, suppress_ids=(processor.image_token_id, processor.vision_start_token_id))
     texts: list[str] = []
-    for start in range(0, len(tasks), batch_size):
+    for start in tqdm.trange(0, len(tasks), batch_size, unit="batch", desc=f"generating with {policy_dir}"):
         batch = processor([policy_messages(t) for t in tasks[start : start + batch_size]], padding_side="left")
         out = sampler.generate(batch["input_ids"], batch["attention_mask"], batch["pixel_values"],
                                batch["image_grid_thw"], max_new_tokens=max_new_tokens, params=params)
@@ -140,7 +173,7 @@ def _write_jsonl(path: str, rows: Sequence[dict]) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def evaluate(args: argparse.Namespace, pool) -> dict:
+def evaluate(args: flags.FlagValues, pool) -> dict:
     """Load tasks, get completions, score them; write metrics.json, metrics.md, samples.jsonl."""
     os.makedirs(args.out, exist_ok=True)
     report = LoadReport()
@@ -183,7 +216,8 @@ def main(argv: Sequence[str] | None = None, *, pool=None) -> dict:
         return evaluate(args, pool)
     import render
 
-    with render.RenderPool(workers=args.workers, timeout_s=args.timeout_s) as own:
+    with render.RenderPool(workers=args.workers, timeout_s=args.timeout_s,
+                           allow_weak_sandbox=args.allow_weak_sandbox) as own:
         return evaluate(args, own)
 
 

@@ -15,7 +15,6 @@ answers) and ``report.html`` (reference and every round's rendering side by side
 """
 from __future__ import annotations
 
-import argparse
 import html
 import itertools
 import json
@@ -26,32 +25,54 @@ import re
 import sys
 from collections.abc import Sequence
 
+from absl import flags
+
+from policy import cli
 from rl.reflect import HEADLINE, KEEP, OracleCritic, SamplerPolicy, Trajectory, reflect, summarize
 
 log = logging.getLogger(__name__)
 EXTENSIONS = {"chart": "py", "table": "md", "svg": "svg"}
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m launch.reflect", description=__doc__.splitlines()[0])
-    parser.add_argument("--policy", required=True, help="Hugging Face Qwen3-VL directory of the policy")
-    parser.add_argument("--judge", required=True, help="Visual-ERM Hugging Face directory, or 'oracle'")
-    parser.add_argument("--data", required=True, help="NAME[:PATH] of an rl.tasks source, or a source config as JSON")
-    parser.add_argument("--source_params", default="{}", help="extra loader options as JSON (with NAME[:PATH])")
-    parser.add_argument("--kind", choices=("chart", "table", "svg", "all"), default="all")
-    parser.add_argument("--n", type=int, default=8, help="number of tasks")
-    parser.add_argument("--rounds", type=int, default=3, help="revision rounds after the first answer")
-    parser.add_argument("--keep", choices=KEEP, default="best", help="final answer: best by reward, or the last")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--max_new_tokens", type=int, default=2048)
-    parser.add_argument("--judge_max_new_tokens", type=int, default=1024)
-    parser.add_argument("--judge_sampling", choices=("published", "greedy"), default="published")
-    parser.add_argument("--temperature", type=float, default=0.0, help="policy sampling temperature (0: greedy)")
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=None, help="render workers (default: CPU count)")
-    parser.add_argument("--timeout_s", type=float, default=20.0, help="per-render time limit")
-    parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("policy", None, "Hugging Face Qwen3-VL directory of the policy", flag_values=FLAGS)
+flags.DEFINE_string("judge", None, "Visual-ERM Hugging Face directory, or 'oracle'", flag_values=FLAGS)
+flags.DEFINE_string("data", None, "NAME[:PATH] of an rl.tasks source, or a source config as JSON", flag_values=FLAGS)
+flags.DEFINE_string("source_params", "{}", "extra loader options as a JSON object (with NAME[:PATH])",
+                    flag_values=FLAGS)
+flags.DEFINE_enum("kind", "all", ("chart", "table", "svg", "all"), "task kind", flag_values=FLAGS)
+flags.DEFINE_integer("n", 8, "number of tasks", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_integer("rounds", 3, "revision rounds after the first answer", lower_bound=0, flag_values=FLAGS)
+flags.DEFINE_enum("keep", "best", KEEP, "final answer: best by reward, or the last", flag_values=FLAGS)
+flags.DEFINE_string("out", None, "output folder", flag_values=FLAGS)
+flags.DEFINE_integer("max_new_tokens", 2048, "longest policy answer", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_integer("judge_max_new_tokens", 1024, "longest critique", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_enum("judge_sampling", "published", ("published", "greedy"), "judge decoding", flag_values=FLAGS)
+flags.DEFINE_float("temperature", 0.0, "policy sampling temperature (0: greedy)", lower_bound=0.0, flag_values=FLAGS)
+flags.DEFINE_integer("batch_size", 8, "prompts per generation call", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_integer("workers", None, "render workers (default: CPU count)", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_float("timeout_s", 20.0, "per-render time limit", lower_bound=0.1, flag_values=FLAGS)
+flags.DEFINE_integer("seed", 0, "sampling seed", flag_values=FLAGS)
+flags.DEFINE_bool("allow_weak_sandbox", False, "render even where the sandbox is incomplete (no user namespaces, "
+                  "as in Colab): one warning names what is missing", flag_values=FLAGS)
+flags.mark_flags_as_required(["policy", "judge", "data", "out"], flag_values=FLAGS)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> flags.FlagValues:
+    """Parse and check the command line before any model is loaded."""
+    args = cli.parse(FLAGS, argv, __doc__)
+    for flag in ("policy", "judge"):
+        value = getattr(args, flag)
+        cli.check((flag == "judge" and value == "oracle") or os.path.exists(os.path.join(value, "config.json")),
+                  f"--{flag}={value}: no config.json there (expected a Hugging Face directory"
+                  f"{', or oracle' if flag == 'judge' else ''})")
+    try:
+        params = json.loads(args.source_params)
+    except json.JSONDecodeError as e:
+        cli.fail(f"--source_params={args.source_params}: not JSON ({e.msg})")
+    cli.check(isinstance(params, dict), f"--source_params={args.source_params}: expected a JSON object")
+    return args
+
 
 
 def load_tasks(data: str, kind: str, n: int, *, params: dict, pool) -> list:
@@ -67,7 +88,7 @@ def load_tasks(data: str, kind: str, n: int, *, params: dict, pool) -> list:
     return load_named(data, kind, limit=n, params=params, pool=pool)[:n]
 
 
-def make_policy(args: argparse.Namespace) -> SamplerPolicy:
+def make_policy(args: flags.FlagValues) -> SamplerPolicy:
     from policy.sampler import SamplingParams
 
     params = SamplingParams(temperature=args.temperature)
@@ -75,7 +96,7 @@ def make_policy(args: argparse.Namespace) -> SamplerPolicy:
                                          params=params, seed=args.seed)
 
 
-def make_critic(args: argparse.Namespace):
+def make_critic(args: flags.FlagValues):
     if args.judge == "oracle":
         return OracleCritic()
     from visual_erm.judge import GREEDY_SETTINGS, VisualERM
@@ -215,7 +236,7 @@ def write_outputs(out: str, trajectories: Sequence[Trajectory], keep: str) -> di
     return summary
 
 
-def run(args: argparse.Namespace, pool) -> dict:
+def run(args: flags.FlagValues, pool) -> dict:
     tasks = load_tasks(args.data, args.kind, args.n, params=json.loads(args.source_params), pool=pool)
     if not tasks:
         raise SystemExit(f"no {args.kind} tasks in {args.data!r}")
@@ -240,7 +261,8 @@ def main(argv: Sequence[str] | None = None, *, pool=None) -> dict:
         return run(args, pool)
     import render
 
-    with render.RenderPool(workers=args.workers, timeout_s=args.timeout_s) as own:
+    with render.RenderPool(workers=args.workers, timeout_s=args.timeout_s,
+                           allow_weak_sandbox=args.allow_weak_sandbox) as own:
         return run(args, own)
 
 

@@ -5,9 +5,10 @@ A run's checkpoint (`policy.checkpointing.Checkpointer`: item "state" is a
 Export reads only the parameters: an orbax partial restore into the shapes of
 `policy.model.abstract_model` of the run's base model, each array placed on its
 sharding (one device, or a mesh). The model is then written by
-`policy.hf_io.save_pretrained`, and the base directory's tokenizer, chat
-template and preprocessor files are copied beside it, so the result loads with
-`transformers` and with `policy.load_pretrained` / `Processor.from_pretrained`.
+`policy.hf_io.save_pretrained`, the base directory's tokenizer and image settings are copied
+beside it, and `policy.hf_processor_files` adds the chat template (our one Jinja source) and the
+processor configs, so the result loads the standard transformers way (`AutoProcessor` +
+`Qwen3VLForConditionalGeneration`) and with `policy.load_pretrained` / `Processor.from_pretrained`.
 """
 from __future__ import annotations
 
@@ -26,18 +27,19 @@ from flax import nnx
 from jax.sharding import Mesh, SingleDeviceSharding
 
 from policy.config import Qwen3VLConfig
-from policy.hf_io import save_pretrained
+from policy.hf_io import load_pretrained, save_pretrained
+from policy.hf_processor_files import write_processor_files
 from policy.model import Qwen3VL, abstract_model
 from policy.sharding import state_shardings
 from policy.train_state import merge_model, split_model
 
 log = logging.getLogger(__name__)
 
-# What a Hugging Face directory holds besides weights and config: copied from the base model.
+# What a Hugging Face directory holds besides weights and config, copied from the base model; the chat
+# template and processor configs are then (re)written by `write_processor_files`.
 PROCESSOR_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.json",
-    "merges.txt", "tokenizer.model", "chat_template.json", "chat_template.jinja", "preprocessor_config.json",
-    "video_preprocessor_config.json", "processor_config.json", "LICENSE*",
+    "merges.txt", "tokenizer.model", "preprocessor_config.json", "LICENSE*",
 )
 
 
@@ -137,8 +139,15 @@ def load_checkpoint_model(checkpoints_dir: str, base_dir: str, *, step: int | No
     return Restored(found, config, merge_model(parts, params), extra)
 
 
+def load_hf_model(hf_dir: str, *, dtype="float32") -> Restored:
+    """An existing Hugging Face directory as the thing to export (re-export: refreshes its processor
+    files and writes the weights again through the current writer); its step is unknown (-1)."""
+    config, model = load_pretrained(hf_dir, dtype=jnp.dtype(dtype))
+    return Restored(-1, config, model, {})
+
+
 def copy_processor_files(base_dir: str, out: str) -> list[str]:
-    """Copy tokenizer / chat template / preprocessor files of `base_dir` into `out`; returns their names."""
+    """Copy the tokenizer and image-settings files of `base_dir` into `out`; returns their names."""
     copied = []
     for name in sorted(os.listdir(base_dir)):
         path = os.path.join(base_dir, name)
@@ -181,6 +190,7 @@ def export_pretrained(restored: Restored, base_dir: str, out: str, *, dtype=None
         return {"out": out, "step": restored.step, "weights": weights}
     _merge_generation_config(base_dir, tmp)
     copied = copy_processor_files(base_dir, tmp)
+    copied += [name for name in write_processor_files(tmp) if name not in copied]
     if model_card is not None:
         with open(os.path.join(tmp, "README.md"), "w", encoding="utf-8") as f:
             f.write(model_card)
@@ -191,5 +201,5 @@ def export_pretrained(restored: Restored, base_dir: str, out: str, *, dtype=None
 
 
 __all__ = ["CheckpointNotFoundError", "CheckpointRestoreError", "PROCESSOR_FILES", "Restored", "abstract_params",
-           "checkpoint_steps", "copy_processor_files", "export_pretrained", "load_checkpoint_model",
+           "checkpoint_steps", "copy_processor_files", "export_pretrained", "load_checkpoint_model", "load_hf_model",
            "restore_params"]

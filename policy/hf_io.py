@@ -1,25 +1,23 @@
-"""Load and save Hugging Face Qwen3-VL checkpoints (single or sharded safetensors).
+"""Load and save Hugging Face Qwen3-VL checkpoints (single or sharded safetensors with an index).
 
-Why a hand-rolled safetensors reader: it memory-maps each file, validates every header entry against
-the file size (a truncated or corrupted file becomes a `CheckpointError` naming the file and
-tensor, not a crash deep in numpy), reads bf16 through `ml_dtypes`, and lets each device shard be
-built from only the tensors it needs via `jax.make_array_from_callback` -- the whole model never sits
-in host memory at once. The key layout comes from the single table in `policy.hf_keys`.
+Files are read and written with the `safetensors` library (its numpy API: memory-mapped reads, bf16
+through `ml_dtypes`). On top of it: each device shard is built from only the tensors it needs via
+`jax.make_array_from_callback`, so the whole model never sits in host memory at once; export streams
+one tensor at a time into shards of bounded size; and every failure is a typed `CheckpointError`
+naming the file and tensor. The key layout comes from the single table in `policy.hf_keys`.
 """
 from __future__ import annotations
 
 import json
-import math
 import os
-import struct
-from typing import Any
 
 import jax
 import jax.numpy as jnp
-import ml_dtypes
 import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, SingleDeviceSharding
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save_file
 
 from policy import hf_keys
 from policy.config import Qwen3VLConfig
@@ -28,13 +26,6 @@ from policy.sharding import state_shardings
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
-
-_DTYPES = {
-    "F64": np.dtype(np.float64), "F32": np.dtype(np.float32), "F16": np.dtype(np.float16),
-    "BF16": np.dtype(ml_dtypes.bfloat16), "I64": np.dtype(np.int64), "I32": np.dtype(np.int32),
-    "I16": np.dtype(np.int16), "I8": np.dtype(np.int8), "U8": np.dtype(np.uint8), "BOOL": np.dtype(np.bool_),
-}
-_NAMES = {v: k for k, v in _DTYPES.items()}
 
 
 class CheckpointError(ValueError):
@@ -60,53 +51,14 @@ class ShapeMismatchError(CheckpointError):
 # ---------------------------------------------------------------------------------------------
 # safetensors files
 # ---------------------------------------------------------------------------------------------
-class SafetensorsFile:
-    """Validated header + lazily memory-mapped tensors of one .safetensors file."""
-
-    def __init__(self, path: str):
-        self.path = path
-        try:
-            size = os.path.getsize(path)
-            with open(path, "rb") as f:
-                raw = f.read(8)
-                if len(raw) < 8:
-                    raise CorruptFileError(f"{path}: file too short for a safetensors header ({size} bytes)")
-                (n,) = struct.unpack("<Q", raw)
-                if n > size - 8 or n > 100 * 2**20:
-                    raise CorruptFileError(f"{path}: header length {n} exceeds file size {size} (truncated/corrupt)")
-                header = json.loads(f.read(n).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise CorruptFileError(f"{path}: malformed safetensors header ({e})") from e
-        except FileNotFoundError as e:
-            raise CheckpointError(f"checkpoint file missing: {path}") from e
-        if not isinstance(header, dict):
-            raise CorruptFileError(f"{path}: header is not a JSON object")
-        self.metadata = header.pop("__metadata__", None) or {}
-        self.data_start = 8 + n
-        data_len = size - self.data_start
-        self.entries: dict[str, tuple[np.dtype, tuple[int, ...], int, int]] = {}
-        for key, e in header.items():
-            try:
-                dt = _DTYPES[e["dtype"]]
-                shape = tuple(int(s) for s in e["shape"])
-                start, end = (int(x) for x in e["data_offsets"])
-            except (KeyError, TypeError, ValueError) as err:
-                raise CorruptFileError(f"{path}: bad header entry for tensor {key!r}: {e!r}") from err
-            if end - start != math.prod(shape) * dt.itemsize or start < 0:
-                raise CorruptFileError(f"{path}: tensor {key!r} byte range {start}:{end} does not match "
-                                       f"{e['dtype']}{list(shape)}")
-            if end > data_len:
-                raise CorruptFileError(f"{path}: tensor {key!r} ends at byte {end} but the data section has "
-                                       f"only {data_len} bytes (file truncated)")
-            self.entries[key] = (dt, shape, start, end)
-        self._mm = None
-
-    def get(self, key: str) -> np.ndarray:
-        dt, shape, start, end = self.entries[key]
-        if self._mm is None:
-            self._mm = np.memmap(self.path, dtype=np.uint8, mode="r")
-        buf = self._mm[self.data_start + start: self.data_start + end]
-        return buf.view(dt).reshape(shape)
+def open_safetensors(path: str):
+    """`safetensors.safe_open` (numpy) on one file; a truncated or malformed file is a CorruptFileError."""
+    if not os.path.exists(path):
+        raise CheckpointError(f"checkpoint file missing: {path}")
+    try:
+        return safe_open(path, framework="np")
+    except SafetensorError as e:
+        raise CorruptFileError(f"{path}: not a readable safetensors file, truncated or corrupt ({e})") from e
 
 
 class CheckpointReader:
@@ -126,44 +78,26 @@ class CheckpointReader:
             files, weight_map = [SINGLE_FILE], None
         else:
             raise CheckpointError(f"{path}: no {SINGLE_FILE} or {INDEX_FILE}")
-        self.files = {name: SafetensorsFile(os.path.join(path, name)) for name in files}
-        self.where: dict[str, str] = {}
-        for name, f in self.files.items():
-            for key in f.entries:
-                self.where[key] = name
+        self.files = {name: open_safetensors(os.path.join(path, name)) for name in files}
+        self.where: dict[str, str] = {key: name for name, f in self.files.items() for key in f.keys()}
         if weight_map is not None:
             lost = sorted(k for k, fname in weight_map.items() if self.where.get(k) != fname)
             if lost:
-                raise CorruptFileError(f"index lists tensors not found in their shard file: {lost[:5]}"
+                raise CorruptFileError(f"{index} lists tensors not found in their shard file: {lost[:5]}"
                                        f"{' ...' if len(lost) > 5 else ''}")
 
     def keys(self) -> set[str]:
         return set(self.where)
 
     def shape(self, key: str) -> tuple[int, ...]:
-        return self.files[self.where[key]].entries[key][1]
+        return tuple(self.files[self.where[key]].get_slice(key).get_shape())
 
     def get(self, key: str) -> np.ndarray:
-        return self.files[self.where[key]].get(key)
-
-
-def write_safetensors(path: str, tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None):
-    """Write one safetensors file (header padded to 8 bytes, tensors in key order)."""
-    header: dict[str, Any] = {"__metadata__": dict(metadata or {"format": "pt"})}
-    offset = 0
-    keys = sorted(tensors)
-    for k in keys:
-        a = tensors[k]
-        nbytes = a.size * a.dtype.itemsize
-        header[k] = {"dtype": _NAMES[a.dtype], "shape": list(a.shape), "data_offsets": [offset, offset + nbytes]}
-        offset += nbytes
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(raw)))
-        f.write(raw)
-        for k in keys:
-            f.write(np.ascontiguousarray(tensors[k]).tobytes())
+        name = self.where[key]
+        try:
+            return self.files[name].get_tensor(key)
+        except SafetensorError as e:
+            raise CorruptFileError(f"{os.path.join(self.path, name)}: tensor {key!r} unreadable ({e})") from e
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,7 +227,7 @@ def save_pretrained(config: Qwen3VLConfig, model: Qwen3VL, path: str | os.PathLi
     def flush():
         name = f".tmp-shard-{len(tmp_names):05d}.safetensors"
         if write:
-            write_safetensors(os.path.join(path, name), shard)
+            save_file(shard, os.path.join(path, name), metadata={"format": "pt"})
         tmp_names.append(name)
         keys_per_shard.append(sorted(shard))
 
@@ -311,6 +245,7 @@ def save_pretrained(config: Qwen3VLConfig, model: Qwen3VL, path: str | os.PathLi
     if not write:
         return names
     for tmp, name in zip(tmp_names, names):
+        os.chmod(os.path.join(path, tmp), 0o644)  # safetensors creates files owner-only; a model is for sharing
         os.replace(os.path.join(path, tmp), os.path.join(path, name))
     index = os.path.join(path, INDEX_FILE)
     if n > 1:

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 
 from policy.config import Qwen3VLConfig
 from policy.hf_io import save_pretrained
+from policy.hf_processor_files import preprocessor_config, write_processor_files
+from policy.image_processor import ImageProcessor
 from policy.model import init_model
 
 QWEN_SPECIAL_TOKENS = (
@@ -79,13 +81,9 @@ def build(out_dir: str, texts: Iterable[str], *, vocab_size: int = 1024, max_pix
     save_pretrained(config, init_model(config, seed), out_dir)
     vision = config.vision
     factor = vision.patch_size * vision.spatial_merge_size
-    preprocessor = {
-        "patch_size": vision.patch_size, "temporal_patch_size": vision.temporal_patch_size,
-        "merge_size": vision.spatial_merge_size,
-        "size": {"shortest_edge": factor * factor * 4, "longest_edge": max_pixels},
-        "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "do_rescale": True, "do_normalize": True,
-        "rescale_factor": 1 / 255, "resample": 3, "image_processor_type": "Qwen2VLImageProcessorFast",
-    }
+    image = ImageProcessor(patch_size=vision.patch_size, temporal_patch_size=vision.temporal_patch_size,
+                           merge_size=vision.spatial_merge_size, min_pixels=factor * factor * 4, max_pixels=max_pixels)
     with open(os.path.join(out_dir, "preprocessor_config.json"), "w") as f:
-        json.dump(preprocessor, f, indent=1)
+        json.dump(preprocessor_config(image), f, indent=1)
+    write_processor_files(out_dir)  # chat template + processor configs: loads with AutoProcessor
     return config

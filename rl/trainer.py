@@ -154,7 +154,7 @@ class GRPOTrainer:
             if hosts > 1 and size % (parts * hosts):
                 raise ValueError(f"{name}={size} is a global batch: its {parts} micro-batch(es) must divide "
                                  f"evenly over {hosts} hosts")
-        self.pool = render.RenderPool(workers=config.render_workers)
+        self.pool = render.RenderPool(workers=config.render_workers, allow_weak_sandbox=config.allow_weak_sandbox)
         policy_dir = prepare_policy(config, self.workdir, self.pool)
         self.model_config, model = load_pretrained(policy_dir, mesh=self.mesh, **runtime_options(config.model))
         self.processor = Processor.from_pretrained(policy_dir, max_side=config.max_side,

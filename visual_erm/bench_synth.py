@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 
+import tqdm
+
 import render
 from visual_erm.make_data import make_pair
 from visual_erm.tasks import KINDS
@@ -26,8 +28,13 @@ def human_errors(kind: str, critique_json: str) -> list[dict]:
              "description": e["description"]} for e in errors]
 
 
-def build(out: str, n: int = 300, *, workers: int = 2, kinds=KINDS, max_edits: int = 4) -> str:
-    """Write `n` items (kinds in turn) under `out`; returns the JSONL path. Reuses a complete set."""
+def build(out: str, n: int = 300, *, workers: int = 2, kinds=KINDS, max_edits: int = 4,
+          allow_weak_sandbox: bool = False) -> str:
+    """Write `n` items (kinds in turn) under `out`, with a progress bar; returns the JSONL path.
+
+    Reuses a set of at least `n` items (its first `n` are the same items: seeds run in order), so a
+    caller that wants exactly `n` reads the first `n` (`bench_cli.score(..., n=)` does).
+    """
     path = os.path.join(out, ITEMS_FILE)
     if os.path.exists(path):
         with open(path) as f:
@@ -35,7 +42,8 @@ def build(out: str, n: int = 300, *, workers: int = 2, kinds=KINDS, max_edits: i
                 return path
     os.makedirs(os.path.join(out, "images"), exist_ok=True)
     lines, attempt = [], 0
-    with render.RenderPool(workers=workers) as pool:
+    bar = tqdm.tqdm(total=n, unit="item", desc=f"building synthetic VC-RewardBench in {out}")
+    with render.RenderPool(workers=workers, allow_weak_sandbox=allow_weak_sandbox) as pool:
         while len(lines) < n:
             kind, seed = kinds[attempt % len(kinds)], HELD_OUT_SEED + attempt
             attempt += 1
@@ -52,6 +60,8 @@ def build(out: str, n: int = 300, *, workers: int = 2, kinds=KINDS, max_edits: i
                 "gt_img_path": names["gt"], "pred_img_path": names["pred"],
                 "human_errors": human_errors(kind, example.critique),
             }))
+            bar.update(1)
+    bar.close()
     with open(path + ".partial", "w") as f:
         f.write("\n".join(lines) + "\n")
     os.replace(path + ".partial", path)

@@ -16,7 +16,6 @@ progress bar.
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import concurrent.futures
 import contextlib
@@ -26,8 +25,10 @@ import random
 import time
 
 import tqdm
+from absl import flags
 
 import render
+from policy import cli
 from visual_erm import records
 from visual_erm.perturb import NotApplicable, perturb
 from visual_erm.perturb.verify import verify
@@ -144,18 +145,27 @@ def summary(progress: dict) -> str:
     return "\n".join(lines)
 
 
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("out", None, "a make_data folder (ArrayRecord shards of msgpack records)", flag_values=FLAGS)
+flags.DEFINE_integer("n", 1000, "pairs to write in all (resumes towards it)", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_list("kinds", list(KINDS), f"task kinds, in turn, comma-separated: any of {', '.join(KINDS)}",
+                  flag_values=FLAGS)
+flags.register_validator("kinds", lambda kinds: bool(kinds) and set(kinds) <= set(KINDS),
+                         f"must be a non-empty comma-separated list of {', '.join(KINDS)}", flag_values=FLAGS)
+flags.DEFINE_integer("workers", 2, "render workers", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_integer("seed", 0, "first generator seed", lower_bound=0, flag_values=FLAGS)
+flags.DEFINE_integer("shard_size", 250, "pairs per ArrayRecord shard", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_integer("max_edits", 4, "most edits a pair gets", lower_bound=0, flag_values=FLAGS)
+flags.DEFINE_bool("allow_weak_sandbox", False, "render even where the sandbox is incomplete (no user namespaces, "
+                  "as in Colab): one warning names what is missing", flag_values=FLAGS)
+flags.mark_flag_as_required("out", flag_values=FLAGS)
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="a make_data folder (ArrayRecord shards of msgpack records)")
-    parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--kinds", default=",".join(KINDS))
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--shard_size", type=int, default=250)
-    parser.add_argument("--max_edits", type=int, default=4)
-    args = parser.parse_args(argv)
-    kinds = tuple(k for k in args.kinds.split(",") if k)
-    progress = run(args.out, args.n, kinds, args.workers, args.seed, args.shard_size, args.max_edits)
+    cli.parse(FLAGS, argv, __doc__)
+    with render.RenderPool(workers=FLAGS.workers, allow_weak_sandbox=FLAGS.allow_weak_sandbox) as pool:
+        progress = run(FLAGS.out, FLAGS.n, tuple(FLAGS.kinds), FLAGS.workers, FLAGS.seed, FLAGS.shard_size,
+                       FLAGS.max_edits, pool=pool)
     print(summary(progress))
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import grain
 import msgpack
-from array_record.python.array_record_module import ArrayRecordWriter
+from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
 from PIL import Image
 
 from visual_erm import tfds_source
@@ -91,6 +91,16 @@ def shard_paths(folder: str) -> list[str]:
     return sorted(glob.glob(os.path.join(folder, "reward-*.array_record")))
 
 
+def unreadable_shard(paths: list[str]) -> str | None:
+    """The first of `paths` that ArrayRecord cannot open (None: all open)."""
+    for path in paths:
+        try:
+            ArrayRecordReader(path).close()
+        except RuntimeError:
+            return path
+    return None
+
+
 class FolderSource(grain.sources.RandomAccessDataSource):
     """Random access to the RewardExamples of a make_data folder (its complete shards)."""
 
@@ -99,7 +109,11 @@ class FolderSource(grain.sources.RandomAccessDataSource):
         if not paths:
             raise RecordError(f"{folder}: no reward-*.array_record shards")
         self._folder = folder
-        self._source = grain.sources.ArrayRecordDataSource(paths)
+        try:
+            self._source = grain.sources.ArrayRecordDataSource(paths)
+        except RuntimeError as e:  # Riegeli's error names no file: find the shard that does not open
+            raise RecordError(f"{unreadable_shard(paths) or folder}: not a readable ArrayRecord shard, truncated or "
+                              f"corrupt (delete it and rerun make_data to regenerate it): {str(e)[:300]}") from e
 
     def __len__(self) -> int:
         return len(self._source)

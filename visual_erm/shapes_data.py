@@ -13,7 +13,6 @@ VC-RewardBench-style JSONL set (`build_bench`) that `python -m visual_erm.bench
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import concurrent.futures
 import json
@@ -21,8 +20,10 @@ import os
 import random
 
 import tqdm
+from absl import flags
 
 import render
+from policy import cli
 from visual_erm import bench_synth, records
 from visual_erm.perturb.base import Edit, Perturbation
 from visual_erm.perturb.verify import verify
@@ -155,12 +156,13 @@ def make_shape_pair(pool, seed: int, canvas: int = CANVAS):
     ), stats
 
 
-def _pairs(n: int, seed: int, workers: int, desc: str, batch: int = 8):
+def _pairs(n: int, seed: int, workers: int, desc: str, batch: int = 8, allow_weak_sandbox: bool = False):
     """Yield `n` kept pairs for shape seeds seed, seed + 1, ... in order, plus running stats."""
     stats = collections.Counter()
     kept, attempt = 0, 0
     bar = tqdm.tqdm(total=n, unit="pair", desc=desc)
-    with render.RenderPool(workers=workers) as pool, concurrent.futures.ThreadPoolExecutor(batch) as threads:
+    with (render.RenderPool(workers=workers, allow_weak_sandbox=allow_weak_sandbox) as pool,
+          concurrent.futures.ThreadPoolExecutor(batch) as threads):
         while kept < n:
             jobs = [threads.submit(make_shape_pair, pool, seed + a) for a in range(attempt, attempt + batch)]
             attempt += batch
@@ -251,13 +253,15 @@ def _write_lines(path: str, lines: list[str]) -> str:
     return path
 
 
-def build_bench(out: str, n: int = 200, *, workers: int = 2) -> str:
-    """A VC-RewardBench-style JSONL set of `n` held-out shape pairs under `out`; reuses a complete one."""
+def build_bench(out: str, n: int = 200, *, workers: int = 2, allow_weak_sandbox: bool = False) -> str:
+    """A VC-RewardBench-style JSONL set of `n` held-out shape pairs under `out`; reuses one of at least
+    `n` (whose first `n` are these: seeds run in order)."""
     path = os.path.join(out, BENCH_FILE)
     if _complete(path, n):
         return path
     os.makedirs(os.path.join(out, "images"), exist_ok=True)
-    examples = [example for example, _ in _pairs(n, HELD_OUT_SEED, workers, "shape bench pairs")]
+    examples = [example for example, _ in _pairs(n, HELD_OUT_SEED, workers, f"building shape bench in {out}",
+                                                 allow_weak_sandbox=allow_weak_sandbox)]
     return _write_lines(path, _bench_lines(out, examples))
 
 
@@ -283,7 +287,7 @@ def _ranking_pair(pool, seed: int):
     return out
 
 
-def build_ranking(out: str, n: int = 60, *, workers: int = 2) -> str:
+def build_ranking(out: str, n: int = 60, *, workers: int = 2, allow_weak_sandbox: bool = False) -> str:
     """`n` held-out references, each with a one-edit and a three-edit candidate (ids ``rank-SEED-1`` /
     ``rank-SEED-3``, adjacent lines), as VC-RewardBench JSONL under `out`: a judge ranks them right when
     the one-edit candidate gets the higher reward. Reuses a complete set."""
@@ -292,8 +296,8 @@ def build_ranking(out: str, n: int = 60, *, workers: int = 2) -> str:
         return path
     os.makedirs(os.path.join(out, "images"), exist_ok=True)
     examples, seed = [], RANKING_SEED
-    with render.RenderPool(workers=workers) as pool:
-        bar = tqdm.tqdm(total=n, unit="pair", desc="shape ranking pairs")
+    with render.RenderPool(workers=workers, allow_weak_sandbox=allow_weak_sandbox) as pool:
+        bar = tqdm.tqdm(total=n, unit="pair", desc=f"building shape ranking pairs in {out}")
         while len(examples) < 2 * n:
             pair = _ranking_pair(pool, seed)
             seed += 1
@@ -304,14 +308,17 @@ def build_ranking(out: str, n: int = 60, *, workers: int = 2) -> str:
     return _write_lines(path, _bench_lines(out, examples))
 
 
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("out", None, "folder for the reward-data shards", flag_values=FLAGS)
+flags.DEFINE_integer("n", 3000, "shape pairs to write", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_integer("seed", 0, "first shape seed", lower_bound=0, flag_values=FLAGS)
+flags.DEFINE_integer("workers", 2, "render workers", lower_bound=1, flag_values=FLAGS)
+flags.mark_flag_as_required("out", flag_values=FLAGS)
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--n", type=int, default=3000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args(argv)
-    stats = write_shapes_data(args.out, args.n, seed=args.seed, workers=args.workers)
+    cli.parse(FLAGS, argv, __doc__)
+    stats = write_shapes_data(FLAGS.out, FLAGS.n, seed=FLAGS.seed, workers=FLAGS.workers)
     print("\n".join(f"{k}: {v}" for k, v in sorted(stats.items())))
 
 

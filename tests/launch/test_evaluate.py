@@ -107,13 +107,19 @@ def test_local_dataset_path_and_usage_errors(tmp_path, pool):
     result, samples, _ = run(tmp_path, pool, "--kind=table", f"--data=pubtabnet:{root}", f"--predictions={preds}")
     assert result["metrics"]["table"]["n"] == len(oracle) == len(samples) > 0
     assert result["metrics"]["table"]["teds"] == 1.0 and result["metrics"]["table"]["ned"] == 0.0
-    with pytest.raises(ValueError, match="unknown data source"):
+    with pytest.raises(SystemExit, match="unknown data source 'nowhere'; allowed: synthetic"):
         evaluate.main(["--data=nowhere", f"--predictions={preds}", f"--out={tmp_path}"], pool=pool)
+    with pytest.raises(SystemExit, match="chartmimic is read from a local copy: give its path, --data=chartmimic:PATH"):
+        evaluate.main(["--data=chartmimic", f"--predictions={preds}", f"--out={tmp_path}"], pool=pool)
+    with pytest.raises(ValueError, match="local copy"):
+        evaluate.load_tasks("plot2code", "chart", limit=None, params={}, pool=pool)
     with pytest.raises(SystemExit, match="no chart tasks"):
         evaluate.main(["--kind=chart", f"--data=pubtabnet:{root}", f"--predictions={preds}", f"--out={tmp_path}"],
                       pool=pool)
-    with pytest.raises(SystemExit):  # --predictions and --policy exclude each other
+    with pytest.raises(SystemExit, match="exactly one of --predictions"):  # they exclude each other
         evaluate.parse_args(["--data=synthetic", f"--predictions={preds}", "--policy=x", "--out=y"])
+    with pytest.raises(SystemExit, match="--limit=0"):
+        evaluate.parse_args(["--data=synthetic", f"--predictions={preds}", "--out=y", "--limit=0"])
     (tmp_path / "dup.jsonl").write_text('{"id": "a", "completion": "x"}\n{"id": "a", "completion": "y"}\n')
     with pytest.raises(ValueError, match="appears twice"):
         evaluate.read_predictions(str(tmp_path / "dup.jsonl"))
@@ -135,3 +141,16 @@ def test_policy_checkpoint_generates_its_predictions(tmp_path, pool):
     svg = result["metrics"]["svg"]
     assert svg["n"] == 2 and 0.0 <= svg["render_rate"] <= 1.0 and 0.0 <= svg["mse"] <= 1.0
     assert [row["id"] for row in samples] == [row["id"] for row in written]
+
+
+def test_sources_that_need_a_path_are_the_loaders_with_a_required_path():
+    import inspect
+
+    from rl.task_mix import _factories
+
+    def needs_path(load) -> bool:
+        path = inspect.signature(load).parameters.get("path")
+        return path is not None and path.default is inspect.Parameter.empty
+
+    required = {name for name, load in _factories().items() if needs_path(load)}
+    assert required == set(evaluate.NEEDS_PATH)

@@ -117,7 +117,7 @@ def test_export_loads_in_transformers_with_our_logits(run, tmp_path):
     card = open(os.path.join(out, "README.md"), encoding="utf-8").read()
     assert "visual_erm_sft" in card and "| step | 7 |" in card and run["workdir"] in card
     assert json.dumps(json.load(open(os.path.join(run["workdir"], "config.json"))), indent=1, sort_keys=True) in card
-    with pytest.raises(FileExistsError):  # never overwrites a model
+    with pytest.raises(SystemExit, match="already holds a model"):  # never overwrites a model
         export_hf.main([f"--checkpoint={run['workdir']}", f"--out={out}"])
 
 
@@ -154,8 +154,10 @@ def test_missing_and_corrupt_checkpoints(run, tmp_path, caplog):
     write_config(str(empty), run_config(run["base"]))
     with pytest.raises(CheckpointNotFoundError, match="no orbax checkpoints"):
         export_hf.main([f"--checkpoint={empty}", f"--out={tmp_path / 'a'}"])
-    with pytest.raises(CheckpointNotFoundError, match="does not exist"):
+    with pytest.raises(SystemExit, match="nowhere does not exist"):
         export_hf.main([f"--checkpoint={tmp_path / 'nowhere'}", f"--out={tmp_path / 'a'}"])
+    with pytest.raises(SystemExit, match="--dtype=int8: value should be one of"):
+        export_hf.main([f"--checkpoint={run['workdir']}", f"--out={tmp_path / 'a'}", "--dtype=int8"])
     with pytest.raises(CheckpointNotFoundError, match="saved steps: \\[5, 7\\]"):
         export_hf.main([f"--checkpoint={run['workdir']}", "--step=6", f"--out={tmp_path / 'a'}"])
     # Truncate every data file of step 7: the newest readable step (5) is exported instead.

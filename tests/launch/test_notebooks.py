@@ -1,5 +1,8 @@
-"""The three notebooks execute top to bottom (reduced sizes, as CI runs them)."""
+"""The three notebooks execute top to bottom (reduced sizes, as CI runs them); one of them also where
+namespaces are refused (a container like Colab's), with the weak-sandbox warning printed once."""
 import os
+import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -7,6 +10,13 @@ from nbclient import NotebookClient
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NOTEBOOKS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "launch", "notebooks")
+EXECUTE = ("import sys, nbformat; from nbclient import NotebookClient; nb = nbformat.read(sys.argv[1], as_version=4); "
+           "NotebookClient(nb, timeout=600, kernel_name='python3', resources={'metadata': {'path': sys.argv[3]}})"
+           ".execute(); nbformat.write(nb, sys.argv[2])")
+
+
+def outputs(notebook) -> list[dict]:
+    return [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
 
 
 @pytest.mark.parametrize("name", ["01_quickstart.ipynb", "02_reward_ablation.ipynb", "03_score_a_judge.ipynb"])
@@ -16,6 +26,18 @@ def test_notebook_runs(name, tmp_path, monkeypatch):
     notebook = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
-    errors = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
-              if o.get("output_type") == "error"]
-    assert not errors
+    assert not [o for o in outputs(notebook) if o.get("output_type") == "error"]
+
+
+@pytest.mark.slow
+def test_notebook_runs_where_namespaces_are_refused(tmp_path):
+    executed = tmp_path / "executed.ipynb"
+    env = dict(os.environ, VISUAL_ERM_REDUCED="1", MPLBACKEND="Agg")
+    subprocess.run([sys.executable, os.path.join(HERE, "no_namespaces.py"), "-c", EXECUTE,
+                    os.path.join(NOTEBOOKS, "01_quickstart.ipynb"), str(executed), str(tmp_path)],
+                   env=env, check=True, timeout=900)
+    notebook = nbformat.read(str(executed), as_version=4)
+    assert not [o for o in outputs(notebook) if o.get("output_type") == "error"]
+    text = "".join(o.get("text", "") for o in outputs(notebook) if o.get("output_type") == "stream")
+    assert text.count("WEAK sandbox") == 1, text[:3000]
+    assert "[OFF] private_namespaces" in text and "kept: True" in text

