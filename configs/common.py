@@ -41,6 +41,7 @@ def _run(trainer: str) -> ConfigDict:
     c.checkpoint_every = 50
     c.keep_checkpoints = 3
     c.loss_chunk_size = None  # LM head over sequence chunks of this many tokens (None: one chunk)
+    c.writers = "tensorboard,jsonl"  # comma-separated: tensorboard, jsonl, wandb (policy/metric_writers.py)
     c.model = model()
     c.optimizer = optimizer()
     return c

@@ -8,10 +8,12 @@ with the policy's renders side by side.
 """
 from __future__ import annotations
 
+import io
 import itertools
 
 from PIL import Image, ImageDraw
 
+from policy import paths
 from policy.sampler import SamplingParams
 from rl import metrics
 from rl.rollout import policy_messages
@@ -43,6 +45,7 @@ class HeldOutEval:
             raise ValueError("held-out evaluation needs at least one task")
         self.tasks, self.max_new_tokens = tasks, max_new_tokens
         self.renders: dict[str, list] = {}  # label -> rendered image (or None) per task
+        self.samples: dict[str, tuple] = {}  # label -> (answers, metric rows) per task
 
     def __call__(self, trainer, label: str) -> dict[str, float]:
         """Scores of the trainer's policy now, as `heldout/<metric>`; renders kept under `label`."""
@@ -59,6 +62,7 @@ class HeldOutEval:
         for i, result in zip(todo, rendered):
             images[i] = result.image
         self.renders[label] = images
+        self.samples[label] = (texts, rows)
         summary = metrics.summarize(rows)
         return {f"heldout/{name}": value for entry in summary.values() for name, value in entry.items()
                 if name not in ("n", "skipped")}
@@ -82,6 +86,7 @@ class HeldOutEval:
                     draw.line((x, y, x + width - 1, y + height - 1), fill="red")
                 else:
                     sheet.paste(image.convert("RGB").resize((width, height), Image.NEAREST), (x, y))
-        sheet.save(path)
-        return path
+        png = io.BytesIO()
+        sheet.save(png, format="PNG")
+        return paths.write_bytes(path, png.getvalue())
 
