@@ -29,6 +29,7 @@ CORE = [
     "lxml>=4.9",
     "tqdm>=4",
     "tensorboardX>=2.6",  # TensorBoard event files without TensorFlow
+    "gcsfs",  # gs:// paths through etils.epath (policy/paths.py)
     "msgpack>=1",
     "array-record>=0.5",
     # Datasets as TFDS (visual_erm/datasets/): written and read as ArrayRecord without TensorFlow.
@@ -42,7 +43,10 @@ TPU = ["jax[tpu]==0.10.2"]
 
 EXTRAS = {
     "tpu": TPU,
+    "wandb": ["wandb"],  # --config.writers=...,wandb
     "dev": TPU + [
+        "wandb",  # the W&B writer's offline test
+        "gcp-storage-emulator",  # local GCS server for the gs:// tests
         "torch==2.13.0",  # CPU build, numerical oracle for the Qwen3-VL port
         "pytest>=8",
         "pytest-timeout>=2.3",

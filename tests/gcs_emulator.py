@@ -1,4 +1,5 @@
-"""A local GCS server for tests: `gcp-storage-emulator` on a free loopback port, in memory.
+"""A local GCS server for tests: `gcp-storage-emulator` on a free loopback port, in memory, with the
+generation headers real GCS sends on downloads (tests/gcs_emulator_server.py).
 
 `gcs_bucket` (a pytest fixture, module scope) starts it, points this process and its children at it
 (`STORAGE_EMULATOR_HOST`, which `policy.paths` turns into gcsfs and tensorstore settings) with a
@@ -23,8 +24,8 @@ def _free_port() -> int:
 
 
 def start_emulator(port: int) -> subprocess.Popen:
-    server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "gcp-storage-emulator"), "start",
-                               "--host=127.0.0.1", f"--port={port}", "--in-memory", f"--default-bucket={BUCKET}"],
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gcs_emulator_server.py")
+    server = subprocess.Popen([sys.executable, script, "127.0.0.1", str(port), BUCKET],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 30
     while time.time() < deadline:

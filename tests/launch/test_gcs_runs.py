@@ -3,6 +3,7 @@ SFT from a TFDS data_dir on gs:// into a gs:// workdir, killed with SIGKILL and 
 bucket; its export read from and written to gs://; GRPO with policy and judge loaded from gs://
 Hugging Face directories; two jax.distributed processes writing one set of checkpoints. Nothing is
 written locally besides the cache (`VISUAL_ERM_CACHE`) and the processes' temporary files."""
+import glob
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import render
 from policy import paths, tiny_checkpoint
 from tests.gcs_emulator import bucket_files
 from tests.kill_restart import straight_and_resumed
+from tests.tb_events import summary_values
 from tests.multihost import _free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -114,13 +116,18 @@ def policy_on_gcs(gcs_bucket, tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
-def test_grpo_in_a_bucket_with_models_from_gs_resumes_after_kill_9(gcs_bucket, policy_on_gcs, empty_cwd):
+def test_grpo_in_a_bucket_with_models_from_gs_resumes_after_kill_9(gcs_bucket, policy_on_gcs, empty_cwd,
+                                                                   monkeypatch):
+    """Also what the run records: TensorBoard in the bucket holds the held-out metrics (start and end),
+    the learning rate and the sample table; the W&B writer (offline) keeps its run in the cache."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
     policy, judge = policy_on_gcs
     base = paths.join(gcs_bucket, "grpo")
     flags = [f"--config={GRPO_CONFIG}", f"--config.model.checkpoint={policy}", f"--config.judge.checkpoint={judge}",
              "--config.total_steps=4", "--config.checkpoint_every=2", "--config.warmstart.steps=20",
              "--config.prompts_per_step=4", "--config.group_size=2", "--config.heldout.n=2",
-             "--config.mesh_shape=(1,1,1)"]
+             "--config.mesh_shape=(1,1,1)", "--config.writers=tensorboard,jsonl,wandb"]
     expected, got = straight_and_resumed(ROOT, base, flags, kill_after_records=3, cwd=empty_cwd)
     assert [r["step"] for r in got] == list(range(1, 5))
     assert all(r["critique_parse_rate"] > 0 for r in got)  # the judge from gs:// answers
@@ -128,10 +135,16 @@ def test_grpo_in_a_bucket_with_models_from_gs_resumes_after_kill_9(gcs_bucket, p
         for key in b:
             if not key.startswith("time/"):
                 assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-9), (a["step"], key)
-    files = bucket_files(paths.join(base, "killed"))
+    assert "heldout/ssim/start" in got[0] and "heldout/ssim" in got[-1] and "learning_rate" in got[-1]
+    run = paths.join(base, "killed")
+    files = bucket_files(run)
     for name in ("run_config.json", "metrics.jsonl", "reward.png", "heldout.png", "checkpoints/4/_CHECKPOINT_METADATA",
-                 "reference_policy/0/_CHECKPOINT_METADATA"):
+                 "warmstart/metrics.jsonl"):
         assert name in files, (name, files)
+    values = {(tag, kind) for _, tag, kind in summary_values(paths.join(run, "tb"))}
+    assert {("heldout/ssim", "scalar"), ("heldout/ssim/start", "scalar"), ("learning_rate", "scalar"),
+            ("heldout_samples/0", "image"), ("heldout_samples/text_summary", "text")} <= values, values
+    assert glob.glob(os.path.join(paths.cache_path(run), "wandb", "offline-run-*", "*.wandb"))
 
 
 @pytest.mark.slow
