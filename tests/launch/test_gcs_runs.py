@@ -15,8 +15,8 @@ import render
 from policy import paths, tiny_checkpoint
 from tests.gcs_emulator import bucket_files
 from tests.kill_restart import straight_and_resumed
-from tests.tb_events import summary_values
 from tests.multihost import _free_port
+from tests.tb_events import summary_values
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SFT_CONFIG = os.path.join(ROOT, "configs", "tiny_erm.py")
