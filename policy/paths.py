@@ -16,6 +16,7 @@ tensorstore (orbax's array writer) is pointed at it too (`TENSORSTORE_GCS_HTTP_U
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
@@ -129,24 +130,26 @@ def copy_tree(source: str | os.PathLike, dest: str | os.PathLike, *, last: str |
 
 
 def local_copy(p: str | os.PathLike) -> str:
-    """A local folder holding `p`: `p` itself when local, else its cached copy (made once, whole or not
-    at all: copied beside the cache and renamed into place)."""
+    """A local folder holding `p`: `p` itself when local, else its cached copy, made once per host (under a
+    lock, so processes of one host share it; copied beside the cache and renamed into place, whole or not
+    at all)."""
     if not is_url(p):
         return resolve(p)
     local = cache_path(os.fspath(p))
     if os.path.exists(os.path.join(local, COMPLETE)):
         return local
-    if not isdir(p):
-        raise FileNotFoundError(f"{resolve(p)}: no such folder")
     os.makedirs(os.path.dirname(local), exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=os.path.basename(local) + ".", dir=os.path.dirname(local))
-    copy_tree(p, staging)
-    open(os.path.join(staging, COMPLETE), "w").close()
-    shutil.rmtree(local, ignore_errors=True)  # an incomplete copy of an earlier, killed run
-    try:
+    with open(local + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(os.path.join(local, COMPLETE)):  # another process of this host made it meanwhile
+            return local
+        if not isdir(p):
+            raise FileNotFoundError(f"{resolve(p)}: no such folder")
+        staging = tempfile.mkdtemp(prefix=os.path.basename(local) + ".", dir=os.path.dirname(local))
+        copy_tree(p, staging)
+        open(os.path.join(staging, COMPLETE), "w").close()
+        shutil.rmtree(local, ignore_errors=True)  # an incomplete copy of an earlier, killed run
         os.replace(staging, local)
-    except OSError:  # another process on this host finished the same copy first
-        shutil.rmtree(staging, ignore_errors=True)
     return local
 
 

@@ -30,7 +30,7 @@ def tfds_on_gcs(gcs_bucket, tmp_path_factory):
     from visual_erm.datasets import reward as reward_builder
 
     local = str(tmp_path_factory.mktemp("tfds_build"))
-    reward_builder.main(["--data_dir", local, "--config", "tiny", "--workers", "2"])
+    reward_builder.main(["--data_dir", local, "--config", "tiny", "--workers", "1"])
     url = paths.join(gcs_bucket, "tfds")
     paths.copy_tree(os.path.join(local, "visual_erm_reward"), paths.join(url, "visual_erm_reward"))
     return url
