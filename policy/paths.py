@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 
+import tqdm
 from etils import epath
+
+log = logging.getLogger(__name__)
 
 COMPLETE = ".complete"  # written last into a cached copy: the copy is whole
 
@@ -118,15 +122,19 @@ def list_files(root: str | os.PathLike) -> list[str]:
     return [relative for _, relative in _files(path(root))] if isdir(root) else []
 
 
-def copy_tree(source: str | os.PathLike, dest: str | os.PathLike, *, last: str | None = None) -> None:
+def copy_tree(source: str | os.PathLike, dest: str | os.PathLike, *, last: str | None = None,
+              progress: str | None = None) -> None:
     """Copy every file of `source` to `dest` (either may be a URL); `last` (a file name at the top,
-    e.g. config.json) is copied after the rest, so its presence means the copy is whole."""
+    e.g. config.json) is copied after the rest, so its presence means the copy is whole. `progress`
+    names a progress bar (bytes) for copies a person waits on."""
     source_path, dest_path = path(source), path(dest)
     files = sorted(_files(source_path), key=lambda item: (item[1] == last, item[1]))
+    bar = tqdm.tqdm(desc=progress, unit="B", unit_scale=True, disable=progress is None)
     for file, relative in files:
         target = dest_path / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(file.read_bytes())
+        bar.update(target.write_bytes(file.read_bytes()) or 0)
+    bar.close()
 
 
 def local_copy(p: str | os.PathLike) -> str:
@@ -146,7 +154,8 @@ def local_copy(p: str | os.PathLike) -> str:
         if not isdir(p):
             raise FileNotFoundError(f"{resolve(p)}: no such folder")
         staging = tempfile.mkdtemp(prefix=os.path.basename(local) + ".", dir=os.path.dirname(local))
-        copy_tree(p, staging)
+        log.info("copying %s to the cache %s", resolve(p), local)
+        copy_tree(p, staging, progress=f"copy {os.path.basename(local)}")
         open(os.path.join(staging, COMPLETE), "w").close()
         shutil.rmtree(local, ignore_errors=True)  # an incomplete copy of an earlier, killed run
         os.replace(staging, local)

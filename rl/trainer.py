@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import tqdm
 
 import render
 from policy import checkpointing, metric_writers, paths
@@ -242,7 +243,8 @@ class GRPOTrainer:
         self.state = self.state.replace(opt_state=init_opt_state(self.warm_tx, self.state.params,
                                                                  self._model_for_shardings, self.mesh))
         losses = []
-        for _ in range(cfg.steps):
+        log.info("warm start: %d supervised steps of %d tasks", cfg.steps, cfg.batch_size)
+        for _ in tqdm.trange(cfg.steps, desc="warm start", unit="step", disable=jax.process_index() != 0):
             tasks = self._draw(cfg.batch_size)
             prompt = self.processor([policy_messages(t) for t in tasks], padding_side="left")
             answers = [f"```{code_language(t.kind)}\n{t.reference_code}\n```<|im_end|>" for t in tasks]

@@ -4,7 +4,10 @@ orbax writes checkpoints through, reads the generation of every object it fetche
 
     python tests/gcs_emulator_server.py HOST PORT BUCKET
 """
+import os
 import sys
+import threading
+import time
 
 from gcp_storage_emulator.handlers import objects
 
@@ -26,7 +29,15 @@ objects.download = download  # before the server module builds its routes from i
 from gcp_storage_emulator.server import create_server  # noqa: E402
 
 
+def _exit_with_parent(parent: int) -> None:
+    """A test killed before its fixture stops the server leaves no server behind."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
+
+
 def main(host: str, port: str, bucket: str) -> None:
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     create_server(host, int(port), in_memory=True, default_bucket=bucket).run()
 
 
