@@ -39,6 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     c.heldout = ml_collections.ConfigDict()
     c.heldout.n = 16  # 0: no held-out evaluation
+    c.heldout.every = 0  # also evaluate (scores and a sample table) every this many steps; 0: at the end only
     c.heldout.tasks = ml_collections.ConfigDict(
         {"name": "shapes", "params": {"start": HELD_OUT_SHAPES, "stop": HELD_OUT_SHAPES + 64, "canvas": 32}})
 

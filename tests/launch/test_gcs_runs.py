@@ -36,6 +36,20 @@ def tfds_on_gcs(gcs_bucket, tmp_path_factory):
     return url
 
 
+@pytest.fixture(scope="module")
+def reward_data_on_gcs(gcs_bucket, tmp_path_factory):
+    """Hand-made reward pairs (tests/visual_erm/test_train.py's, no rendering) as make_data folders in the bucket."""
+    from tests.visual_erm.test_train import examples
+    from visual_erm import records
+
+    url = paths.join(gcs_bucket, "reward")
+    for split, n, offset in (("train", 24, 0), ("eval", 16, 1000)):
+        local = tmp_path_factory.mktemp(split)
+        records.write_shard(str(local / records.SHARD_PATTERN.format(0)), examples(n, offset))
+        paths.copy_tree(str(local), paths.join(url, split))
+    return url
+
+
 @pytest.fixture
 def empty_cwd(tmp_path):
     """The runs' working directory: it must stay empty (no ./gs: folder, no local workdir)."""
@@ -45,11 +59,16 @@ def empty_cwd(tmp_path):
     assert sorted(os.listdir(cwd)) == []
 
 
-def sft_flags(tfds_url, *extra):
-    return [f"--config={SFT_CONFIG}", f"--config.data.train_dir=tfds:visual_erm_reward/tiny:train@{tfds_url}",
-            f"--config.data.eval_dir=tfds:visual_erm_reward/tiny:validation@{tfds_url}", "--config.total_steps=6",
-            "--config.checkpoint_every=2", "--config.eval.every=3", "--config.eval.critiques=0",
-            "--config.eval.batches=1", "--config.batch_size=4", *extra]
+def sft_flags(train, evaluation, *extra):
+    return [f"--config={SFT_CONFIG}", f"--config.data.train_dir={train}", f"--config.data.eval_dir={evaluation}",
+            "--config.total_steps=6", "--config.checkpoint_every=2", "--config.eval.every=3",
+            "--config.eval.critiques=0", "--config.eval.batches=1", "--config.batch_size=4", *extra]
+
+
+def small_model(*extra):
+    """The hand-made pairs' sizes (as tests/visual_erm/test_train.py runs them)."""
+    return ["--config.model.vocab_size=300", "--config.data.seq_buckets=(512,1024)",
+            "--config.data.patch_buckets=(512,)", *extra]
 
 
 def test_paths_round_trip_through_the_bucket(gcs_bucket, tmp_path):
@@ -72,10 +91,12 @@ def test_paths_round_trip_through_the_bucket(gcs_bucket, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
-def test_sft_in_a_bucket_resumes_after_kill_9_and_exports_to_and_from_gs(gcs_bucket, tfds_on_gcs, empty_cwd,
+def test_sft_in_a_bucket_resumes_after_kill_9_and_exports_to_and_from_gs(gcs_bucket, reward_data_on_gcs, empty_cwd,
                                                                           tmp_path):
+    """Reward data (make_data folders) read from gs://, the tiny base model built into the gs:// workdir."""
     base = paths.join(gcs_bucket, "sft")
-    expected, got = straight_and_resumed(ROOT, base, sft_flags(tfds_on_gcs, "--config.mesh_shape=(1,1,1)"),
+    data = [paths.join(reward_data_on_gcs, split) for split in ("train", "eval")]
+    expected, got = straight_and_resumed(ROOT, base, sft_flags(*data, *small_model("--config.mesh_shape=(1,1,1)")),
                                          kill_after_records=5, cwd=empty_cwd)
     assert [r["step"] for r in expected] == [r["step"] for r in got] == list(range(1, 7))
     for a, b in zip(got, expected):
@@ -98,6 +119,23 @@ def test_sft_in_a_bucket_resumes_after_kill_9_and_exports_to_and_from_gs(gcs_buc
     assert local["step"] == 6
     for name in ("config.json", "model.safetensors", "tokenizer.json"):
         assert paths.read_bytes(paths.join(exported, name)) == (tmp_path / "local_export" / name).read_bytes(), name
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_sft_reads_a_tfds_data_dir_in_the_bucket(tfds_on_gcs, empty_cwd, gcs_bucket):
+    """`tfds:NAME:SPLIT@gs://...`: the dataset folder is copied once into the cache and read from there."""
+    data = [f"tfds:visual_erm_reward/tiny:{split}@{tfds_on_gcs}" for split in ("train", "validation")]
+    run = paths.join(gcs_bucket, "sft_tfds")
+    flags = sft_flags(*data, "--config.total_steps=2", "--config.checkpoint_every=2", "--config.eval.every=2",
+                      "--config.mesh_shape=(1,1,1)")
+    done = subprocess.run([sys.executable, "-m", "launch.main", f"--workdir={run}", *flags], cwd=empty_cwd,
+                          env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, done.stderr[-3000:]
+    from policy.metric_writers import read_jsonl
+
+    assert [r["step"] for r in read_jsonl(paths.join(run, "metrics.jsonl"))] == [1, 2]
+    assert os.path.isdir(os.path.join(paths.cache_path(tfds_on_gcs), "visual_erm_reward", "tiny"))
 
 
 @pytest.fixture(scope="module")
@@ -149,20 +187,22 @@ def test_grpo_in_a_bucket_with_models_from_gs_resumes_after_kill_9(gcs_bucket, p
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_two_processes_write_one_set_of_checkpoints_to_the_bucket(gcs_bucket, tfds_on_gcs, empty_cwd,
+def test_two_processes_write_one_set_of_checkpoints_to_the_bucket(gcs_bucket, reward_data_on_gcs, empty_cwd,
                                                                   tmp_path):
+    from tests.visual_erm.test_train import CRITIQUES
     from visual_erm.prompts import judge_prompt
 
     base_model = paths.join(gcs_bucket, "models", "sft_base")
     local_base = str(tmp_path / "base")
-    tiny_checkpoint.build(local_base, [judge_prompt(k) for k in ("chart", "table", "svg")] * 20,
-                          vocab_size=300, max_pixels=48 * 48)
+    tiny_checkpoint.build(local_base, [judge_prompt(k) for k in ("chart", "table", "svg")] * 5 + CRITIQUES * 5,
+                          vocab_size=300, max_pixels=32 * 32)
     paths.copy_tree(local_base, base_model, last="config.json")
     run = paths.join(gcs_bucket, "two_processes")
     port = str(_free_port())
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
-    flags = sft_flags(tfds_on_gcs, f"--config.model.checkpoint={base_model}", "--config.mesh_shape=(2,4,1)",
-                      "--config.batch_size=8")
+    data = [paths.join(reward_data_on_gcs, split) for split in ("train", "eval")]
+    flags = sft_flags(*data, *small_model(f"--config.model.checkpoint={base_model}", "--config.mesh_shape=(2,4,1)",
+                                          "--config.batch_size=8"))
     workers = [subprocess.Popen([sys.executable, "-m", "launch.main", f"--workdir={run}", "--multihost",
                                  f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={p}",
                                  *flags], cwd=empty_cwd, env=dict(env, PYTHONPATH=ROOT), stdout=subprocess.DEVNULL,
