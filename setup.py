@@ -32,6 +32,7 @@ CORE = [
     "lxml>=4.9",
     "tqdm>=4",
     "tensorboardX>=2.6",  # TensorBoard event files without TensorFlow
+    "gcsfs",  # gs:// paths through etils.epath (policy/paths.py)
     "msgpack>=1",
     "array-record>=0.5",
     # Datasets as TFDS (visual_erm/datasets/): written and read as ArrayRecord without TensorFlow.
@@ -62,7 +63,11 @@ EXTRAS = {
     "tpu": TPU,
     "cuda": ["jax[cuda12]>=0.10"],
     "test": TEST,
-    "dev": TPU + TEST,
+    "wandb": ["wandb"],  # --config.writers=...,wandb
+    "dev": TPU + TEST + [
+        "wandb",  # the W&B writer's offline test
+        "gcp-storage-emulator",  # local GCS server for the gs:// tests
+    ],
 }
 
 setup(

@@ -11,7 +11,7 @@ ConfigDict = ml_collections.ConfigDict
 def model(**overrides) -> ConfigDict:
     """Where the model comes from and how it runs.
 
-    checkpoint: a local Hugging Face Qwen3-VL directory ("" builds a tiny one in the workdir);
+    checkpoint: a Hugging Face Qwen3-VL directory, local or gs:// ("" builds a tiny one in the workdir);
     preset: the architecture `launch.aot` compiles when no checkpoint is given (e.g. "qwen3vl_8b");
     dtype: compute dtype of activations and matmuls; param_dtype: storage dtype of the trainable
     (master) weights and, through them, of the AdamW moments: keep it float32 (bf16 masters round
@@ -46,6 +46,7 @@ def _run(trainer: str) -> ConfigDict:
     # Render even where the host lacks part of the sandbox (no user namespaces, as in Colab's container):
     # RenderPool(allow_weak_sandbox=True) then warns once, naming what is missing. Keep False on pods.
     c.allow_weak_sandbox = False
+    c.writers = "tensorboard,jsonl"  # comma-separated: tensorboard, jsonl, wandb (policy/metric_writers.py)
     c.model = model()
     c.optimizer = optimizer()
     return c

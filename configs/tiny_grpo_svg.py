@@ -48,6 +48,7 @@ def get_config() -> ml_collections.ConfigDict:
     # RL refuses to start when held-out IoU against the own targets beats IoU against shuffled ones by less
     # than this (the policy ignores its image; see rl.trainer.check_image_dependence). 0: no check.
     c.heldout.min_image_dependence = 0.1
+    c.heldout.every = 0  # also evaluate (scores and a sample table) every this many steps; 0: at the end only
     c.heldout.tasks = ml_collections.ConfigDict(
         {"name": "shapes", "params": {"start": HELD_OUT_SHAPES, "stop": HELD_OUT_SHAPES + 64, "canvas": 32}})
 

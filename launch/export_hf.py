@@ -4,7 +4,8 @@
 
 `--checkpoint` is a run's workdir (its newest readable step is exported, older ones are tried
 if the newest is unreadable), its `checkpoints/` folder, or one step folder
-`WORKDIR/checkpoints/<N>` (exactly that step). The run's `config.json` says which trainer wrote
+`WORKDIR/checkpoints/<N>` (exactly that step); any of them may be a gs:// URL, as may `--out`
+(written locally in the cache, then uploaded). The run's `run_config.json` says which trainer wrote
 it and so where its base model is: `model.checkpoint`, else `WORKDIR/base_model` (visual_erm_sft)
 or `WORKDIR/untrained_base_policy` (grpo). `--base_model` overrides that. The output holds sharded
 safetensors, config.json, generation_config.json, the base model's tokenizer and
@@ -28,7 +29,8 @@ from collections.abc import Sequence
 
 from absl import flags
 
-from policy import cli
+from policy import cli, paths
+from policy.checkpointing import RUN_CONFIG
 
 TRAINERS = {"visual_erm_sft": ("base_model", "Visual-ERM judge (supervised fine-tuning)"),
             "grpo": ("untrained_base_policy", "vision-to-code policy (GRPO)")}
@@ -51,11 +53,11 @@ flags.mark_flags_as_required(["checkpoint", "out"], flag_values=FLAGS)
 def parse_args(argv: Sequence[str] | None = None) -> flags.FlagValues:
     """Parse and check the command line before anything is restored."""
     args = cli.parse(FLAGS, argv, __doc__)
-    cli.check(os.path.exists(args.checkpoint), f"--checkpoint={args.checkpoint} does not exist (expected a run "
+    cli.check(paths.exists(args.checkpoint), f"--checkpoint={args.checkpoint} does not exist (expected a run "
               "workdir, its checkpoints/ folder, a step folder, or a Hugging Face directory)")
-    cli.check(not os.path.exists(os.path.join(args.out, "config.json")),
+    cli.check(not paths.exists(paths.join(args.out, "config.json")),
               f"--out={args.out} already holds a model (config.json); choose another --out or remove it")
-    cli.check(args.base_model is None or os.path.exists(os.path.join(args.base_model, "config.json")),
+    cli.check(args.base_model is None or paths.exists(paths.join(args.base_model, "config.json")),
               f"--base_model={args.base_model}: no config.json there (expected a Hugging Face directory)")
     cli.check(args.mesh_shape is None or all(x.isdigit() and int(x) > 0 for x in args.mesh_shape),
               f"--mesh_shape={','.join(args.mesh_shape or [])}: expected positive integers, e.g. 1,8,1")
@@ -66,11 +68,11 @@ def resolve_run(checkpoint: str, step: int | None) -> tuple[str, str, int | None
     """(workdir, checkpoints dir, step) for a workdir, a checkpoints/ folder or a step folder."""
     from policy.export import CheckpointNotFoundError, checkpoint_steps
 
-    path = os.path.abspath(checkpoint.rstrip("/"))
-    if not os.path.isdir(path):
+    path = paths.resolve(checkpoint)
+    if not paths.isdir(path):
         raise CheckpointNotFoundError(f"{path} does not exist (expected a run workdir or a checkpoint step folder)")
-    if os.path.isdir(os.path.join(path, "checkpoints")):
-        return path, os.path.join(path, "checkpoints"), step
+    if paths.isdir(paths.join(path, "checkpoints")):
+        return path, paths.join(path, "checkpoints"), step
     name, parent = os.path.basename(path), os.path.dirname(path)
     if name.isdigit():
         if step is not None and step != int(name):
@@ -83,20 +85,19 @@ def resolve_run(checkpoint: str, step: int | None) -> tuple[str, str, int | None
 
 def read_run_config(workdir: str) -> dict:
     """The resolved config the run wrote (`policy.checkpointing.write_config`)."""
-    path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
+    path = paths.join(workdir, RUN_CONFIG)
+    if not paths.exists(path):
         raise FileNotFoundError(f"{path} is missing: cannot tell which trainer wrote this run (pass --base_model)")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return json.loads(paths.read_text(path))
 
 
 def base_model_dir(config: dict, workdir: str) -> str:
     """Where the run's starting model is, as `visual_erm.base_model` / `rl.models` put it."""
     trainer = config.get("trainer")
     if trainer not in TRAINERS:
-        raise ValueError(f"{workdir}/config.json names trainer {trainer!r}; expected one of {sorted(TRAINERS)}")
+        raise ValueError(f"{workdir}/{RUN_CONFIG} names trainer {trainer!r}; expected one of {sorted(TRAINERS)}")
     checkpoint = (config.get("model") or {}).get("checkpoint")
-    return checkpoint or os.path.join(workdir, TRAINERS[trainer][0])
+    return checkpoint or paths.join(workdir, TRAINERS[trainer][0])
 
 
 # How to use an export with transformers: in every model card, and run by tests/launch/test_export_hf.py.
@@ -127,10 +128,10 @@ def model_card(config: dict, *, workdir: str, base_dir: str, step: int, dtype: s
     base = (config.get("model") or {}).get("checkpoint") or ""
     front = ["---", "library_name: transformers", "pipeline_tag: image-text-to-text",
              f"tags: [qwen3_vl, visual-erm-jax, {trainer}]"]
-    front += [f"base_model: {base}"] if base and not os.path.isabs(base) else []  # hub ids only
+    front += [f"base_model: {base}"] if base and not (os.path.isabs(base) or paths.is_url(base)) else []  # hub ids
     front += ["---"]
     rows = [("role", role), ("trainer", f"`{trainer}`"), ("step", str(step)), ("run", f"`{workdir}`"),
-            ("run config", f"`{os.path.join(workdir, 'config.json')}` (reproduced below)"),
+            ("run config", f"`{paths.join(workdir, RUN_CONFIG)}` (reproduced below)"),
             ("base model", f"`{base_dir}`"), ("dtype", dtype), ("exported", date)]
     use_jax = ("from visual_erm.judge import VisualERM\njudge = VisualERM.from_pretrained(PATH)"
                if trainer == "visual_erm_sft"
@@ -188,9 +189,9 @@ def export(args: flags.FlagValues) -> dict:
                              "apply only to training runs")
         return reexport(args)
     workdir, checkpoints_dir, step = resolve_run(args.checkpoint, args.step)
-    has_config = os.path.exists(os.path.join(workdir, "config.json"))
+    has_config = paths.exists(paths.join(workdir, RUN_CONFIG))
     config = read_run_config(workdir) if has_config or not args.base_model else {}
-    base_dir = args.base_model or base_model_dir(config, workdir)
+    base_dir = paths.local_copy(args.base_model or base_model_dir(config, workdir))
     model = config.get("model") or {}
     run_dtype = model.get("dtype", "float32")
     overrides = {k: model[k] for k in ("scan_layers", "remat") if k in model}
@@ -203,8 +204,18 @@ def export(args: flags.FlagValues) -> dict:
     dtype = args.dtype or run_dtype
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     card = model_card(config, workdir=workdir, base_dir=base_dir, step=restored.step, dtype=dtype, date=date)
-    result = export_pretrained(restored, base_dir, args.out, dtype=jnp.dtype(dtype), model_card=card,
-                               max_shard_bytes=int(args.max_shard_gb * 2**30))
+
+    def write(out: str) -> dict:
+        return export_pretrained(restored, base_dir, out, dtype=jnp.dtype(dtype), model_card=card,
+                                 max_shard_bytes=int(args.max_shard_gb * 2**30))
+
+    if paths.is_url(args.out):  # written in the cache, uploaded with config.json last
+        if paths.exists(paths.join(args.out, "config.json")):
+            raise FileExistsError(f"{args.out} already holds a model; choose another --out or remove it")
+        with paths.built_folder(args.out, last="config.json") as local:
+            result = dict(write(local), out=paths.resolve(args.out))
+    else:
+        result = write(args.out)
     result.update(trainer=config.get("trainer"), workdir=workdir, base_model=base_dir, dtype=dtype)
     return result
 

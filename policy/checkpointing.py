@@ -3,17 +3,22 @@
 Saves are asynchronous and keep the newest N. Restoring walks from the newest
 step back: a checkpoint that fails to restore (truncated file, half-written
 step) is skipped with a warning in favour of the previous good one. Every run
-also writes its resolved config next to its checkpoints.
+also writes its resolved config next to its checkpoints, as `run_config.json` (not
+`config.json`, which tools take for a Hugging Face model config). Directories may be
+local or gs:// URLs (`policy.paths`; orbax writes arrays to GCS through tensorstore).
 """
 from __future__ import annotations
 
 import json
 import logging
-import os
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+
+from policy import paths
+
+RUN_CONFIG = "run_config.json"
 
 log = logging.getLogger(__name__)
 
@@ -28,19 +33,15 @@ def abstract_like(tree: Any) -> Any:
 
 
 def write_config(directory: str, config: Any) -> str:
-    """config.json (resolved ml_collections config) in `directory` (process 0 writes); returns its path."""
-    path = os.path.join(directory, "config.json")
+    """run_config.json (resolved ml_collections config) in `directory` (process 0 writes); returns its path."""
+    path = paths.join(paths.resolve(directory), RUN_CONFIG)
     if jax.process_index() != 0:
         return path
-    os.makedirs(directory, exist_ok=True)
     if hasattr(config, "to_json_best_effort"):
         text = config.to_json_best_effort(indent=1, sort_keys=True)
     else:
         text = json.dumps(config, indent=1, sort_keys=True, default=str)
-    with open(path + ".partial", "w") as f:
-        f.write(text)
-    os.replace(path + ".partial", path)
-    return path
+    return paths.write_text(path, text)
 
 
 class Checkpointer:
@@ -52,7 +53,7 @@ class Checkpointer:
     def __init__(self, directory: str, *, max_to_keep: int = 3, async_save: bool = True,
                  keep_steps: tuple[int, ...] = ()):
         """`keep_steps` are never rotated away (GRPO keeps step 0, the policy RL started from)."""
-        self.directory = os.path.abspath(directory)
+        self.directory = paths.resolve(directory)
         keep = ocp.checkpoint_managers
         options = ocp.CheckpointManagerOptions(
             enable_async_checkpointing=async_save, cleanup_tmp_directories=True,

@@ -26,6 +26,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 from jax.sharding import Mesh, SingleDeviceSharding
 
+from policy import paths
 from policy.config import Qwen3VLConfig
 from policy.hf_io import load_pretrained, save_pretrained
 from policy.hf_processor_files import write_processor_files
@@ -61,10 +62,8 @@ class Restored:
 
 def checkpoint_steps(checkpoints_dir: str) -> list[int]:
     """Steps saved under `checkpoints_dir` (numeric sub-folders), ascending; [] when there are none."""
-    if not os.path.isdir(checkpoints_dir):
-        return []
-    return sorted(int(name) for name in os.listdir(checkpoints_dir)
-                  if name.isdigit() and os.path.isdir(os.path.join(checkpoints_dir, name)))
+    return sorted(int(name) for name in paths.listdir(checkpoints_dir)
+                  if name.isdigit() and paths.isdir(paths.join(checkpoints_dir, name)))
 
 
 def abstract_params(config: Qwen3VLConfig, mesh: Mesh | None = None) -> tuple[Any, dict]:
@@ -95,7 +94,7 @@ def restore_params(checkpoints_dir: str, abstract: dict, *, step: int | None = N
     Like `Checkpointer.restore`, an unreadable newest step is skipped with a warning in favour of
     the previous one; a requested `step` that cannot be read is an error, as is finding nothing.
     """
-    checkpoints_dir = os.path.abspath(checkpoints_dir)
+    checkpoints_dir = paths.resolve(checkpoints_dir)
     steps = checkpoint_steps(checkpoints_dir)
     if not steps:
         raise CheckpointNotFoundError(f"no orbax checkpoints (numeric step folders) in {checkpoints_dir}")

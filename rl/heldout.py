@@ -11,11 +11,13 @@ shows each target with the policy's renders side by side.
 """
 from __future__ import annotations
 
+import io
 import itertools
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from policy import paths
 from policy.sampler import SamplingParams
 from rl import metrics, shape_metrics
 from rl.rollout import policy_messages
@@ -48,6 +50,7 @@ class HeldOutEval:
         self.tasks, self.max_new_tokens = tasks, max_new_tokens
         self.shapes = all(t.source == "shapes" for t in tasks)  # the toy task: attribute and IoU metrics too
         self.renders: dict[str, list] = {}  # label -> rendered image (or None) per task
+        self.samples: dict[str, tuple] = {}  # label -> (answers, metric rows) per task
 
     def baselines(self) -> dict[str, float]:
         """`heldout/baseline/...`: what a blank canvas (and, on the shapes task, the best constant
@@ -78,6 +81,7 @@ class HeldOutEval:
         for i, result in zip(todo, rendered):
             images[i] = result.image
         self.renders[label] = images
+        self.samples[label] = (texts, rows)
         summary = metrics.summarize(rows)
         out = {f"heldout/{name}": value for entry in summary.values() for name, value in entry.items()
                if name not in ("n", "skipped")}
@@ -106,8 +110,9 @@ class HeldOutEval:
                     draw.line((x, y, x + width - 1, y + height - 1), fill="red")
                 else:
                     sheet.paste(image.convert("RGB").resize((width, height), Image.NEAREST), (x, y))
-        sheet.save(path)
-        return path
+        png = io.BytesIO()
+        sheet.save(png, format="PNG")
+        return paths.write_bytes(path, png.getvalue())
 
 
 

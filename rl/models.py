@@ -1,7 +1,8 @@
 """Where a GRPO run's policy and judge come from.
 
-Real runs name local Hugging Face directories (`model.checkpoint`,
-`judge.checkpoint`). Tiny runs build both inside the workdir, with a small BPE
+Real runs name Hugging Face directories (`model.checkpoint`, `judge.checkpoint`;
+local or gs://, whose files are copied once into the cache `policy.paths` names).
+Tiny runs build both inside the workdir (a local folder or a URL), with a small BPE
 trained on the run's own prompts and task code, so nothing is downloaded. A
 tiny judge built this way is UNTRAINED (its critiques rarely parse): it makes
 the loop run end to end; point `judge.checkpoint` at an exported
@@ -11,11 +12,10 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 
 import jax.numpy as jnp
 
-from policy import tiny_checkpoint
+from policy import paths, tiny_checkpoint
 from rl.task_mix import make_task_dataset
 from visual_erm.base_model import require_single_process
 from visual_erm.judge import GREEDY_SETTINGS, VisualERM
@@ -40,22 +40,23 @@ def _corpus(config, pool):
 
 
 def _tiny(config, workdir: str, name: str, pool, seed: int) -> str:
-    out = os.path.join(workdir, name)
-    if not os.path.exists(os.path.join(out, "config.json")):
+    """A local folder holding the tiny model `workdir/name`, built (and published there) once."""
+    out = paths.join(workdir, name)
+    if not paths.exists(paths.join(out, "config.json")):
         require_single_process(f"building a tiny {name}", "--config.model.checkpoint=HF_DIR and "
                                "--config.judge.checkpoint=HF_DIR")
         vision = config.model.get("vision", None)
-        tiny_checkpoint.build(out + ".partial", _corpus(config, pool), vocab_size=config.model.vocab_size,
-                              max_pixels=config.model.max_pixels, seed=seed,
-                              vision_overrides=vision.to_dict() if vision else None)
-        os.replace(out + ".partial", out)
-    return out
+        with paths.built_folder(out, last="config.json") as local:
+            tiny_checkpoint.build(local, _corpus(config, pool), vocab_size=config.model.vocab_size,
+                                  max_pixels=config.model.max_pixels, seed=seed,
+                                  vision_overrides=vision.to_dict() if vision else None)
+    return paths.local_copy(out)
 
 
 def prepare_policy(config, workdir: str, pool) -> str:
     """A Hugging Face directory for the policy: the configured one, or a tiny one built once."""
     if config.model.checkpoint:
-        return config.model.checkpoint
+        return paths.local_copy(config.model.checkpoint)
     return _tiny(config, workdir, UNTRAINED_POLICY, pool, config.seed)
 
 
@@ -63,7 +64,8 @@ def prepare_judge(config, workdir: str, mesh, pool=None) -> VisualERM:
     """The Visual-ERM judge: from `judge.checkpoint`, or an untrained tiny stand-in."""
     settings = GREEDY_SETTINGS if config.judge.greedy else None
     if config.judge.checkpoint:
-        return VisualERM.from_pretrained(config.judge.checkpoint, dtype=jnp.dtype(config.model.dtype), mesh=mesh,
+        return VisualERM.from_pretrained(paths.local_copy(config.judge.checkpoint),
+                                         dtype=jnp.dtype(config.model.dtype), mesh=mesh,
                                          max_new_tokens=config.judge.max_new_tokens, settings=settings,
                                          reasks=config.judge.get("reasks", 1),
                                          batch_size=config.judge.get("batch_size", 8))

@@ -23,27 +23,28 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
-import os
 import time
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tqdm
 
 import render
-from policy import checkpointing, metric_writers
+from policy import checkpointing, metric_writers, paths
 from policy.config import runtime_options
 from policy.hf_io import load_pretrained
 from policy.host_batch import device_batch, gather_rows, process_rows
+from policy.learning_rate import last_learning_rate
 from policy.logprobs import masked_nll, teacher_forced_logprobs
 from policy.processor import Processor
 from policy.sampler import Sampler
 from policy.sampling import SamplingParams, process_logits
 from policy.sharding import mesh_from_config
 from policy.train_state import init_opt_state, init_train_state, make_train_step, merge_model, state_shardings
+from rl import run_record
 from rl.batch import build_batch
 from rl.grpo import GRPOConfig, aggregate, group_advantages, grpo_loss, k3_kl, overlong_soft_penalty
 from rl.models import prepare_judge, prepare_policy
@@ -143,7 +144,7 @@ class GRPOTrainer:
     """Holds the mesh, models, pool and jitted functions of one run."""
 
     def __init__(self, config, workdir: str):
-        self.config, self.workdir = config, os.path.abspath(workdir)
+        self.config, self.workdir = config, paths.resolve(workdir)
         checkpointing.write_config(self.workdir, config)
         self.grpo = GRPOConfig(**config.grpo.to_dict())
         self._check(config)
@@ -194,7 +195,7 @@ class GRPOTrainer:
         self.task_iter = iter(tasks.to_iter_dataset())
         # Step 0 is the policy RL starts from (after any warm start): kept, so before and after RL can be
         # compared by anyone (`launch.export_hf --step=0`).
-        self.checkpointer = checkpointing.Checkpointer(os.path.join(self.workdir, "checkpoints"),
+        self.checkpointer = checkpointing.Checkpointer(paths.join(self.workdir, "checkpoints"),
                                                        max_to_keep=config.keep_checkpoints, keep_steps=(0,))
 
     def _check(self, config) -> None:
@@ -239,8 +240,9 @@ class GRPOTrainer:
         rl_opt_state = self.state.opt_state
         self.state = self.state.replace(opt_state=init_opt_state(self.warm_tx, self.state.params,
                                                                  self._model_for_shardings, self.mesh))
-        progress = metric_writers.Progress(cfg.steps, desc="warm start")
-        for _ in range(cfg.steps):
+        losses = []
+        log.info("warm start: %d supervised steps of %d tasks", cfg.steps, cfg.batch_size)
+        for _ in tqdm.trange(cfg.steps, desc="warm start", unit="step", disable=jax.process_index() != 0):
             tasks = self._draw(cfg.batch_size)
             prompt = self.processor([policy_messages(t) for t in tasks], padding_side="left")
             answers = [f"```{code_language(t.kind)}\n{t.reference_code}\n```<|im_end|>" for t in tasks]
@@ -252,8 +254,8 @@ class GRPOTrainer:
             lengths = np.array([min(len(seq), width) for seq in ids], np.int32)
             batch = device_batch(self._batch(prompt, tokens, lengths, 1), self.mesh)
             self.state, metrics = self.sft_step(self.state, batch)
-            progress.update(1, loss=metrics["loss"])
-        progress.close()
+            losses.append(metrics["loss"])
+        self.warm_start_losses = [float(loss) for loss in losses]  # recorded by `train` (warmstart/)
         self.state = self.state.replace(step=jnp.zeros_like(self.state.step), opt_state=rl_opt_state)
         log.info("warm start done: sft loss %.4f", float(metrics["loss"]))
 
@@ -359,7 +361,7 @@ class GRPOTrainer:
     def start(self) -> int:
         """Resume from the newest good checkpoint, or warm-start; fixes the KL reference. Returns the step."""
         abstract = checkpointing.abstract_like(self.state)
-        reference = checkpointing.Checkpointer(os.path.join(self.workdir, "reference_policy"), max_to_keep=1)
+        reference = checkpointing.Checkpointer(paths.join(self.workdir, "reference_policy"), max_to_keep=1)
         restored = self.checkpointer.restore(abstract)
         if restored is not None:
             step, self.state, extra = restored
@@ -414,54 +416,51 @@ def check_image_dependence(before: dict, threshold: float) -> None:
             "from a warm-started policy (--config.model.checkpoint)")
 
 
-def _heldout_start(heldout, trainer, start: int) -> dict:
-    """Held-out scores of the policy RL started from: measured at step 0 and kept in the workdir, so a
-    resumed run reports the true start (its contact sheet shows the resume step's renders)."""
-    if not heldout:
-        return {}
-    path = os.path.join(trainer.workdir, "heldout_start.json")
-    scores = heldout(trainer, f"step {start}")
-    if start == 0:
-        if jax.process_index() == 0:
-            with open(path, "w") as f:
-                json.dump(scores, f, indent=1)
-        return scores
-    if os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
-    return scores
-
-
 def train(config, workdir: str) -> dict:
     """Run (or resume) GRPO as `config` says; returns the last metrics record."""
     trainer = GRPOTrainer(config, workdir)
     try:
         start = trainer.start()
+        run_record.record_warm_start(trainer.workdir, getattr(trainer, "warm_start_losses", []))
         heldout = _heldout(config, trainer)
-        before = _heldout_start(heldout, trainer, start)
+        writer = metric_writers.MetricWriter(trainer.workdir, resume_step=start, writers=config.get("writers"),
+                                             run_config=config)
+        before = run_record.saved_start(writer.path) if start else {}  # the true start survives a resume
+        if heldout and not before:
+            before = heldout(trainer, f"step {start}")
         if heldout and start == 0:
             check_image_dependence(before, config.heldout.min_image_dependence)
-        writer = metric_writers.MetricWriter(trainer.workdir, resume_step=start)
+        every = config.heldout.get("every", 0) if heldout else 0
         progress = metric_writers.Progress(config.total_steps, start, desc="grpo")
         record = {}
         for step in range(start + 1, config.total_steps + 1):
             metrics = trainer.rl_step(step)
+            metrics["learning_rate"] = last_learning_rate(config.optimizer, trainer.state.opt_state)
+            if step == 1:
+                metrics.update({f"{k}/start": v for k, v in before.items()})
+                metrics.update(heldout.baselines() if heldout else {})
+            evaluate = heldout and (step == config.total_steps or (every and step % every == 0))
+            if evaluate:
+                log.info("held-out evaluation at step %d (%d tasks)", step, len(heldout.tasks))
+                metrics.update(heldout(trainer, f"step {step}"))
             record = writer.write(step, metrics)
+            if evaluate:
+                run_record.record_samples(writer, heldout, f"step {step}", step, trainer.worker.judge)
             progress.update(1, reward=metrics["reward_mean"])
             if step % config.checkpoint_every == 0 or step == config.total_steps:
                 trainer.checkpointer.save(step, trainer.state, {"tasks": trainer.task_iter.get_state()})
         progress.close()
         writer.close()
+        record.update({f"{k}/start": v for k, v in before.items()})
         if heldout:
-            after = heldout(trainer, f"step {config.total_steps}")
-            record.update({f"{k}/start": v for k, v in before.items()})
-            record.update(after)
+            if start == config.total_steps:  # no RL step ran: the policy after is the policy at the start
+                record.update(before)
             record.update(heldout.baselines())
         if jax.process_index() == 0:
             if heldout:
-                heldout.contact_sheet(os.path.join(trainer.workdir, "heldout.png"))
-            metric_writers.plot_curves(os.path.join(trainer.workdir, "metrics.jsonl"),
-                                       os.path.join(trainer.workdir, "reward.png"), ("reward_mean",),
+                heldout.contact_sheet(paths.join(trainer.workdir, "heldout.png"))
+            metric_writers.plot_curves(paths.join(trainer.workdir, "metrics.jsonl"),
+                                       paths.join(trainer.workdir, "reward.png"), ("reward_mean",),
                                        title=f"GRPO reward ({config.reward})")
         return record
     finally:

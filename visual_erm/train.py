@@ -10,15 +10,16 @@ continues exactly where its last checkpoint left off.
 from __future__ import annotations
 
 import logging
-import os
+import time
 
 import jax
 import numpy as np
 
-from policy import checkpointing, metric_writers
+from policy import checkpointing, metric_writers, paths
 from policy.config import runtime_options
 from policy.hf_io import load_pretrained
 from policy.host_batch import device_batch
+from policy.learning_rate import last_learning_rate
 from policy.logprobs import masked_nll, teacher_forced_logprobs
 from policy.optimizer import make_optimizer
 from policy.processor import Processor
@@ -84,7 +85,7 @@ def evaluate_judge(model, processor: Processor, eval_dir: str, config) -> dict:
 
 def train(config, workdir: str) -> dict:
     """Run (or resume) SFT as `config` says; returns the final metrics record."""
-    workdir = os.path.abspath(workdir)
+    workdir = paths.resolve(workdir)
     if jax.process_count() > 1 and config.eval.get("critiques", 0):
         raise NotImplementedError("sampled-critique evaluation is not split across hosts yet (each host would "
                                   "critique the same pairs); on a multi-host run pass --config.eval.critiques=0 "
@@ -106,23 +107,32 @@ def train(config, workdir: str) -> dict:
     train_iter = iter(make(data_dir).to_iter_dataset())
     eval_batches = list(make(eval_dir, shuffle=False, num_epochs=1))[: config.eval.batches]
 
-    ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints)
+    ckpt = checkpointing.Checkpointer(paths.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints)
     restored = ckpt.restore(checkpointing.abstract_like(state))
     start = 0
     if restored is not None:
         start, state, extra = restored
         train_iter.set_state(extra["data"])
         log.info("resumed from step %d", start)
-    writer = metric_writers.MetricWriter(workdir, resume_step=start)
+    writer = metric_writers.MetricWriter(workdir, resume_step=start, writers=config.get("writers"),
+                                         run_config=config)
     progress = metric_writers.Progress(config.total_steps, start, desc="visual-erm sft")
     record = {}
     for step in range(start + 1, config.total_steps + 1):
+        began = time.perf_counter()
         state, metrics = step_fn(state, device_batch(next(train_iter), mesh))
         metrics = {k: float(v) for k, v in metrics.items()}
+        metrics["time/step_s"] = time.perf_counter() - began
+        metrics["learning_rate"] = last_learning_rate(config.optimizer, state.opt_state)
         if step % config.eval.every == 0 or step == config.total_steps:
+            log.info("evaluation at step %d: held-out loss over %d batches", step, len(eval_batches))
+            began = time.perf_counter()
             metrics["eval_loss"] = evaluate_loss(eval_step, state, eval_batches, mesh)
             if config.eval.get("critiques", 0):
+                log.info("evaluation at step %d: critiquing %d held-out pairs", step, config.eval.critiques)
                 metrics.update(evaluate_judge(merge_model(parts, state.params), processor, eval_dir, config))
+            metrics["time/eval_s"] = time.perf_counter() - began
+            log.info("evaluation at step %d: %s", step, {k: round(v, 4) for k, v in metrics.items()})
         record = writer.write(step, metrics)
         progress.update(1, loss=metrics["loss"])
         if step % config.checkpoint_every == 0 or step == config.total_steps:
@@ -131,6 +141,6 @@ def train(config, workdir: str) -> dict:
     ckpt.close()
     writer.close()
     if jax.process_index() == 0:
-        metric_writers.plot_curves(os.path.join(workdir, "metrics.jsonl"), os.path.join(workdir, "loss.png"),
+        metric_writers.plot_curves(paths.join(workdir, "metrics.jsonl"), paths.join(workdir, "loss.png"),
                                    ("loss", "eval_loss"), title="Visual-ERM SFT")
     return record

@@ -116,7 +116,8 @@ def test_export_loads_in_transformers_with_our_logits(run, tmp_path):
     assert exported(text)["input_ids"] == original(text)["input_ids"]
     card = open(os.path.join(out, "README.md"), encoding="utf-8").read()
     assert "visual_erm_sft" in card and "| step | 7 |" in card and run["workdir"] in card
-    assert json.dumps(json.load(open(os.path.join(run["workdir"], "config.json"))), indent=1, sort_keys=True) in card
+    run_config_text = open(os.path.join(run["workdir"], "run_config.json")).read()
+    assert json.dumps(json.loads(run_config_text), indent=1, sort_keys=True) in card
     with pytest.raises(SystemExit, match="already holds a model"):  # never overwrites a model
         export_hf.main([f"--checkpoint={run['workdir']}", f"--out={out}"])
 
@@ -173,8 +174,8 @@ def test_missing_and_corrupt_checkpoints(run, tmp_path, caplog):
     with pytest.raises(CheckpointRestoreError, match="step 7"):
         export_hf.main([f"--checkpoint={broken}", "--step=7", f"--out={tmp_path / 'c'}"])
     assert not os.path.exists(tmp_path / "c")
-    os.remove(broken / "config.json")
-    with pytest.raises(FileNotFoundError, match="config.json is missing"):
+    os.remove(broken / "run_config.json")
+    with pytest.raises(FileNotFoundError, match="run_config.json is missing"):
         export_hf.main([f"--checkpoint={broken}", f"--out={tmp_path / 'd'}"])
     assert export_hf.main([f"--checkpoint={broken}", f"--base_model={run['base']}",
                            f"--out={tmp_path / 'd'}"])["step"] == 5

@@ -120,13 +120,13 @@ def test_empty_directory_restores_nothing(tmp_path):
 
 
 def test_metric_log_is_cut_back_on_resume_and_survives_a_torn_line(tmp_path):
-    writer = MetricWriter(str(tmp_path), tensorboard=True)
+    writer = MetricWriter(str(tmp_path), writers="tensorboard,jsonl")
     for step in range(1, 6):
         writer.write(step, {"loss": 1.0 / step})
     writer.close()
     with open(tmp_path / "metrics.jsonl", "a") as f:
         f.write('{"step": 6, "lo')  # killed mid-write
-    resumed = MetricWriter(str(tmp_path), resume_step=3, tensorboard=False)
+    resumed = MetricWriter(str(tmp_path), resume_step=3, writers="jsonl")
     resumed.write(4, {"loss": 0.3})
     resumed.close()
     assert [r["step"] for r in read_jsonl(str(tmp_path / "metrics.jsonl"))] == [1, 2, 3, 4]

@@ -89,7 +89,7 @@ def test_sigkill_then_restart_resumes_with_the_same_loss_curve(reward_data, tmp_
         for key in ("loss", "grad_norm", "eval_loss"):
             if key in b:
                 assert a[key] == pytest.approx(b[key], rel=1e-6), (a["step"], key)
-    assert json.load(open(tmp_path / "killed" / "config.json"))["total_steps"] == steps
+    assert json.load(open(tmp_path / "killed" / "run_config.json"))["total_steps"] == steps
 
 
 @pytest.mark.slow

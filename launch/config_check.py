@@ -1,0 +1,181 @@
+"""Check a run's config before anything is built, so a wrong value fails in seconds, not after a warm start.
+
+`check(config)` raises `ConfigError` naming the key (as its `--config.` flag), the value, and what
+is allowed: trainer, reward, whether a judge is needed, task sources and their folders, model / judge
+checkpoints and reward data (local or gs://, read through `policy.paths`), mesh against the devices,
+batch divisibility over hosts and micro-batches, GRPO options, metric writers. It reads no weights.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import jax
+
+from policy import paths
+from policy.metric_writers import WRITERS
+
+TRAINERS = ("visual_erm_sft", "grpo")
+DTYPES = ("float32", "bfloat16", "float16")
+REMAT = ("none", "full", "dots", "dots_no_batch")
+DATA_GENERATORS = ("tasks", "shapes")
+
+
+class ConfigError(ValueError):
+    """A config value that cannot run; `key` is its dotted name."""
+
+    def __init__(self, key: str, value, problem: str, allowed: Sequence | str | None = None):
+        self.key = key
+        text = f"--config.{key}={value!r}: {problem}"
+        if allowed is not None:
+            text += f"; allowed: {allowed if isinstance(allowed, str) else ', '.join(map(str, allowed))}"
+        super().__init__(text)
+
+
+def _one_of(key: str, value, allowed: Sequence) -> None:
+    if value not in allowed:
+        raise ConfigError(key, value, "unknown value", allowed)
+
+
+def _hf_dir(key: str, location: str) -> None:
+    """A Hugging Face directory (local or gs://) that holds a readable config.json."""
+    config_json = paths.join(location, "config.json")
+    try:
+        paths.read_text(config_json)
+    except Exception as exc:  # missing, unreadable, no permission, bucket unreachable
+        raise ConfigError(key, location, f"not a readable Hugging Face directory ({config_json}: "
+                          f"{type(exc).__name__})", "a folder or gs:// URL holding config.json") from None
+
+
+def _reward_data(key: str, location: str) -> None:
+    """A make_data folder or a TFDS location (local or gs://) that exists."""
+    from visual_erm import tfds_source
+
+    if tfds_source.is_tfds(location):
+        try:
+            where = tfds_source.parse(location)
+        except tfds_source.LocationError as exc:
+            raise ConfigError(key, location, str(exc), "tfds:NAME[/CONFIG][:VERSION]:SPLIT[@DATA_DIR]") from None
+        dataset = paths.join(where.data_dir, where.name.split(":")[0]) if where.data_dir else None
+        if dataset is not None and not _readable_dir(dataset):
+            raise ConfigError(key, location, f"no TFDS dataset folder {dataset}", "a prepared TFDS dataset")
+        return
+    if not _readable_dir(location):
+        raise ConfigError(key, location, "no such readable folder", "a make_data folder, gs:// URL or tfds: location")
+    if not any(name.endswith(".array_record") for name in paths.listdir(location)):
+        raise ConfigError(key, location, "holds no .array_record shards", "a make_data folder")
+
+
+def _readable_dir(location: str) -> bool:
+    try:
+        return paths.isdir(location) and paths.listdir(location) is not None
+    except Exception:  # permission denied, bucket unreachable
+        return False
+
+
+def _mesh(config) -> None:
+    shape = tuple(config.get("mesh_shape") or ())
+    devices, hosts = jax.device_count(), jax.process_count()
+    if not shape:
+        return
+    if len(shape) != 3 or any(int(n) < 1 for n in shape):
+        raise ConfigError("mesh_shape", shape, "must be three positive sizes", "(data, fsdp, tensor)")
+    size = math.prod(shape)
+    if devices % size or (hosts > 1 and size != devices):
+        allowed = f"sizes whose product is {devices}" if hosts > 1 else f"sizes whose product divides {devices}"
+        raise ConfigError("mesh_shape", shape, f"{size} devices do not fit the {devices} devices here", allowed)
+
+
+def _divides(key: str, value: int, parts: int, why: str) -> None:
+    if value % parts:
+        raise ConfigError(key, value, f"must split into {parts} equal parts ({why})", f"multiples of {parts}")
+
+
+def _model(config) -> None:
+    model = config.model
+    for key in ("dtype", "param_dtype"):
+        _one_of(f"model.{key}", model.get(key, "float32"), DTYPES)
+    _one_of("model.remat", model.get("remat", "none"), REMAT)
+    if model.get("checkpoint"):
+        _hf_dir("model.checkpoint", model.checkpoint)
+
+
+def _writers(config) -> None:
+    writers = config.get("writers", "tensorboard,jsonl")
+    for name in (w.strip() for w in writers.split(",") if w.strip()):
+        _one_of("writers", name, WRITERS)
+    if "wandb" in writers:
+        try:
+            import wandb  # noqa: F401
+        except ImportError:
+            raise ConfigError("writers", writers, "wandb is not installed (pip install wandb)", WRITERS) from None
+
+
+def _task_spec(key: str, spec) -> None:
+    from rl.task_mix import SOURCE_NAMES
+
+    specs = spec.get("sources")
+    for index, one in enumerate([spec] if specs is None else specs):
+        where = key if specs is None else f"{key}.sources[{index}]"
+        _one_of(f"{where}.name", one.get("name"), SOURCE_NAMES)
+        folder = (one.get("params") or {}).get("path")
+        if folder is not None and not _readable_dir(str(folder)):
+            raise ConfigError(f"{where}.params.path", folder, "no such readable folder", "the dataset's local copy")
+
+
+def check_sft(config) -> None:
+    data = config.data
+    if bool(data.get("train_dir")) != bool(data.get("eval_dir")):
+        raise ConfigError("data.eval_dir", data.get("eval_dir"), "give both train_dir and eval_dir, or neither")
+    if data.get("train_dir"):
+        _reward_data("data.train_dir", data.train_dir)
+        _reward_data("data.eval_dir", data.eval_dir)
+    else:
+        _one_of("data.generator", data.get("generator", "tasks"), DATA_GENERATORS)
+        from visual_erm.tasks import KINDS
+
+        for kind in data.kinds:
+            _one_of("data.kinds", kind, KINDS)
+    _divides("batch_size", config.batch_size, jax.process_count(), "it is the global batch, split over hosts")
+
+
+def check_grpo(config) -> None:
+    from rl.grpo import GRPOConfig
+    from rl.rewards import REWARDS
+
+    _one_of("reward", config.reward, tuple(REWARDS))
+    if config.reward == "visual_erm" and config.judge.get("checkpoint"):
+        _hf_dir("judge.checkpoint", config.judge.checkpoint)
+    if config.group_size < 2:
+        raise ConfigError("group_size", config.group_size, "a group's baseline is its own mean", "integers >= 2")
+    if config.sampling.temperature <= 0:
+        raise ConfigError("sampling.temperature", config.sampling.temperature, "greedy groups are identical", "> 0")
+    try:
+        grpo = GRPOConfig(**config.grpo.to_dict())
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("grpo", "...", str(exc)) from None
+    _task_spec("tasks", config.tasks)
+    if config.get("heldout") and config.heldout.get("n"):
+        _task_spec("heldout.tasks", config.heldout.tasks)
+    hosts = jax.process_count()
+    _divides("prompts_per_step", config.prompts_per_step, config.micro_batches * hosts,
+             f"micro_batches={config.micro_batches} x {hosts} host(s)")
+    _divides("warmstart.batch_size", config.warmstart.batch_size, hosts, f"{hosts} host(s)")
+    rows = config.prompts_per_step * config.group_size // hosts
+    parts = grpo.mini_batches * grpo.grad_accumulation
+    if rows % parts:
+        raise ConfigError("grpo.mini_batches", grpo.mini_batches, f"{rows} rollout rows per host (prompts_per_step x "
+                          f"group_size / hosts) do not split into grpo.mini_batches x grpo.grad_accumulation = "
+                          f"{parts} equal parts", f"mini_batches x grad_accumulation dividing {rows}")
+
+
+def check(config) -> None:
+    """Raise ConfigError for the first value that cannot run."""
+    _one_of("trainer", config.get("trainer"), TRAINERS)
+    for key in ("total_steps", "checkpoint_every"):
+        if int(config.get(key, 1)) < 1:
+            raise ConfigError(key, config.get(key), "must be positive", "integers >= 1")
+    _mesh(config)
+    _model(config)
+    _writers(config)
+    (check_sft if config.trainer == "visual_erm_sft" else check_grpo)(config)
