@@ -172,9 +172,14 @@ def check_grpo(config) -> None:
 def check(config) -> None:
     """Raise ConfigError for the first value that cannot run."""
     _one_of("trainer", config.get("trainer"), TRAINERS)
-    for key in ("total_steps", "checkpoint_every"):
-        if int(config.get(key, 1)) < 1:
-            raise ConfigError(key, config.get(key), "must be positive", "integers >= 1")
+    if int(config.get("checkpoint_every", 1)) < 1:
+        raise ConfigError("checkpoint_every", config.get("checkpoint_every"), "must be positive", "integers >= 1")
+    # A GRPO run of 0 steps is a warm start only (configs/tiny_shapes_policy.py: its step 0 is the product).
+    least = 0 if config.get("trainer") == "grpo" and int(config.get("warmstart", {}).get("steps", 0)) > 0 else 1
+    if int(config.get("total_steps", 1)) < least:
+        raise ConfigError("total_steps", config.get("total_steps"), "must be positive"
+                          + (" (or 0 with warmstart.steps > 0: a warm start only)" if least else ""),
+                          f"integers >= {least}")
     _mesh(config)
     _model(config)
     _writers(config)
