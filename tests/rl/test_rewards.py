@@ -250,7 +250,7 @@ def test_embedding_identical_images_cosine_one_and_batch_matches_single(embedder
 
 def test_compute_rewards_registry():
     assert set(REWARDS) == {"visual_erm", "text_similarity", "teds", "teds_structure", "ssim", "mse",
-                            "embedding_cosine"}
+                            "embedding_cosine", "oracle_critic"}
     task = ReferenceTask("table", BASE_MD, drawing())
     inputs = [RewardInput(task, fenced("markdown", BASE_MD), ok(drawing()), NO_ERRORS), RewardInput(task, "nothing")]
     np.testing.assert_array_equal(compute_rewards("visual_erm", inputs, table_form="shaped"),
