@@ -17,8 +17,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.seed = 0
     c.mesh_shape = ()
     c.batch_size = 16
-    c.total_steps = 360
-    c.checkpoint_every = 120
+    c.total_steps = 1500
+    c.checkpoint_every = 250
     c.keep_checkpoints = 2
     c.loss_chunk_size = None
 
@@ -39,7 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.train_dir = ""
     c.data.eval_dir = ""
     c.data.kinds = ("svg",)
-    c.data.generate_train = 3000
+    c.data.generate_train = 5000
     c.data.generate_eval = 96
     c.data.render_workers = 2
     c.data.shard_size = 500
@@ -56,9 +56,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.optimizer.clip_norm = 1.0
 
     c.eval = ml_collections.ConfigDict()
-    c.eval.every = 180
+    c.eval.every = 500
     c.eval.batches = 4
     c.eval.critiques = 32
-    c.eval.max_new_tokens = 96
+    c.eval.max_new_tokens = 160  # four errors take ~130 tokens
     c.eval.greedy = True
     return c
