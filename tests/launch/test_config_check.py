@@ -69,6 +69,6 @@ def test_the_command_line_exits_non_zero_before_writing_anything(tmp_path):
     done = subprocess.run([sys.executable, "-m", "launch.main", f"--workdir={tmp_path / 'run'}",
                            "--config.reward=ssimm"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr[-2000:]
-    assert "--config.reward='ssimm'" in done.stderr and "visual_erm, text_similarity" in done.stderr
+    assert "--config.reward='ssimm'" in done.stderr and "visual_erm, oracle_critic, text_similarity" in done.stderr
     assert not os.path.exists(tmp_path / "run")
     assert "tpu" not in done.stderr.lower(), done.stderr

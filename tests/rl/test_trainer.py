@@ -38,7 +38,8 @@ def tiny_config(**overrides):
 @pytest.fixture(scope="module")
 def policy_dir(tmp_path_factory):
     with render.RenderPool(workers=2) as pool:
-        return prepare_policy(tiny_config(), str(tmp_path_factory.mktemp("grpo")), pool)
+        # an untrained tiny policy built here (the config's default is the shipped warm-started one)
+        return prepare_policy(tiny_config(**{"model.checkpoint": ""}), str(tmp_path_factory.mktemp("grpo")), pool)
 
 
 def comparable(record):
