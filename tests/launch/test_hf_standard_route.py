@@ -39,7 +39,7 @@ from policy.train_state import init_train_state
 from visual_erm.prompts import judge_messages, judge_prompt, policy_prompt
 
 MAX_NEW = 48
-BASE_DIR = {"visual_erm_sft": "base_model", "grpo": "policy_model"}
+BASE_DIR = {"visual_erm_sft": "base_model", "grpo": "untrained_base_policy"}
 
 
 def torchvision_works() -> bool:
