@@ -114,7 +114,7 @@ def summarize(runs: dict, verdicts: dict) -> dict:
             after = np.array([r[metric] for r in have.values()])
             start = np.array([r[f"{metric}/start"] for r in have.values()])
             paired = [r[metric] - paired_with[s][metric] for s, r in have.items()
-                      if metric in paired_with.get(s, {})]
+                      if reward != BASELINE_REWARD and metric in paired_with.get(s, {})]
             entry["metrics"][metric] = {"after_mean": float(after.mean()), "after_std": float(after.std()),
                                         "start_mean": float(start.mean()), "gain_mean": float((after - start).mean()),
                                         "per_seed": {s: r[metric] for s, r in have.items()},
