@@ -38,9 +38,11 @@ def main(reward: str, policy_dir: str, workdir: str, out: str, process_id: int |
     from tests.rl.test_trainer import tiny_config
 
     REWARDS["completion_length"] = RewardFn(completion_length)
-    # The Visual-ERM run starts from the main job's shipped warm-started policy, whose samples render.
-    start = ({"warmstart.steps": 2, "warmstart.batch_size": 4, "model.checkpoint": policy_dir}
-             if reward == "completion_length" else {})
+    # The Visual-ERM run warm-starts the untrained tiny policy for 150 steps (after which about half the
+    # samples render, so groups carry signal; from the shipped policy every group's reward is equal).
+    start = ({"warmstart.steps": 2, "warmstart.batch_size": 4} if reward == "completion_length"
+             else {"warmstart.steps": 150})
+    start["model.checkpoint"] = policy_dir
     config = tiny_config(**{"mesh_shape": (2, 4, 1), "reward": reward, "total_steps": 2, "checkpoint_every": 100,
                             "prompts_per_step": 4, "group_size": 4, "render_workers": 1, **start})
     trainer = GRPOTrainer(config, workdir)
