@@ -63,11 +63,7 @@ def parse_args(argv: Sequence[str] | None = None) -> flags.FlagValues:
     name, _, path = args.data.partition(":")
     cli.check(name in SOURCE_NAMES, f"--data={args.data}: unknown data source {name!r}; allowed: "
               f"{', '.join(SOURCE_NAMES)} (NAME or NAME:PATH)")
-    try:
-        params = json.loads(args.source_params)
-    except json.JSONDecodeError as e:
-        cli.fail(f"--source_params={args.source_params}: not JSON ({e.msg})")
-    cli.check(isinstance(params, dict), f"--source_params={args.source_params}: expected a JSON object")
+    params = cli.json_object("source_params", args.source_params)
     path = path or params.get("path", "")
     cli.check(name not in NEEDS_PATH or bool(path),
               f"--data={args.data}: {name} is read from a local copy: give its path, --data={name}:PATH")

@@ -66,11 +66,7 @@ def parse_args(argv: Sequence[str] | None = None) -> flags.FlagValues:
         cli.check((flag == "judge" and value == "oracle") or os.path.exists(os.path.join(value, "config.json")),
                   f"--{flag}={value}: no config.json there (expected a Hugging Face directory"
                   f"{', or oracle' if flag == 'judge' else ''})")
-    try:
-        params = json.loads(args.source_params)
-    except json.JSONDecodeError as e:
-        cli.fail(f"--source_params={args.source_params}: not JSON ({e.msg})")
-    cli.check(isinstance(params, dict), f"--source_params={args.source_params}: expected a JSON object")
+    cli.json_object("source_params", args.source_params)
     return args
 
 

@@ -11,6 +11,7 @@ Caches (the synthetic benchmark sets a command builds once and reuses) live unde
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -69,3 +70,13 @@ def cache_dir(*parts: str) -> str:
 
 
 __all__ = ["CACHE_ENV", "UsageError", "cache_dir", "check", "fail", "parse"]
+
+
+def json_object(flag: str, text: str) -> dict:
+    """The value of --`flag` read as a JSON object; exits naming the flag when it is not one."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        fail(f"--{flag}={text}: not JSON ({e.msg})")
+    check(isinstance(value, dict), f"--{flag}={text}: expected a JSON object")
+    return value

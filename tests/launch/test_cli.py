@@ -49,7 +49,8 @@ def no_render(monkeypatch):
 
 def test_bench_refuses_bad_values_before_work(no_render, capsys, tmp_path, monkeypatch):
     monkeypatch.setenv(cli.CACHE_ENV, str(tmp_path / "cache"))
-    with pytest.raises(SystemExit, match="unknown judge 'foo'; allowed: none, random, constant, oracle, visual_erm") as e:
+    allowed = "unknown judge 'foo'; allowed: none, random, constant, oracle, visual_erm"
+    with pytest.raises(SystemExit, match=allowed) as e:
         bench_cli.main(["--judge=oracle,foo"])
     assert e.value.code == 2 and "unknown judge 'foo'" in capsys.readouterr().err
     for argv, message in ((["--n=0"], "--n=0: 0 is not a positive integer"),
