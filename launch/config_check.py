@@ -98,6 +98,14 @@ def _model(config) -> None:
     for key in ("dtype", "param_dtype"):
         _one_of(f"model.{key}", model[key], DTYPES)
     _one_of("model.remat", model.remat, REMAT)
+    from policy.config import Qwen3VLConfig
+
+    tiny = Qwen3VLConfig.tiny()
+    for block, fields in (("text", vars(tiny.text)), ("vision", vars(tiny.vision))):
+        for key in model[block] or ():  # None: the tiny build's own
+            if key not in fields:
+                raise ConfigError(f"model.{block}.{key}", model[block][key],
+                                  f"not a field of Qwen3VLConfig.tiny()'s {block} config", tuple(fields))
     if model.checkpoint:
         _hf_dir("model.checkpoint", model.checkpoint)
 
