@@ -182,3 +182,16 @@ def test_the_8b_grpo_schedule_follows_its_steps():
     config = _load("qwen3vl_8b_grpo", "chart")
     config.update_from_flattened_dict({"total_steps": 100})  # as --config.total_steps=100 does
     assert config.optimizer.total_steps == 100 * config.grpo.epochs * config.grpo.mini_batches
+
+
+def test_launch_main_refuses_a_misspelt_key_before_any_work(tmp_path):
+    """The real command: it exits non-zero naming the key (and the declared one it resembles); no workdir."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
+    done = subprocess.run([sys.executable, "-m", "launch.main", f"--workdir={tmp_path / 'run'}",
+                           "--config.grpo.clip_hgh=0.3"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode != 0 and "clip_hgh" in done.stderr and '"clip_high"' in done.stderr, done.stderr[-2000:]
+    assert not os.path.exists(tmp_path / "run")
