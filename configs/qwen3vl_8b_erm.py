@@ -16,30 +16,28 @@ from configs import common
 
 def get_config() -> ml_collections.ConfigDict:
     c = common.sft()
-    c.mesh_shape = ()  # FSDP over every chip of the slice; e.g. (1, 8, 4) adds tensor parallelism
+    # mesh_shape stays (): FSDP over every chip of the slice; e.g. (1, 8, 4) adds tensor parallelism.
+    # model.checkpoint (REQUIRED for training): a local Qwen3-VL-8B-Instruct directory; data.train_dir and
+    # data.eval_dir (REQUIRED): reward-data folders written by visual_erm.make_data.
     c.batch_size = 128  # global: reward pairs per step
     c.total_steps = 3000
     c.checkpoint_every = 250
-    c.keep_checkpoints = 3
     c.loss_chunk_size = 512  # never materialise [batch, length, 151936] logits
 
-    c.model = common.model(checkpoint="",  # REQUIRED for training: local Qwen3-VL-8B-Instruct directory
-                           preset="qwen3vl_8b", dtype="bfloat16", param_dtype="float32",
-                           scan_layers=True, remat="full")
+    c.model.preset = "qwen3vl_8b"
+    c.model.dtype = "bfloat16"
+    c.model.scan_layers = True
+    c.model.remat = "full"
 
-    c.data.train_dir = ""  # REQUIRED: reward-data folders written by visual_erm.make_data
-    c.data.eval_dir = ""
-    c.data.max_side = 1024  # the judge sees images at most 1,024 px on the longer side
-    c.data.seq_buckets = (2048, 3072, 4096, 6144, 8192)
+    c.max_side = 1024  # the judge sees images at most 1,024 px on the longer side
+    c.seq_buckets = (2048, 3072, 4096, 6144, 8192)
     # Per host, before the gather: 16 pairs x 2 images x <= 4,096 patches on v5p-64 (8 hosts); up to
     # 128 pairs on one host.
-    c.data.patch_buckets = (16384, 32768, 65536, 131072, 262144, 524288, 1048576)
+    c.patch_buckets = (16384, 32768, 65536, 131072, 262144, 524288, 1048576)
 
     c.optimizer.learning_rate = 1e-5
     c.optimizer.warmup_steps = 100
     c.optimizer.end_learning_rate_ratio = 0.0
-    c.optimizer.weight_decay = 0.0
-    c.optimizer.clip_norm = 1.0
 
     c.eval.every = 250
     c.eval.batches = 16

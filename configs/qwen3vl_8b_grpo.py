@@ -29,19 +29,19 @@ def get_config(kind: str = "chart") -> ml_collections.ConfigDict:
                          "(--config=configs/qwen3vl_8b_grpo.py:chart)")
     source, max_new_tokens = KINDS[kind]
     c = common.grpo()
-    c.mesh_shape = ()  # FSDP over every chip of the slice
+    # mesh_shape stays (): FSDP over every chip of the slice. model.checkpoint (REQUIRED for training): a local
+    # Qwen3-VL-8B-Instruct directory; judge.checkpoint (REQUIRED): a trained Visual-ERM (launch.export_hf of
+    # configs/qwen3vl_8b_erm.py). Group size 8 and sampling temperature 1.0 are common's, as published; no
+    # warm start (from the instruct model).
     c.render_workers = 96  # per host: rendering must keep up with sampling
     c.total_steps = 500
     c.checkpoint_every = 25
-    c.keep_checkpoints = 3
-    c.reward = "visual_erm"
-    c.tasks = ml_collections.ConfigDict({"sources": [
-        source, {"name": "synthetic", "params": {"kinds": [kind], "start": 0, "stop": 100000}}]})
+    c.tasks.sources = [source, {"name": "synthetic", "params": {"kinds": [kind], "start": 0, "stop": 100000}}]
 
-    c.model = common.model(checkpoint="",  # REQUIRED for training: local Qwen3-VL-8B-Instruct directory
-                           preset="qwen3vl_8b", dtype="bfloat16", param_dtype="float32",
-                           scan_layers=True, remat="full")
-    c.judge.checkpoint = ""  # REQUIRED: a trained Visual-ERM (launch.export_hf of configs/qwen3vl_8b_erm.py)
+    c.model.preset = "qwen3vl_8b"
+    c.model.dtype = "bfloat16"
+    c.model.scan_layers = True
+    c.model.remat = "full"
     c.judge.greedy = False  # published judge sampling settings (visual_erm.judge.PUBLISHED_SETTINGS)
     c.judge.max_new_tokens = 4096
 
@@ -51,25 +51,22 @@ def get_config(kind: str = "chart") -> ml_collections.ConfigDict:
     # host's share of a sampler call (2 prompts x 4,096 patches on v5p-64), not at the global batch.
     c.patch_buckets = (4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288)
     c.prompts_per_step = 256  # global, as published (train_batch_size 256)
-    c.group_size = 8
     c.micro_batches = 8
     c.max_new_tokens = max_new_tokens
     c.loss_chunk_size = 512
 
-    c.sampling.temperature = 1.0
-    # Published script: low-var (k3) KL 0.01, symmetric clip 0.2, 2 mini-batches of 128 prompts.
+    # Published script: low-var (k3) KL 0.01, symmetric clip 0.2, 2 mini-batches of 128 prompts (1 epoch).
     c.grpo.kl_coef = 0.01
     c.grpo.clip_high = 0.2
-    c.grpo.epochs = 1
     c.grpo.mini_batches = 2
     # verl's micro-batches: each 1,024-row mini-batch goes through the update in 4 accumulated
     # micro-steps of 256 rows (one step over 1,024 rows x 6,144 tokens needs 108 GiB of temporaries a chip).
     c.grpo.grad_accumulation = 4
-    c.warmstart.steps = 0  # start from the instruct model
 
     c.optimizer.learning_rate = 1e-6
     c.optimizer.warmup_steps = 10
-    c.optimizer.total_steps = c.total_steps * c.grpo.epochs * c.grpo.mini_batches
+    # One schedule over the run's updates (references: --config.total_steps=N moves it too).
+    c.optimizer.total_steps = c.get_ref("total_steps") * c.grpo.get_ref("epochs") * c.grpo.get_ref("mini_batches")
     c.optimizer.end_learning_rate_ratio = 1.0
     c.optimizer.weight_decay = 0.01
     return c

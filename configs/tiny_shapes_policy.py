@@ -10,6 +10,7 @@ warm-started policy, and the held-out table printed at the end says whether it r
 policy that ignores its image learns nothing GRPO can see with 8 samples a target, and a 150-step warm
 start gave such a policy; this one is trained offline and shipped (`rl/checkpoints/tiny_shapes_policy`,
 its MODEL_CARD.md), so the main job spends its budget on RL.
+Shared keys and their meaning: configs/common.py.
 """
 import ml_collections
 

@@ -53,9 +53,9 @@ def main(argv) -> int:
     except aot.LibTPUMissing as e:
         print(e, file=sys.stderr)
         return 2
-    if use_compilation_cache(config.get("compilation_cache_dir")):  # warm the run's cache
+    if use_compilation_cache(config.compilation_cache_dir):  # warm the run's cache
         print(f"compiled programs go to the compilation cache {config.compilation_cache_dir}", file=sys.stderr)
-    mesh = aot.topology_mesh(topo, config.get("mesh_shape"))
+    mesh = aot.topology_mesh(topo, config.mesh_shape)
     todo = programs(config, mesh, topo.hosts)
     if _ONLY.value:
         todo = [p for p in todo if any(part in p.name for part in _ONLY.value)]

@@ -3,7 +3,8 @@
 `check(config)` raises `ConfigError` naming the key (as its `--config.` flag), the value, and what
 is allowed: trainer, reward, whether a judge is needed, task sources and their folders, model / judge
 checkpoints and reward data (local or gs://, read through `policy.paths`), mesh against the devices,
-batch divisibility over hosts and micro-batches, GRPO options, metric writers. It reads no weights.
+batch divisibility over hosts and micro-batches, GRPO options, metric writers, and that every key is one
+configs/common.py declares. It reads no weights.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 
 import jax
 
+from configs.common import undeclared
 from policy import paths
 from policy.metric_writers import WRITERS
 
@@ -74,7 +76,7 @@ def _readable_dir(location: str) -> bool:
 
 
 def _mesh(config) -> None:
-    shape = tuple(config.get("mesh_shape") or ())
+    shape = tuple(config.mesh_shape)
     devices, hosts = jax.device_count(), jax.process_count()
     if not shape:
         return
@@ -94,14 +96,22 @@ def _divides(key: str, value: int, parts: int, why: str) -> None:
 def _model(config) -> None:
     model = config.model
     for key in ("dtype", "param_dtype"):
-        _one_of(f"model.{key}", model.get(key, "float32"), DTYPES)
-    _one_of("model.remat", model.get("remat", "none"), REMAT)
-    if model.get("checkpoint"):
+        _one_of(f"model.{key}", model[key], DTYPES)
+    _one_of("model.remat", model.remat, REMAT)
+    from policy.config import Qwen3VLConfig
+
+    tiny = Qwen3VLConfig.tiny()
+    for block, fields in (("text", vars(tiny.text)), ("vision", vars(tiny.vision))):
+        for key in model[block] or ():  # None: the tiny build's own
+            if key not in fields:
+                raise ConfigError(f"model.{block}.{key}", model[block][key],
+                                  f"not a field of Qwen3VLConfig.tiny()'s {block} config", tuple(fields))
+    if model.checkpoint:
         _hf_dir("model.checkpoint", model.checkpoint)
 
 
 def _writers(config) -> None:
-    writers = config.get("writers", "tensorboard,jsonl")
+    writers = config.writers
     for name in (w.strip() for w in writers.split(",") if w.strip()):
         _one_of("writers", name, WRITERS)
     if "wandb" in writers:
@@ -111,27 +121,25 @@ def _writers(config) -> None:
             raise ConfigError("writers", writers, "wandb is not installed (pip install wandb)", WRITERS) from None
 
 
-def _task_spec(key: str, spec) -> None:
+def _task_source(where: str, one) -> None:
+    """One task source {name, params}; `params.path` (the sources that read a local copy) must be readable."""
     from rl.task_mix import SOURCE_NAMES
 
-    specs = spec.get("sources")
-    for index, one in enumerate([spec] if specs is None else specs):
-        where = key if specs is None else f"{key}.sources[{index}]"
-        _one_of(f"{where}.name", one.get("name"), SOURCE_NAMES)
-        folder = (one.get("params") or {}).get("path")
-        if folder is not None and not _readable_dir(str(folder)):
-            raise ConfigError(f"{where}.params.path", folder, "no such readable folder", "the dataset's local copy")
+    _one_of(f"{where}.name", one["name"], SOURCE_NAMES)
+    params = one["params"]
+    if "path" in params and not _readable_dir(str(params["path"])):
+        raise ConfigError(f"{where}.params.path", params["path"], "no such readable folder", "the dataset's local copy")
 
 
 def check_sft(config) -> None:
     data = config.data
-    if bool(data.get("train_dir")) != bool(data.get("eval_dir")):
-        raise ConfigError("data.eval_dir", data.get("eval_dir"), "give both train_dir and eval_dir, or neither")
-    if data.get("train_dir"):
+    if bool(data.train_dir) != bool(data.eval_dir):
+        raise ConfigError("data.eval_dir", data.eval_dir, "give both train_dir and eval_dir, or neither")
+    if data.train_dir:
         _reward_data("data.train_dir", data.train_dir)
         _reward_data("data.eval_dir", data.eval_dir)
     else:
-        _one_of("data.generator", data.get("generator", "tasks"), DATA_GENERATORS)
+        _one_of("data.generator", data.generator, DATA_GENERATORS)
         from visual_erm.tasks import KINDS
 
         for kind in data.kinds:
@@ -144,7 +152,7 @@ def check_grpo(config) -> None:
     from rl.rewards import REWARDS
 
     _one_of("reward", config.reward, tuple(REWARDS))
-    if config.reward == "visual_erm" and config.judge.get("checkpoint"):
+    if config.reward == "visual_erm" and config.judge.checkpoint:
         _hf_dir("judge.checkpoint", config.judge.checkpoint)
     if config.group_size < 2:
         raise ConfigError("group_size", config.group_size, "a group's baseline is its own mean", "integers >= 2")
@@ -154,9 +162,13 @@ def check_grpo(config) -> None:
         grpo = GRPOConfig(**config.grpo.to_dict())
     except (TypeError, ValueError) as exc:
         raise ConfigError("grpo", "...", str(exc)) from None
-    _task_spec("tasks", config.tasks)
-    if config.get("heldout") and config.heldout.get("n"):
-        _task_spec("heldout.tasks", config.heldout.tasks)
+    if config.tasks.sources is None:
+        _task_source("tasks", config.tasks)
+    else:
+        for index, one in enumerate(config.tasks.sources):
+            _task_source(f"tasks.sources[{index}]", one)
+    if config.heldout.n:
+        _task_source("heldout.tasks", config.heldout.tasks)
     hosts = jax.process_count()
     _divides("prompts_per_step", config.prompts_per_step, config.micro_batches * hosts,
              f"micro_batches={config.micro_batches} x {hosts} host(s)")
@@ -169,15 +181,29 @@ def check_grpo(config) -> None:
                           f"{parts} equal parts", f"mini_batches x grad_accumulation dividing {rows}")
 
 
+def _declared(config) -> None:
+    """Every key is one configs/common.py declares for the trainer, and none is missing: a block replaced
+    whole (`c.heldout = ConfigDict(...)`) escapes the lock that refuses a single undeclared key."""
+    extra, missing = undeclared(config)
+    if extra:
+        value = config
+        for part in extra[0].split("."):
+            value = value[part]
+        raise ConfigError(extra[0], value, f"not a key of the {config.trainer} schema (configs/common.py)")
+    if missing:
+        raise ConfigError(missing[0], None, f"missing: the {config.trainer} schema (configs/common.py) declares it")
+
+
 def check(config) -> None:
     """Raise ConfigError for the first value that cannot run."""
-    _one_of("trainer", config.get("trainer"), TRAINERS)
-    if int(config.get("checkpoint_every", 1)) < 1:
-        raise ConfigError("checkpoint_every", config.get("checkpoint_every"), "must be positive", "integers >= 1")
+    _one_of("trainer", config.trainer, TRAINERS)
+    _declared(config)
+    if int(config.checkpoint_every) < 1:
+        raise ConfigError("checkpoint_every", config.checkpoint_every, "must be positive", "integers >= 1")
     # A GRPO run of 0 steps is a warm start only (configs/tiny_shapes_policy.py: its step 0 is the product).
-    least = 0 if config.get("trainer") == "grpo" and int(config.get("warmstart", {}).get("steps", 0)) > 0 else 1
-    if int(config.get("total_steps", 1)) < least:
-        raise ConfigError("total_steps", config.get("total_steps"), "must be positive"
+    least = 0 if config.trainer == "grpo" and int(config.warmstart.steps) > 0 else 1
+    if int(config.total_steps) < least:
+        raise ConfigError("total_steps", config.total_steps, "must be positive"
                           + (" (or 0 with warmstart.steps > 0: a warm start only)" if least else ""),
                           f"integers >= {least}")
     _mesh(config)

@@ -84,7 +84,12 @@ def resolve_run(checkpoint: str, step: int | None) -> tuple[str, str, int | None
 
 
 def read_run_config(workdir: str) -> dict:
-    """The resolved config the run wrote (`policy.checkpointing.write_config`)."""
+    """The resolved config the run wrote (`policy.checkpointing.write_config`).
+
+    A finished run's record, not a config to run, so it is not read through configs/common.py: runs written
+    before a key was declared lack it (and a `--base_model` export may have no record at all), so the few
+    keys read from it here keep a fallback, the value such a run ran with.
+    """
     path = paths.join(workdir, RUN_CONFIG)
     if not paths.exists(path):
         raise FileNotFoundError(f"{path} is missing: cannot tell which trainer wrote this run (pass --base_model)")

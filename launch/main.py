@@ -74,7 +74,7 @@ def main(argv) -> None:
                                    process_id=_PROCESS_ID.value)
     from policy.compile_cache import use_compilation_cache
 
-    use_compilation_cache(_CONFIG.value.get("compilation_cache_dir"))
+    use_compilation_cache(_CONFIG.value.compilation_cache_dir)
     from launch.config_check import ConfigError, check
 
     try:

@@ -193,12 +193,12 @@ def largest_image_patches(image_processor: ImageProcessor) -> int:
 def run_image_processor(model_block, config: Qwen3VLConfig, max_side: int | None) -> ImageProcessor:
     """The image processor a run uses: its checkpoint's, the released one's for a preset, else the tiny
     build's (max_pixels from the config)."""
-    if model_block.get("checkpoint"):
+    if model_block.checkpoint:
         return ImageProcessor.from_pretrained(model_block.checkpoint, max_side=max_side)
-    if model_block.get("preset"):  # a released model: Qwen3-VL's own preprocessor settings
+    if model_block.preset:  # a released model: Qwen3-VL's own preprocessor settings
         return ImageProcessor(max_side=max_side)
     v = config.vision
-    kwargs = {"max_pixels": int(model_block.max_pixels)} if model_block.get("max_pixels") else {}
+    kwargs = {"max_pixels": int(model_block.max_pixels)} if model_block.max_pixels else {}
     factor = v.patch_size * v.spatial_merge_size
     return ImageProcessor(patch_size=v.patch_size, temporal_patch_size=v.temporal_patch_size,
                           merge_size=v.spatial_merge_size, min_pixels=min(factor * factor * 4, QWEN3_VL_MIN_PIXELS),
@@ -213,14 +213,14 @@ def run_model_config(model_block, **runtime) -> Qwen3VLConfig:
     opts = dict(dtype=opts["dtype"].name, param_dtype=opts["param_dtype"].name, scan_layers=opts["scan_layers"],
                 remat=opts["remat"])
     opts.update(runtime)
-    if model_block.get("checkpoint"):
+    if model_block.checkpoint:
         return Qwen3VLConfig.from_hf(model_block.checkpoint, **opts)
-    if model_block.get("preset"):
+    if model_block.preset:
         return getattr(Qwen3VLConfig, model_block.preset)(**opts)
     from policy.tiny_checkpoint import tiny_config
 
-    text = model_block.get("text")
-    return tiny_config(int(model_block.vocab_size), text.to_dict() if text else None, **opts)
+    text = model_block.text  # None: Qwen3VLConfig.tiny()'s decoder
+    return tiny_config(int(model_block.vocab_size), None if text is None else text.to_dict(), **opts)
 
 
 def bucket(n: int, buckets: Sequence[int] | None, what: str) -> int:

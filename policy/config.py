@@ -325,7 +325,5 @@ def runtime_options(model_block) -> dict:
     `dtype` is the compute dtype, `param_dtype` the storage dtype of the trainable (master) weights:
     fp32 masters with bf16 compute keep small updates (lr 1e-6) that bf16 storage would round away.
     """
-    get = model_block.get
-    dtype = get("dtype", "float32")
-    return dict(dtype=jnp.dtype(dtype), param_dtype=jnp.dtype(get("param_dtype", "float32")),
-                scan_layers=bool(get("scan_layers", False)), remat=str(get("remat", "none")))
+    return dict(dtype=jnp.dtype(model_block["dtype"]), param_dtype=jnp.dtype(model_block["param_dtype"]),
+                scan_layers=bool(model_block["scan_layers"]), remat=str(model_block["remat"]))

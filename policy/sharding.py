@@ -95,8 +95,8 @@ def make_mesh(shape: Sequence[int] | None = None, axis_names: Sequence[str] = ME
 
 
 def mesh_from_config(config) -> Mesh:
-    """`config.mesh_shape` (data, fsdp, tensor) over the first that many devices; None: all on fsdp."""
-    shape = config.get("mesh_shape")
+    """`config.mesh_shape` (data, fsdp, tensor) over the first that many devices; (): all on fsdp."""
+    shape = config.mesh_shape
     if not shape:
         return make_mesh()
     return make_mesh(tuple(shape), devices=jax.devices()[: math.prod(shape)])

@@ -29,7 +29,6 @@ from rl.optimizers import grpo_optimizers
 from rl.trainer import make_grpo_steps
 from visual_erm.judge import GREEDY_SETTINGS, PUBLISHED_SETTINGS
 
-JUDGE_BATCH = 8  # pairs per host per judge call when the config has no judge.batch_size (prepare_judge's default)
 JUDGE_TEXT_TOKENS = 512  # chat template + judge instruction (~200 tokens today), beside the two images
 JUDGE_KIND = "chart"  # the published chart/svg settings (presence penalty: one [rows, vocab] carry)
 
@@ -43,12 +42,13 @@ def _judge_block(config) -> ml_collections.ConfigDict:
     """What `rl.models.prepare_judge` loads: the judge checkpoint in the policy's compute dtype, or a tiny
     fp32 judge built like the tiny policy (no decoder overrides)."""
     judge = config.judge
-    real = bool(judge.checkpoint or judge.get("preset") or config.model.get("preset"))
+    preset = judge.preset or config.model.preset
+    real = bool(judge.checkpoint or preset)
     dtype = config.model.dtype if real else "float32"
     return ml_collections.ConfigDict({
-        "checkpoint": judge.checkpoint, "preset": judge.get("preset") or config.model.get("preset", ""),
-        "vocab_size": config.model.vocab_size, "max_pixels": config.model.get("max_pixels"),
-        "dtype": dtype, "param_dtype": dtype})
+        "checkpoint": judge.checkpoint, "preset": preset, "vocab_size": config.model.vocab_size,
+        "max_pixels": config.model.max_pixels, "dtype": dtype, "param_dtype": dtype, "scan_layers": False,
+        "remat": "none", "text": None})
 
 
 WEIGHTS, MOMENTS, ACCUMULATOR, REFERENCE, JUDGE = ("fp32 weights", "Adam moments", "grad accumulator",
@@ -110,7 +110,7 @@ def grpo_programs(config, mesh, hosts: int) -> list:
     if config.reward == "visual_erm":
         judge_block = _judge_block(config)
         judge_config = aot.run_model_config(judge_block)
-        judge_batch = int(config.judge.get("batch_size", JUDGE_BATCH))
+        judge_batch = int(config.judge.batch_size)
         settings = (GREEDY_SETTINGS if config.judge.greedy else PUBLISHED_SETTINGS)[JUDGE_KIND]
         judge_patches = aot.largest_image_patches(aot.run_image_processor(judge_block, judge_config,
                                                                           settings.max_side))
@@ -130,7 +130,7 @@ def grpo_programs(config, mesh, hosts: int) -> list:
 
     # One update, and one old/reference log-prob forward, sees rows / (mini_batches x grad_accumulation)
     # of the rollout (rl.trainer._updates, _row_logprobs).
-    update_rows = rows // (config.grpo.get("mini_batches", 1) * config.grpo.get("grad_accumulation", 1))
+    update_rows = rows // (config.grpo.mini_batches * config.grpo.grad_accumulation)
 
     def update_batch(n: int, with_logprobs: bool):
         extra = {"advantages": ((n,), "float32"), "valid": ((n,), "float32"), "rows": ((n,), "float32")}
@@ -138,7 +138,7 @@ def grpo_programs(config, mesh, hosts: int) -> list:
             extra["old_logprobs"] = ((n, length - 1), "float32")
             if config.grpo.kl_coef:
                 extra["ref_logprobs"] = ((n, length - 1), "float32")
-            if config.grpo.get("train_distribution", "sampling") != "sampling":
+            if config.grpo.train_distribution != "sampling":
                 extra["is_weights"] = ((n, length - 1), "float32")
         # Rows share their prompt's patches (rl.batch.build_batch: each image encoded once per prompt);
         # a mini-batch carries every prompt's patches of its host and a per-row patch_start.
@@ -164,7 +164,7 @@ def grpo_programs(config, mesh, hosts: int) -> list:
             calls=micro_steps, outside=outside(REFERENCE), ideal=forward(1))])
     add("update step", lambda: [aot.Program(
         "update step", steps.update, (state, update_batch(update_rows, True)), note=note,
-        calls=config.grpo.get("epochs", 1) * micro_steps, outside=outside(WEIGHTS, MOMENTS, ACCUMULATOR),
+        calls=config.grpo.epochs * micro_steps, outside=outside(WEIGHTS, MOMENTS, ACCUMULATOR),
         ideal=forward(3))])
     if config.warmstart.steps:
         # GRPOTrainer.warm_start swaps in the warm-start optimizer's state and keeps the RL one aside.

@@ -45,7 +45,7 @@ def _tiny(config, workdir: str, name: str, pool, seed: int) -> str:
     if not paths.exists(paths.join(out, "config.json")):
         require_single_process(f"building a tiny {name}", "--config.model.checkpoint=HF_DIR and "
                                "--config.judge.checkpoint=HF_DIR")
-        vision = config.model.get("vision", None)
+        vision = config.model.vision  # None: Qwen3VLConfig.tiny()'s vision tower
         with paths.built_folder(out, last="config.json") as local:
             tiny_checkpoint.build(local, _corpus(config, pool), vocab_size=config.model.vocab_size,
                                   max_pixels=config.model.max_pixels, seed=seed,
@@ -67,9 +67,8 @@ def prepare_judge(config, workdir: str, mesh, pool=None) -> VisualERM:
         return VisualERM.from_pretrained(paths.local_copy(config.judge.checkpoint),
                                          dtype=jnp.dtype(config.model.dtype), mesh=mesh,
                                          max_new_tokens=config.judge.max_new_tokens, settings=settings,
-                                         reasks=config.judge.get("reasks", 1),
-                                         batch_size=config.judge.get("batch_size", 8))
+                                         reasks=config.judge.reasks, batch_size=config.judge.batch_size)
     log.warning("no judge.checkpoint: using an UNTRAINED tiny judge (the loop runs; its rewards mean little)")
     path = _tiny(config, workdir, "judge_model", pool, config.seed + 7)
     return VisualERM.from_pretrained(path, mesh=mesh, max_new_tokens=config.judge.max_new_tokens, settings=settings,
-                                     reasks=config.judge.get("reasks", 1))
+                                     reasks=config.judge.reasks, batch_size=config.judge.batch_size)

@@ -16,7 +16,7 @@ def grpo_optimizers(config) -> tuple[optax.GradientTransformation, optax.Gradien
     """(RL optimizer, warm-start optimizer) of a GRPO config: `optimizer` averaged over
     `grpo.grad_accumulation` micro-steps per update, and `warmstart.optimizer` as it is."""
     tx = make_optimizer(config.optimizer)
-    accumulate = int(config.grpo.get("grad_accumulation", 1))
+    accumulate = int(config.grpo.grad_accumulation)
     if accumulate > 1:  # grads of that many micro-steps are averaged into one update
         tx = optax.MultiSteps(tx, every_k_schedule=accumulate)
     return tx, make_optimizer(config.warmstart.optimizer)

@@ -14,11 +14,6 @@ from rl import datasets, shapes
 from rl.tasks import IconFolderSource, LoadReport, SyntheticSource, TaskSource
 
 
-def _get(config, key: str, default=None):
-    """``config[key]`` for a dict or an ml_collections ConfigDict alike."""
-    return config.get(key, default)
-
-
 def _plain(value) -> dict:
     if value is None:
         return {}
@@ -45,11 +40,11 @@ _RENDERING = ("synthetic", "shapes", "icons", "starvector")
 
 def build_source(spec, *, renderer=None, strict: bool = False, report: LoadReport | None = None) -> TaskSource:
     """One TaskSource from ``{"name": ..., "params": {...}}`` (a dict or ml_collections ConfigDict)."""
-    name = _get(spec, "name")
+    name = spec["name"]
     factories = _factories()
     if name not in factories:
         raise ValueError(f"unknown task source {name!r}; expected one of {tuple(factories)}")
-    params = _plain(_get(spec, "params"))
+    params = _plain(spec["params"])
     if name in _RENDERING:
         params["renderer"] = renderer
     return factories[name](**params, strict=strict, report=report)
@@ -70,15 +65,17 @@ def make_task_dataset(source_config, *, seed: int, shuffle: bool = True, process
     """
     if not 0 <= process_index < process_count:
         raise ValueError(f"process_index {process_index} not in [0, {process_count})")
-    specs = _get(source_config, "sources")
-    specs = [source_config] if specs is None else list(specs)
+    # A mixture names its sources; one source may leave `sources` out (a plain dict) or None (a config's
+    # `tasks` block, which declares it).
+    mixture = source_config["sources"] if "sources" in source_config else None
+    specs = [source_config] if mixture is None else list(mixture)
     if not specs:
         raise ValueError("source_config.sources is empty")
     datasets, weights = [], []
     for k, spec in enumerate(specs):
-        weight = float(_get(spec, "weight", 1.0))
+        weight = float(spec["weight"]) if "weight" in spec else 1.0  # a source alone, or an equal share
         if weight <= 0:
-            raise ValueError(f"task source {_get(spec, 'name')!r} has weight {weight}; weights must be > 0")
+            raise ValueError(f"task source {spec['name']!r} has weight {weight}; weights must be > 0")
         source = build_source(spec, renderer=renderer, strict=strict, report=report)
         ds = grain.MapDataset.source(source)[process_index::process_count]
         if len(ds) == 0:

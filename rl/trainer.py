@@ -124,7 +124,7 @@ def make_grpo_steps(config, parts, tx, warm_tx, state, sampling_params: Sampling
     """The run's jitted programs (`state` may be abstract, as `launch.aot` passes it)."""
     grpo = GRPOConfig(**config.grpo.to_dict())
     temperature = float(config.sampling.temperature)
-    chunk = config.get("loss_chunk_size")
+    chunk = config.loss_chunk_size
     process = (functools.partial(process_logits, params=sampling_params)
                if grpo.train_distribution == "sampling" else None)
     update = make_train_step(
@@ -183,7 +183,7 @@ class GRPOTrainer:
             from rl.rewards import VisionEmbedder
 
             deps["embedder"] = VisionEmbedder(self.policy, self.processor.image_processor)
-        deps.update(config.get("reward_params", {}))
+        deps.update(config.reward_params)
         self.worker = RolloutWorker(self.sampler, self.processor, self.pool, reward=config.reward,
                                     group_size=config.group_size, max_new_tokens=config.max_new_tokens,
                                     params=self.sampling_params, judge=judge, micro_batches=config.micro_batches,
@@ -390,8 +390,8 @@ class GRPOTrainer:
 
 def _heldout(config, trainer):
     """The held-out evaluation `config.heldout` asks for (rl/heldout.py), or None."""
-    spec = config.get("heldout")
-    if not spec or not spec.n:
+    spec = config.heldout
+    if not spec.n:
         return None
     from rl.heldout import HeldOutEval, heldout_tasks
 
@@ -423,14 +423,14 @@ def train(config, workdir: str) -> dict:
         start = trainer.start()
         run_record.record_warm_start(trainer.workdir, getattr(trainer, "warm_start_losses", []))
         heldout = _heldout(config, trainer)
-        writer = metric_writers.MetricWriter(trainer.workdir, resume_step=start, writers=config.get("writers"),
+        writer = metric_writers.MetricWriter(trainer.workdir, resume_step=start, writers=config.writers,
                                              run_config=config)
         before = run_record.saved_start(writer.path) if start else {}  # the true start survives a resume
         if heldout and not before:
             before = heldout(trainer, f"step {start}")
         if heldout and start == 0:
             check_image_dependence(before, config.heldout.min_image_dependence)
-        every = config.heldout.get("every", 0) if heldout else 0
+        every = config.heldout.every if heldout else 0
         progress = metric_writers.Progress(config.total_steps, start, desc="grpo")
         record = {}
         for step in range(start + 1, config.total_steps + 1):

@@ -17,11 +17,11 @@ def sft_programs(config, mesh, hosts: int) -> list:
     model = abstract_model(model_config)
     parts, state = abstract_train_state(model, tx, mesh)
     step_fn, eval_step = make_sft_steps(config, parts, tx, state)
-    patches = aot.largest_image_patches(aot.run_image_processor(config.model, model_config, config.data.max_side))
-    rows, length = config.batch_size, max(config.data.seq_buckets)
+    patches = aot.largest_image_patches(aot.run_image_processor(config.model, model_config, config.max_side))
+    rows, length = config.batch_size, max(config.seq_buckets)
     note = f"{rows} pairs x {length} tokens"
     try:
-        num = hosts * aot.bucket(rows // hosts * 2 * patches, config.data.patch_buckets, "SFT batch patches")
+        num = hosts * aot.bucket(rows // hosts * 2 * patches, config.patch_buckets, "SFT batch patches")
     except ValueError as e:
         return [aot.Failed("train step", str(e), note), aot.Failed("eval step", str(e), note)]
     batch = aot.sequence_batch_spec(model_config, rows, length, num, mesh)

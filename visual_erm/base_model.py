@@ -42,7 +42,7 @@ def _generated(folder: str, generate) -> str:
 def prepare_reward_data(config, workdir: str) -> tuple[str, str]:
     """(train location, held-out location), local; generated under workdir/data when the config asks."""
     data = config.data
-    if data.get("train_dir"):
+    if data.train_dir:
         located = []
         for location in (data.train_dir, data.eval_dir):  # a make_data folder or "tfds:NAME:SPLIT@DATA_DIR"
             location = local_location(location)
@@ -55,15 +55,15 @@ def prepare_reward_data(config, workdir: str) -> tuple[str, str]:
     require_single_process("generating reward data", "--config.data.train_dir=... --config.data.eval_dir=... "
                     "(make them once with python -m visual_erm.make_data)")
     train_dir, eval_dir = (paths.join(workdir, "data", split) for split in ("train", "eval"))
-    if data.get("generator", "tasks") == "shapes":  # the main job's toy task (visual_erm/shapes_data.py)
+    if data.generator == "shapes":  # the main job's toy task (visual_erm/shapes_data.py)
         from visual_erm import shapes_data
 
         def generate(out, n, seed):
-            shapes_data.write_shapes_data(out, n, seed=seed, workers=data.render_workers)
+            shapes_data.write_shapes_data(out, n, seed=seed, workers=config.render_workers)
         held_out_seed = shapes_data.HELD_OUT_SEED
     else:
         def generate(out, n, seed):
-            make_data.run(out, n, tuple(data.kinds), workers=data.render_workers, seed=seed,
+            make_data.run(out, n, tuple(data.kinds), workers=config.render_workers, seed=seed,
                           shard_size=data.shard_size)
         held_out_seed = HELD_OUT_SEED
     return (_generated(train_dir, lambda out: generate(out, data.generate_train, 0)),
@@ -86,7 +86,7 @@ def tokenizer_corpus(data_dir: str, repeat_prompts: int = 50):
 def prepare_base_model(config, workdir: str, data_dir: str) -> str:
     """A Hugging Face Qwen3-VL directory: the configured one, or a tiny one built here once."""
     model = config.model
-    if model.get("checkpoint"):
+    if model.checkpoint:
         if not paths.exists(paths.join(model.checkpoint, "config.json")):
             raise FileNotFoundError(f"{model.checkpoint} is not a Hugging Face checkpoint directory (no config.json)")
         return paths.local_copy(model.checkpoint)
@@ -96,6 +96,6 @@ def prepare_base_model(config, workdir: str, data_dir: str) -> str:
         with paths.built_folder(out, last="config.json") as local:
             tiny_checkpoint.build(local, tokenizer_corpus(data_dir), vocab_size=model.vocab_size,
                                   max_pixels=model.max_pixels, seed=config.seed,
-                                  text_overrides=model.get("text", None) and model.text.to_dict(),
-                                  vision_overrides=model.get("vision", None) and model.vision.to_dict())
+                                  text_overrides=None if model.text is None else model.text.to_dict(),
+                                  vision_overrides=None if model.vision is None else model.vision.to_dict())
     return paths.local_copy(out)

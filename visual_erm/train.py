@@ -73,7 +73,7 @@ def evaluate_judge(model, processor: Processor, eval_dir: str, config) -> dict:
         if len(examples) >= config.eval.critiques:
             break
     judge = VisualERM(model, processor, max_new_tokens=config.eval.max_new_tokens, batch_size=config.batch_size,
-                      seed=config.seed, settings=GREEDY_SETTINGS if config.eval.get("greedy") else None)
+                      seed=config.seed, settings=GREEDY_SETTINGS if config.eval.greedy else None)
     images = [example.images() for example in examples]
     kinds = [example.kind for example in examples]
     critiques = judge.critique(kinds, [ref for ref, _ in images], [cand for _, cand in images])
@@ -86,7 +86,7 @@ def evaluate_judge(model, processor: Processor, eval_dir: str, config) -> dict:
 def train(config, workdir: str) -> dict:
     """Run (or resume) SFT as `config` says; returns the final metrics record."""
     workdir = paths.resolve(workdir)
-    if jax.process_count() > 1 and config.eval.get("critiques", 0):
+    if jax.process_count() > 1 and config.eval.critiques:
         raise NotImplementedError("sampled-critique evaluation is not split across hosts yet (each host would "
                                   "critique the same pairs); on a multi-host run pass --config.eval.critiques=0 "
                                   "(held-out loss is still evaluated)")
@@ -95,7 +95,7 @@ def train(config, workdir: str) -> dict:
     base_dir = prepare_base_model(config, workdir, data_dir)
     mesh = mesh_from_config(config)
     model_config, model = load_pretrained(base_dir, mesh=mesh, **runtime_options(config.model))
-    processor = Processor.from_pretrained(base_dir, max_side=config.data.max_side)
+    processor = Processor.from_pretrained(base_dir, max_side=config.max_side)
     tx = make_optimizer(config.optimizer)
     parts, state = init_train_state(model, tx, seed=config.seed, mesh=mesh)
     del model
@@ -103,7 +103,7 @@ def train(config, workdir: str) -> dict:
     make = lambda folder, **kw: data_lib.make_dataset(  # noqa: E731
         folder, processor, model_config, batch_size=per_process_batch(config), seed=config.seed,
         process_index=jax.process_index(), process_count=jax.process_count(),
-        seq_buckets=tuple(config.data.seq_buckets), patch_buckets=tuple(config.data.patch_buckets), **kw)
+        seq_buckets=tuple(config.seq_buckets), patch_buckets=tuple(config.patch_buckets), **kw)
     train_iter = iter(make(data_dir).to_iter_dataset())
     eval_batches = list(make(eval_dir, shuffle=False, num_epochs=1))[: config.eval.batches]
 
@@ -114,7 +114,7 @@ def train(config, workdir: str) -> dict:
         start, state, extra = restored
         train_iter.set_state(extra["data"])
         log.info("resumed from step %d", start)
-    writer = metric_writers.MetricWriter(workdir, resume_step=start, writers=config.get("writers"),
+    writer = metric_writers.MetricWriter(workdir, resume_step=start, writers=config.writers,
                                          run_config=config)
     progress = metric_writers.Progress(config.total_steps, start, desc="visual-erm sft")
     record = {}
@@ -128,7 +128,7 @@ def train(config, workdir: str) -> dict:
             log.info("evaluation at step %d: held-out loss over %d batches", step, len(eval_batches))
             began = time.perf_counter()
             metrics["eval_loss"] = evaluate_loss(eval_step, state, eval_batches, mesh)
-            if config.eval.get("critiques", 0):
+            if config.eval.critiques:
                 log.info("evaluation at step %d: critiquing %d held-out pairs", step, config.eval.critiques)
                 metrics.update(evaluate_judge(merge_model(parts, state.params), processor, eval_dir, config))
             metrics["time/eval_s"] = time.perf_counter() - began

@@ -38,6 +38,7 @@ WRONG = [
     ("tiny_grpo_svg", {"writers": "tensorboard,mlflow"}, "writers", "wandb"),
     ("tiny_erm", {"model.checkpoint": "/nonexistent/model"}, "model.checkpoint", "config.json"),
     ("tiny_erm", {"model.remat": "everything"}, "model.remat", "dots_no_batch"),
+    ("tiny_erm", {"model.text": {"hiden_size": 96}}, "model.text.hiden_size", "hidden_size"),
     ("tiny_erm", {"data.train_dir": "FILE", "data.eval_dir": "FILE"}, "data.train_dir", "make_data folder"),
     ("tiny_erm", {"data.train_dir": "tfds:visual_erm_reward/tiny:train@/nonexistent",
                   "data.eval_dir": "tfds:visual_erm_reward/tiny:validation@/nonexistent"}, "data.train_dir", "TFDS"),

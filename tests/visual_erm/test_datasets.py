@@ -119,7 +119,7 @@ def test_sft_trains_from_a_tfds_split_on_the_batches_of_a_folder_of_the_same_rec
 
     base = str(tmp_path / "run" / "base_model")
     model_config = Qwen3VLConfig.from_hf(base)
-    processor = Processor.from_pretrained(base, max_side=config.data.max_side)
+    processor = Processor.from_pretrained(base, max_side=config.max_side)
     folder = str(tmp_path / "folder")
     os.makedirs(folder)
     same_records = list(records.read_examples(where["train"]))
@@ -127,8 +127,8 @@ def test_sft_trains_from_a_tfds_split_on_the_batches_of_a_folder_of_the_same_rec
 
     def batches(location):
         return list(data_lib.make_dataset(location, processor, model_config, batch_size=4, seed=3, num_epochs=1,
-                                          seq_buckets=tuple(config.data.seq_buckets),
-                                          patch_buckets=tuple(config.data.patch_buckets)))
+                                          seq_buckets=tuple(config.seq_buckets),
+                                          patch_buckets=tuple(config.patch_buckets)))
 
     from_tfds, from_folder = batches(where["train"]), batches(folder)
     assert len(from_tfds) == SPLITS["train"] // 4

@@ -81,8 +81,8 @@ def test_sigkill_then_restart_resumes_with_the_same_loss_curve(reward_data, tmp_
     flags = ["--config=configs/tiny_erm.py", f"--config.data.train_dir={reward_data / 'train'}",
              f"--config.data.eval_dir={reward_data / 'eval'}", f"--config.total_steps={steps}",
              "--config.checkpoint_every=2", "--config.eval.every=3", "--config.eval.critiques=0",
-             "--config.batch_size=4", "--config.model.vocab_size=300", "--config.data.seq_buckets=(512,1024)",
-             "--config.data.patch_buckets=(512,)", "--config.mesh_shape=(1,1,1)"]
+             "--config.batch_size=4", "--config.model.vocab_size=300", "--config.seq_buckets=(512,1024)",
+             "--config.patch_buckets=(512,)", "--config.mesh_shape=(1,1,1)"]
     expected, got = straight_and_resumed(ROOT, tmp_path, flags, kill_after_records=5)
     assert [r["step"] for r in expected] == [r["step"] for r in got] == list(range(1, steps + 1))
     for a, b in zip(got, expected):
