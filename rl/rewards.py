@@ -17,7 +17,7 @@ gives tables the chart/SVG form). "Blank" is the official all-white check (``bla
 (dataset tasks may carry only an image); ``teds*`` also refuse non-table tasks. A reward that
 cannot score a sample for a reason of its own (an unreadable reference) raises ``RewardFailure``:
 ``score_rewards`` counts it, warns, and gives the sample the reward's failure value.
-``rl.tasks.RLTask`` serves as ``task`` directly. ``rl/probes.py`` shows which of these rewards a
+``rl.task_sources.RLTask`` serves as ``task`` directly. ``rl/probes.py`` shows which of these rewards a
 policy can game.
 """
 from __future__ import annotations

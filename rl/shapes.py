@@ -7,7 +7,7 @@ reward data for this task is made from the same specs.
 """
 from __future__ import annotations
 
-from rl.tasks import Reference, TaskSource
+from rl.task_sources import Reference, TaskSource
 from visual_erm.tasks.shapes import COLORS, shape_code
 
 __all__ = ["COLORS", "ShapeSource", "shape_code"]

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import grain
 
 from rl import datasets, shapes
-from rl.tasks import IconFolderSource, LoadReport, SyntheticSource, TaskSource
+from rl.task_sources import IconFolderSource, LoadReport, SyntheticSource, TaskSource
 
 
 def _get(config, key: str, default=None):

@@ -119,7 +119,7 @@ plt.tight_layout(); plt.show()'''),  # noqa: E501 -- notebook cell source, kept 
     new_code_cell('''import random
 from rl.probes import pixel_oracle_critique
 from rl.rewards import RewardInput, compute_rewards
-from rl.tasks import RLTask
+from rl.task_sources import RLTask
 from visual_erm.perturb import NotApplicable, perturb
 
 rows = []
