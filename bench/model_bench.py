@@ -185,7 +185,10 @@ def decode_step_cost(cfg: Qwen3VLConfig, prompts: int, samples: int, prompt_len:
     shardings = None
     if mesh is not None:
         kv_names = ("batch", "act_kv_heads", "cache_length", "head_dim")
-        spec = lambda x, names: NamedSharding(mesh, logical_to_spec(names, x.shape, mesh))  # noqa: E731
+
+        def spec(x, names):
+            return NamedSharding(mesh, logical_to_spec(names, x.shape, mesh))
+
         cache_sh = jax.tree.map(lambda x: spec(x, kv_names if x.ndim == 4 else ("batch", "cache_length")), cache)
         shardings = (state_shardings(state, mesh, SAMPLING_RULES), cache_sh, spec(args[2], ("batch", None)),
                      spec(args[3], (None, "batch", None)))

@@ -152,7 +152,9 @@ def main() -> None:
         single.close()
         if baseline is not None:
             baseline.close()
-    ratio = lambda a, b: [x / y for x, y in zip(rates[a], rates[b])]  # noqa: E731
+    def ratio(a, b):
+        return [x / y for x, y in zip(rates[a], rates[b])]
+
     overhead = [100 * (x - 1) for x in ratio("inproc", "pool_one")]
     print(f"charts: {args.n} in {args.rounds} interleaved rounds (process-per-sample peer: {args.fresh} a round); "
           f"cores: {os.cpu_count()}; medians, then the range over rounds")

@@ -51,7 +51,9 @@ def vision_program(config: Qwen3VLConfig, devices, images: int, side_patches: in
     n = len(meta.segment_ids)
     patches = named_sharding(("patches", None), (n, config.vision.patch_dim), mesh)
     meta_sh = VisionInputs(*(named_sharding(("patches",) + (None,) * (x.ndim - 1), x.shape, mesh) for x in meta))
-    abstract = lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s)  # noqa: E731
+
+    def abstract(x, s):
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s)
 
     def encode(state, pixel_values, meta):
         return nnx.merge(graphdef, state).encode_images(pixel_values, meta)

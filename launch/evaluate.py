@@ -3,7 +3,7 @@
     python -m launch.evaluate --kind=chart|table|svg|all --data=NAME[:PATH] \
         [--predictions=preds.jsonl | --policy=HF_DIR] --out=DIR [--limit=N]
 
-`--data` names an `rl.tasks` source: ``synthetic`` (the seeded generators, `--limit` seeds per
+`--data` names a task source (`rl.task_sources`): ``synthetic`` (the seeded generators, `--limit` seeds per
 kind), or ``chartmimic``, ``plot2code``, ``pubtabnet``, ``starvector``, ``icons``, ``shapes`` with
 their local path after the colon (more loader options as JSON in `--source_params`). Predictions
 are JSON lines ``{"id": task id, "completion": text}``; a task without one scores as a failure
@@ -28,7 +28,7 @@ from absl import flags
 from policy import cli
 from rl.metrics import LOWER_IS_BETTER, MAX_METRIC_TEDS_NODES, METRICS, METRICS_BY_FAMILY, score_predictions, summarize
 from rl.task_mix import SOURCE_NAMES, build_source
-from rl.tasks import LoadReport
+from rl.task_sources import LoadReport
 
 KIND_CHOICES = ("chart", "table", "svg", "all")
 NEEDS_PATH = ("icons", "chartmimic", "plot2code", "pubtabnet", "starvector")  # local copies; the rest are generated

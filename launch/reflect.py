@@ -3,7 +3,7 @@
     python -m launch.reflect --policy=HF_DIR --judge=HF_DIR|oracle --data=NAME[:PATH]|JSON \
         [--kind=all] [--n=8] [--rounds=3] [--keep=best|last] --out=DIR
 
-`--data` is an `rl.tasks` source: a name with an optional local path as in `launch.evaluate`
+`--data` is a task source (`rl.task_sources`): a name with an optional local path as in `launch.evaluate`
 (``synthetic``, ``shapes``, ``pubtabnet:/data/ptn``, ...) or a source config as JSON,
 ``{"name": "shapes", "params": {"canvas": 32}}``; the first `--n` tasks of `--kind` are used.
 The policy answers greedily unless `--temperature` > 0. `--judge=oracle` critiques from the
@@ -37,7 +37,8 @@ EXTENSIONS = {"chart": "py", "table": "md", "svg": "svg"}
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("policy", None, "Hugging Face Qwen3-VL directory of the policy", flag_values=FLAGS)
 flags.DEFINE_string("judge", None, "Visual-ERM Hugging Face directory, or 'oracle'", flag_values=FLAGS)
-flags.DEFINE_string("data", None, "NAME[:PATH] of an rl.tasks source, or a source config as JSON", flag_values=FLAGS)
+flags.DEFINE_string("data", None, "NAME[:PATH] of a task source (rl.task_mix), or a source config as JSON",
+                    flag_values=FLAGS)
 flags.DEFINE_string("source_params", "{}", "extra loader options as a JSON object (with NAME[:PATH])",
                     flag_values=FLAGS)
 flags.DEFINE_enum("kind", "all", ("chart", "table", "svg", "all"), "task kind", flag_values=FLAGS)

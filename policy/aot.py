@@ -160,7 +160,7 @@ def replicated_spec(shape, dtype, mesh: Mesh) -> jax.ShapeDtypeStruct:
 
 def image_specs(config: Qwen3VLConfig, num_patches: int, mesh: Mesh) -> tuple:
     """(pixel_values, VisionInputs) specs for `num_patches` padded patches, as the batches carry them."""
-    rep = lambda shape, dtype: replicated_spec(shape, dtype, mesh)  # noqa: E731
+    rep = functools.partial(replicated_spec, mesh=mesh)
     meta = VisionInputs(rep((num_patches, 4), jnp.int32), rep((num_patches, 4), jnp.float32),
                         rep((num_patches, 2), jnp.int32), rep((num_patches,), jnp.int32))
     return rep((num_patches, config.vision.patch_dim), jnp.float32), meta
@@ -321,7 +321,9 @@ def sampler_programs(prefix: str, model, mesh: Mesh, *, batch: int, prompt_len: 
         x.shape, dtype if jnp.issubdtype(x.dtype, jnp.floating) else x.dtype, sharding=s), state, shardings)
     shards = batch_shards(mesh)
     padded = -(-batch // shards) * shards
-    rows = lambda shape, dtype, axis=0: rows_spec(shape, dtype, mesh, axis)  # noqa: E731
+    def rows(shape, dtype, axis=0):
+        return rows_spec(shape, dtype, mesh, axis)
+
     pv = meta = None
     if num_patches:
         pv, meta = image_specs(model.config, num_patches, mesh)
@@ -334,9 +336,12 @@ def sampler_programs(prefix: str, model, mesh: Mesh, *, batch: int, prompt_len: 
                       **common)
     with jax.set_mesh(mesh):
         shapes = jax.eval_shape(functools.partial(_prefill, num_prompts=batch), *args)
-    spec = lambda x, names: jax.ShapeDtypeStruct(x.shape, x.dtype,  # noqa: E731
-                                                 sharding=named_sharding(names, x.shape, mesh))
-    kv_names = lambda x: ("layers",) * (x.ndim - 4) + ("batch", "act_kv_heads", "cache_length", "head_dim")  # noqa: E731
+    def spec(x, names):
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=named_sharding(names, x.shape, mesh))
+
+    def kv_names(x):
+        return ("layers",) * (x.ndim - 4) + ("batch", "act_kv_heads", "cache_length", "head_dim")
+
     cache = KVCache(*(jax.tree.map(lambda x: spec(x, kv_names(x)), kv) for kv in (shapes.cache.k, shapes.cache.v)),
                     spec(shapes.cache.valid, ("batch", "cache_length")))
     filled = shapes.replace(cache=cache, logits=spec(shapes.logits, ("batch", None)),
@@ -360,7 +365,9 @@ def sampler_programs(prefix: str, model, mesh: Mesh, *, batch: int, prompt_len: 
 def matmul_params(model) -> tuple[int, int]:
     """(text, vision) parameters a token or a patch multiplies: the input embedding table is a lookup,
     not a product (unless tied to the LM head)."""
-    size = lambda tree: sum(math.prod(x.shape) for x in jax.tree.leaves(tree))  # noqa: E731
+    def size(tree):
+        return sum(math.prod(x.shape) for x in jax.tree.leaves(tree))
+
     vision = size(nnx.state(model.visual, nnx.Param))
     t = model.config.text
     embed = 0 if model.config.tie_word_embeddings else t.vocab_size * t.hidden_size
@@ -454,7 +461,9 @@ def report_header(topo: Topology, headroom: float) -> list[str]:
 def report_line(r: ProgramReport, topo: Topology, headroom: float) -> str:
     if r.error is not None:
         return f"{r.name:<22} FAILED: {r.error}  [{r.note}]"
-    g = lambda b: f"{b / GiB:7.2f}"  # noqa: E731
+    def g(b):  # bytes as GiB in a column
+        return f"{b / GiB:7.2f}"
+
     chip = topo.chip
     return (f"{r.name:<22} {g(r.argument_bytes)} {g(r.temp_bytes)} {g(r.output_bytes)} {g(r.peak_bytes)} "
             f"{g(r.resident_bytes)} {g(r.total_bytes)} {r.flops / 1e12:9.2f} {r.bytes_accessed / 1e9:9.2f} "

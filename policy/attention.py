@@ -103,7 +103,9 @@ def _dot_product_causal(q, k, v, real, scale, impl):
     """jax.nn.dot_product_attention on rows whose real tokens were moved to the front (order kept)."""
     order = jnp.argsort(~real, axis=1, stable=True)  # real tokens first, each group in position order
     inverse = jnp.argsort(order, axis=1)
-    take = lambda x, idx: jnp.take_along_axis(x, idx[:, :, None, None], axis=1)  # noqa: E731
+    def take(x, idx):
+        return jnp.take_along_axis(x, idx[:, :, None, None], axis=1)
+
     lengths = jnp.maximum(real.sum(axis=1), 1).astype(jnp.int32)  # an all-pad row still sees one key
     out = jax.nn.dot_product_attention(take(q, order), take(k, order).astype(q.dtype), take(v, order).astype(q.dtype),
                                        scale=scale, is_causal=True, key_value_seq_lengths=lengths,

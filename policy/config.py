@@ -282,7 +282,9 @@ def _text_from_hf(tc: dict) -> TextConfig:
 def _vision_from_hf(vc: dict) -> VisionConfig:
     d = VisionConfig()
     rp = vc.get("rope_parameters") or {}
-    get = lambda k: vc.get(k, getattr(d, k))  # noqa: E731
+    def get(k):
+        return vc.get(k, getattr(d, k))
+
     ps, tps = get("patch_size"), get("temporal_patch_size")
     if isinstance(ps, (list, tuple)) or isinstance(tps, (list, tuple)):
         raise NotImplementedError("non-square / list patch sizes are not used by released Qwen3-VL")

@@ -142,7 +142,9 @@ def _decode(graphdef, state, prefill: Prefill, key, *, num_samples, max_new, par
     B = prefill.prompt_ids.shape[0]
     N = B * G
     V = prefill.logits.shape[-1]
-    rep = lambda x: jnp.repeat(x, G, axis=0)  # noqa: E731  row b*G + g is sample g of prompt b
+    def rep(x):  # row b*G + g is sample g of prompt b
+        return jnp.repeat(x, G, axis=0)
+
     stops = jnp.asarray(stop_ids if stop_ids else (-1,), jnp.int32)
     rows = jnp.arange(N)
     next_position = rep(prefill.next_position)
@@ -169,9 +171,14 @@ def _decode(graphdef, state, prefill: Prefill, key, *, num_samples, max_new, par
         tok, lp, slp = sample_tokens(keys, logits, params, c.seen, c.generated)
         live = ~c.done
         tok = jnp.where(live, tok, pad_id)
-        put = lambda buf, x: jax.lax.dynamic_update_slice(buf, x[:, None], (0, s))  # noqa: E731
         hit = live & jnp.any(tok[:, None] == stops[None, :], axis=-1)
-        mark = lambda flags: None if flags is None else flags.at[rows, tok].max(live)  # noqa: E731
+
+        def put(buf, x):
+            return jax.lax.dynamic_update_slice(buf, x[:, None], (0, s))
+
+        def mark(flags):
+            return None if flags is None else flags.at[rows, tok].max(live)
+
         return c.replace(step=s + 1, last=tok, done=c.done | hit, stopped=c.stopped | hit, lengths=c.lengths + live,
                          tokens=put(c.tokens, tok), logprobs=put(c.logprobs, jnp.where(live, lp, 0.0)),
                          sample_logprobs=put(c.sample_logprobs, jnp.where(live, slp, 0.0)),
@@ -330,7 +337,9 @@ class Sampler:
                           params=params, stop_ids=stops, pad_id=self.pad_id,
                           phases=_phases(int(max_new_tokens), self.decode_buckets))
         n = prefill.num_prompts * num_samples
-        rows = lambda x: process_rows(x, prefill.prompt_ids.shape[0] // jax.process_count() * num_samples)[:n]  # noqa: E731
+        def rows(x):
+            return process_rows(x, prefill.prompt_ids.shape[0] // jax.process_count() * num_samples)[:n]
+
         return SampleOutput(tokens=rows(out.tokens).astype(np.int32), logprobs=rows(out.logprobs),
                             sample_logprobs=rows(out.sample_logprobs), lengths=rows(out.lengths).astype(np.int32),
                             stopped=rows(out.stopped), prompt_index=(np.arange(n) // num_samples).astype(np.int32),

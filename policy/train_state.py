@@ -76,7 +76,9 @@ def abstract_train_state(model: nnx.Module, tx: optax.GradientTransformation,
     `model` may be abstract (`nnx.eval_shape`)."""
     parts, params = split_model(model)
     replicated = NamedSharding(mesh, PartitionSpec())
-    spec = lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s)  # noqa: E731
+    def spec(x, s):
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s)
+
     params = jax.tree.map(spec, params, param_shardings(model, mesh))
     opt_state = jax.tree.map(spec, jax.eval_shape(tx.init, params), opt_state_shardings(tx, params, model, mesh))
     rng = jax.eval_shape(lambda: jax.random.key(0))

@@ -85,8 +85,9 @@ def vision_metadata(grid_thw, config: Qwen3VLConfig, num_patches: int | None = N
     if total % (m * m):
         raise ValueError(f"num_patches={total} must be a multiple of spatial_merge_size**2={m * m}")
     pad = total - n
-    cat = lambda xs, shape, dt, fill: np.concatenate(  # noqa: E731
-        [np.asarray(x, dt) for x in xs] + [np.full((pad,) + shape, fill, dt)], axis=0)
+    def cat(xs, shape, dt, fill):
+        return np.concatenate([np.asarray(x, dt) for x in xs] + [np.full((pad,) + shape, fill, dt)], axis=0)
+
     return VisionInputs(cat(idx, (4,), np.int32, 0), cat(wts, (4,), np.float32, 0.0),
                         cat(hw, (2,), np.int32, 0), cat(seg, (), np.int32, -1))
 

@@ -65,7 +65,9 @@ def _capget() -> tuple[int, int, int]:
     if _libc.capget(ctypes.byref(header), data) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"capget: {os.strerror(err)}")
-    join = lambda name: getattr(data[0], name) | getattr(data[1], name) << 32  # noqa: E731
+    def join(name):
+        return getattr(data[0], name) | getattr(data[1], name) << 32
+
     return join("effective"), join("permitted"), join("inheritable")
 
 

@@ -159,7 +159,9 @@ def expose(plan) -> None:
 
 
 def _mount(source, target, fstype, flags: int, data) -> None:
-    encode = lambda value: value.encode() if value is not None else None  # noqa: E731
+    def encode(value):
+        return value.encode() if value is not None else None
+
     if _libc.mount(encode(source), encode(target), encode(fstype), flags, encode(data)) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"mount {target}: {os.strerror(err)}")

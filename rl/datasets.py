@@ -1,7 +1,7 @@
 """Loaders for local copies of published vision-to-code datasets, in their published layouts.
 
 Nothing is downloaded: each loader reads a folder the user fetched. Each returns a `TaskSource`
-(rl.tasks): a grain RandomAccessDataSource that is also an iterator of RLTask. Problems are
+(rl.task_sources): a grain RandomAccessDataSource that is also an iterator of RLTask. Problems are
 typed `TaskLoadError`s naming the file and the record (line, row or file name): found while
 indexing (bad JSON line, missing field, missing image) or while reading a task (unreadable
 image, reference that does not render). They are collected in ``source.report`` and the task is
@@ -16,7 +16,7 @@ import json
 import pathlib
 import threading
 
-from rl.tasks import (
+from rl.task_sources import (
     BadRecordError,
     MissingFieldError,
     MissingFileError,

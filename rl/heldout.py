@@ -3,7 +3,7 @@
 The GRPO reward is what the policy optimises; this is what it is for. Before and
 after RL the policy redraws the same held-out targets (shape seeds never used in
 training) greedily; `rl.metrics.score_predictions` scores the renders (SSIM and
-pixel MSE for SVG, whatever the reward was), `rl.shape_metrics` adds what a blank or
+pixel MSE for SVG, whatever the reward was), `rl.shapes` adds what a blank or
 constant drawing cannot win on the shapes task (attribute accuracy, colour-aware IoU,
 distinct drawings, scores against shuffled targets), `baselines` says what a blank
 canvas and the best constant drawing score on the same targets, and a contact sheet
@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 
 from policy import paths
 from policy.sampler import SamplingParams
-from rl import metrics, shape_metrics
+from rl import metrics, shapes
 from rl.rollout import policy_messages
 from rl.task_mix import build_source
 
@@ -62,8 +62,8 @@ class HeldOutEval:
             out["blank/ssim"] = float(np.mean([metrics.starvector_ssim(np.asarray(t.reference_image.convert("RGB")), w)
                                                for t, w in zip(svg, white)]))
         if self.shapes:
-            out.update(shape_metrics.baselines([t.reference_code for t in self.tasks],
-                                               [t.reference_image for t in self.tasks]))
+            out.update(shapes.baselines([t.reference_code for t in self.tasks],
+                                        [t.reference_image for t in self.tasks]))
         return {f"heldout/baseline/{name}": value for name, value in out.items()}
 
     def __call__(self, trainer, label: str) -> dict[str, float]:
@@ -86,8 +86,8 @@ class HeldOutEval:
         out = {f"heldout/{name}": value for entry in summary.values() for name, value in entry.items()
                if name not in ("n", "skipped")}
         if self.shapes:
-            scores = shape_metrics.shape_scores(codes, images, [t.reference_code for t in self.tasks],
-                                                [t.reference_image for t in self.tasks])
+            scores = shapes.shape_scores(codes, images, [t.reference_code for t in self.tasks],
+                                         [t.reference_image for t in self.tasks])
             out.update({f"heldout/{name}": value for name, value in scores.items()})
         return out
 

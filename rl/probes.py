@@ -126,8 +126,13 @@ def lookalike_code(kind: str, code: str) -> str:
                 "plt.show()\n")
     if kind == "table":
         rows, cols = _table_shape(code)
-        words = lambda r, c: _UNRELATED_WORDS[(r * 5 + c) % len(_UNRELATED_WORDS)]  # noqa: E731
-        cell = lambda r, c: words(r, c) if c == 0 else f"{(r * 37 + c * 11) % 90 + 10}.{(r + c) % 10}"  # noqa: E731
+
+        def words(r, c):
+            return _UNRELATED_WORDS[(r * 5 + c) % len(_UNRELATED_WORDS)]
+
+        def cell(r, c):
+            return words(r, c) if c == 0 else f"{(r * 37 + c * 11) % 90 + 10}.{(r + c) % 10}"
+
         header = "| " + " | ".join(words(0, c) for c in range(cols)) + " |"
         body = ["| " + " | ".join(cell(r, c) for c in range(cols)) + " |" for r in range(1, rows)]
         return "\n".join([header, "|" + "---|" * cols, *body])

@@ -86,7 +86,7 @@ class Attempt:
 
 @dataclasses.dataclass
 class Trajectory:
-    task: object  # rl.tasks.RLTask (id, kind, reference_image, prompt, reference_code)
+    task: object  # rl.task_sources.RLTask (id, kind, reference_image, prompt, reference_code)
     attempts: list[Attempt]
 
     def final_index(self, keep: str = "best") -> int:

@@ -17,7 +17,7 @@ gives tables the chart/SVG form). "Blank" is the official all-white check (``bla
 (dataset tasks may carry only an image); ``teds*`` also refuse non-table tasks. A reward that
 cannot score a sample for a reason of its own (an unreadable reference) raises ``RewardFailure``:
 ``score_rewards`` counts it, warns, and gives the sample the reward's failure value.
-``rl.tasks.RLTask`` serves as ``task`` directly. ``rl/probes.py`` shows which of these rewards a
+``rl.task_sources.RLTask`` serves as ``task`` directly. ``rl/probes.py`` shows which of these rewards a
 policy can game.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ from policy.image_processor import DEFAULT_IMAGE_BUCKETS, DEFAULT_PATCH_BUCKETS,
 from policy.vision import VisionInputs, vision_metadata
 from render import RenderResult
 from rl.extract import extract_code
-from rl.shape_oracle import oracle_critique
+from rl.shapes import oracle_critique
 from visual_erm.reward import critique_reward, table_severity_reward
 from visual_erm.schema import Critique
 
@@ -195,7 +195,7 @@ def visual_erm_reward(task, completion, rendered, critique, *, max_severity: flo
 
 def oracle_critic(task, completion, rendered, critique=None, **params: Any) -> float:
     """`visual_erm_reward` with the critique a perfect judge would write (shapes task only,
-    `rl.shape_oracle`): the upper bound of any judge's reward in the reward comparison."""
+    `rl.shapes.oracle_critique`): the upper bound of any judge's reward in the reward comparison."""
     code = extract_code(task.kind, completion).code
     oracle = oracle_critique(task.code, code, task.reference_image, _rendered_image(rendered))
     return visual_erm_reward(task, completion, rendered, oracle, **params)

@@ -128,8 +128,10 @@ class RolloutWorker:
         rewards, reward_failed = score_rewards(self.reward, inputs, **self.reward_deps)
         timing["reward"] = time.perf_counter() - start
         width = self.max_new_tokens
-        widen = lambda parts, fill: np.concatenate([np.pad(t, ((0, 0), (0, width - t.shape[1])),  # noqa: E731
-                                                           constant_values=fill) for t in parts])
+
+        def widen(parts, fill):
+            return np.concatenate([np.pad(t, ((0, 0), (0, width - t.shape[1])), constant_values=fill) for t in parts])
+
         return Rollout(list(tasks), self.group_size, prompt, widen(tokens, self.sampler.pad_id),
                        np.concatenate(lengths), np.concatenate(stopped), widen(logprobs, 0.0).astype(np.float32),
                        texts, codes, renders, critiques, rewards, reward_failed, timing)
@@ -188,7 +190,9 @@ def select_groups(rollouts: Sequence[Rollout], chosen: Sequence[tuple[int, int]]
     G = rollouts[0].group_size
     tasks = [rollouts[r].tasks[g] for r, g in chosen]
     samples = [(rollouts[r], g * G + i) for r, g in chosen for i in range(G)]
-    pick = lambda field: [getattr(r, field)[i] for r, i in samples]  # noqa: E731
+    def pick(field):
+        return [getattr(r, field)[i] for r, i in samples]
+
     timing = {k: sum(r.timing[k] for r in rollouts) for k in rollouts[0].timing}
     return Rollout(tasks, G, processor([policy_messages(t) for t in tasks], padding_side="left"),
                    np.stack(pick("tokens")), np.asarray(pick("lengths")), np.asarray(pick("stopped")),

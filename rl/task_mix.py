@@ -1,7 +1,7 @@
-"""The task-source registry: named sources (`rl.tasks`, `rl.datasets`, `rl.shapes`) mixed into one
-shuffled, per-process-sharded, checkpointable `grain.MapDataset` of `rl.tasks.RLTask`.
+"""The task-source registry: named sources (`rl.task_sources`, `rl.datasets`, `rl.shapes`) mixed into one
+shuffled, per-process-sharded, checkpointable `grain.MapDataset` of `rl.task_sources.RLTask`.
 
-Kept apart from `rl.tasks` so the sources' modules import the base classes and this module imports
+Kept apart from `rl.task_sources` so the sources' modules import the base classes and this module imports
 the sources, with no cycle.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable
 import grain
 
 from rl import datasets, shapes
-from rl.tasks import IconFolderSource, LoadReport, SyntheticSource, TaskSource
+from rl.task_sources import IconFolderSource, LoadReport, SyntheticSource, TaskSource
 
 
 def _plain(value) -> dict:

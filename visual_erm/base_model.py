@@ -12,7 +12,7 @@ import jax
 
 from policy import paths, tiny_checkpoint
 from visual_erm import make_data, records
-from visual_erm.bench_synth import HELD_OUT_SEED
+from visual_erm.bench.synth import HELD_OUT_SEED
 from visual_erm.data_location import local_location
 from visual_erm.prompts import judge_prompt, policy_prompt, revision_prompt
 from visual_erm.tasks import KINDS

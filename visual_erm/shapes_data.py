@@ -7,9 +7,8 @@ what it gets wrong is the shape's place, size, colour or kind, a missing shape o
 an extra one. Each pair takes a reference shape, applies 0-3 of those edits, and
 keeps the pair only if `visual_erm.perturb.verify` confirms every label in
 pixels (the same check as the chart/table/SVG data, so severities come from the
-changed area). Output: the ArrayRecord shards `visual_erm.data` reads, or a
-VC-RewardBench-style JSONL set (`build_bench`) that `python -m visual_erm.bench
---data=shapes` scores.
+changed area). Output: the ArrayRecord shards `visual_erm.data` reads; the same pairs
+(`shape_pairs`, `ranking_pair`) make the held-out judge bench of `visual_erm.bench.shapes`.
 """
 from __future__ import annotations
 
@@ -24,7 +23,7 @@ from absl import flags
 
 import render
 from policy import cli
-from visual_erm import bench_synth, records
+from visual_erm import records
 from visual_erm.perturb.base import Edit, Perturbation
 from visual_erm.perturb.verify import verify
 from visual_erm.schema import Critique
@@ -37,9 +36,6 @@ HELD_OUT_SEED = 1_000_000_000  # bench/eval shapes; training data and GRPO tasks
 EDIT_COUNTS, EDIT_WEIGHTS = (0, 1, 2, 3, 4), (3, 4, 3, 2, 1)
 MOVES = (-12, -8, -6, -4, 0, 4, 6, 8, 12)
 DATA_VERSION = 2  # part of a data folder's settings: a folder written by another version is regenerated
-BENCH_FILE = f"shapes_bench_v{DATA_VERSION}.jsonl"
-RANKING_FILE = f"shapes_ranking_v{DATA_VERSION}.jsonl"
-RANKING_SEED = HELD_OUT_SEED + 100_000  # held out, and apart from the bench's and the GRPO held-out seeds
 SHAPE_EDITS = ("moved", "resized", "recolored", "reshaped")
 EDITS = (*SHAPE_EDITS, "missing", "extra")  # every edit a pair can carry
 NEW_SIZES = (4, 6, 8, 10, 12)
@@ -156,7 +152,7 @@ def make_shape_pair(pool, seed: int, canvas: int = CANVAS):
     ), stats
 
 
-def _pairs(n: int, seed: int, workers: int, desc: str, batch: int = 8, allow_weak_sandbox: bool = False):
+def shape_pairs(n: int, seed: int, workers: int, desc: str, batch: int = 8, allow_weak_sandbox: bool = False):
     """Yield `n` kept pairs for shape seeds seed, seed + 1, ... in order, plus running stats."""
     stats = collections.Counter()
     kept, attempt = 0, 0
@@ -194,7 +190,7 @@ def write_shapes_data(out: str, n: int, *, seed: int = 0, workers: int = 2, shar
     for path in records.shard_paths(out):
         os.remove(path)
     buffer, shards, stats = [], 0, collections.Counter()
-    for example, stats in _pairs(n, seed, workers, "shape reward pairs"):  # noqa: B007 -- running stats, read after
+    for example, stats in shape_pairs(n, seed, workers, "shape reward pairs"):  # noqa: B007 -- running stats, read after
         buffer.append(example)
         if len(buffer) == shard_size:
             records.write_shard(os.path.join(out, records.SHARD_PATTERN.format(shards)), buffer)
@@ -223,49 +219,7 @@ def edit_of(description: str) -> str | None:
     return None
 
 
-def _bench_lines(out: str, examples, start: int = 0) -> list[str]:
-    """VC-RewardBench JSONL lines for `examples`, their images written under out/images."""
-    lines = []
-    for example in examples:
-        names = {}
-        for role, data in (("gt", example.reference_png), ("pred", example.candidate_png)):
-            names[role] = os.path.join("images", f"{example.id}_{role}.png")
-            with open(os.path.join(out, names[role]), "wb") as f:
-                f.write(data)
-        lines.append(json.dumps({"id": example.id, "idx": start + len(lines), "category": "svg",
-                                 "source": example.source, "gt_img_path": names["gt"],
-                                 "pred_img_path": names["pred"],
-                                 "human_errors": bench_synth.human_errors("svg", example.critique)}))
-    return lines
-
-
-def _complete(path: str, n: int) -> bool:
-    if not os.path.exists(path):
-        return False
-    with open(path) as f:
-        return sum(1 for _ in f) >= n
-
-
-def _write_lines(path: str, lines: list[str]) -> str:
-    with open(path + ".partial", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(path + ".partial", path)
-    return path
-
-
-def build_bench(out: str, n: int = 200, *, workers: int = 2, allow_weak_sandbox: bool = False) -> str:
-    """A VC-RewardBench-style JSONL set of `n` held-out shape pairs under `out`; reuses one of at least
-    `n` (whose first `n` are these: seeds run in order)."""
-    path = os.path.join(out, BENCH_FILE)
-    if _complete(path, n):
-        return path
-    os.makedirs(os.path.join(out, "images"), exist_ok=True)
-    examples = [example for example, _ in _pairs(n, HELD_OUT_SEED, workers, f"building shape bench in {out}",
-                                                 allow_weak_sandbox=allow_weak_sandbox)]
-    return _write_lines(path, _bench_lines(out, examples))
-
-
-def _ranking_pair(pool, seed: int):
+def ranking_pair(pool, seed: int):
     """(one-edit, three-edit) verified candidates of shape `seed`, or None when either is rejected."""
     shape, rng = shape_spec(seed), random.Random(f"shape-ranking:{seed}")
     reference = svg_code([shape])
@@ -285,27 +239,6 @@ def _ranking_pair(pool, seed: int):
             candidate_code=perturbation.code, critique=Critique(verdict.discrepancies).to_json(),
             edits=tuple(edit.name for edit in perturbation.edits)))
     return out
-
-
-def build_ranking(out: str, n: int = 60, *, workers: int = 2, allow_weak_sandbox: bool = False) -> str:
-    """`n` held-out references, each with a one-edit and a three-edit candidate (ids ``rank-SEED-1`` /
-    ``rank-SEED-3``, adjacent lines), as VC-RewardBench JSONL under `out`: a judge ranks them right when
-    the one-edit candidate gets the higher reward. Reuses a complete set."""
-    path = os.path.join(out, RANKING_FILE)
-    if _complete(path, 2 * n):
-        return path
-    os.makedirs(os.path.join(out, "images"), exist_ok=True)
-    examples, seed = [], RANKING_SEED
-    with render.RenderPool(workers=workers, allow_weak_sandbox=allow_weak_sandbox) as pool:
-        bar = tqdm.tqdm(total=n, unit="pair", desc=f"building shape ranking pairs in {out}")
-        while len(examples) < 2 * n:
-            pair = _ranking_pair(pool, seed)
-            seed += 1
-            if pair is not None:
-                examples += pair
-                bar.update(1)
-        bar.close()
-    return _write_lines(path, _bench_lines(out, examples))
 
 
 FLAGS = flags.FlagValues()

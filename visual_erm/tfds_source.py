@@ -8,7 +8,7 @@ The split may carry TFDS slicing ("train[:10%]").
 
 Reading needs only the files a builder wrote (dataset_info.json, features.json, ArrayRecord
 shards): TFDS rebuilds the features from features.json, so no builder (`visual_erm.datasets`) is
-imported, and no TensorFlow. `records` and `bench_data` turn the rows into their own types;
+imported, and no TensorFlow. `records` and `visual_erm.bench.data` turn the rows into their own types;
 `tensorflow_datasets` is imported only when a split is opened.
 """
 from __future__ import annotations

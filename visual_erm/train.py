@@ -41,7 +41,9 @@ def sft_loss(model, batch, rng, *, chunk_size=None):
 
 def make_sft_steps(config, parts, tx, state):
     """(jit train step, jit eval step) of a run: what `train` runs and what `launch.aot` compiles."""
-    loss_fn = lambda m, b, r: sft_loss(m, b, r, chunk_size=config.loss_chunk_size)  # noqa: E731
+    def loss_fn(m, b, r):
+        return sft_loss(m, b, r, chunk_size=config.loss_chunk_size)
+
     step_fn = make_train_step(parts, tx, loss_fn, state_shardings(state))
     eval_step = jax.jit(lambda params, b: sft_loss(merge_model(parts, params), b, None,
                                                    chunk_size=config.loss_chunk_size)[0])
@@ -100,10 +102,13 @@ def train(config, workdir: str) -> dict:
     parts, state = init_train_state(model, tx, seed=config.seed, mesh=mesh)
     del model
     step_fn, eval_step = make_sft_steps(config, parts, tx, state)
-    make = lambda folder, **kw: data_lib.make_dataset(  # noqa: E731
-        folder, processor, model_config, batch_size=per_process_batch(config), seed=config.seed,
-        process_index=jax.process_index(), process_count=jax.process_count(),
-        seq_buckets=tuple(config.seq_buckets), patch_buckets=tuple(config.patch_buckets), **kw)
+
+    def make(folder, **kw):
+        return data_lib.make_dataset(
+            folder, processor, model_config, batch_size=per_process_batch(config), seed=config.seed,
+            process_index=jax.process_index(), process_count=jax.process_count(),
+            seq_buckets=tuple(config.seq_buckets), patch_buckets=tuple(config.patch_buckets), **kw)
+
     train_iter = iter(make(data_dir).to_iter_dataset())
     eval_batches = list(make(eval_dir, shuffle=False, num_epochs=1))[: config.eval.batches]
 

@@ -119,7 +119,7 @@ plt.tight_layout(); plt.show()'''),  # noqa: E501 -- notebook cell source, kept 
     new_code_cell('''import random
 from rl.probes import pixel_oracle_critique
 from rl.rewards import RewardInput, compute_rewards
-from rl.tasks import RLTask
+from rl.task_sources import RLTask
 from visual_erm.perturb import NotApplicable, perturb
 
 rows = []
@@ -152,9 +152,9 @@ SCORE = [
                       "in the published layout; the deterministic scorer matches errors by optimal assignment."),
     new_code_cell(SETUP),
     new_code_cell('''import tempfile
-from visual_erm import bench_synth
-from visual_erm.bench_cli import format_row, score
-data = bench_synth.build(tempfile.mkdtemp(), n=12 if REDUCED else 90, allow_weak_sandbox=ALLOW_WEAK_SANDBOX)
+from visual_erm.bench import synth
+from visual_erm.bench.cli import format_row, score
+data = synth.build(tempfile.mkdtemp(), n=12 if REDUCED else 90, allow_weak_sandbox=ALLOW_WEAK_SANDBOX)
 results = {judge: score(judge, data) for judge in ("oracle", "random", "none")}
 for judge, result in results.items():
     print(format_row(judge, result))'''),

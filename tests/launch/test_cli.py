@@ -18,7 +18,9 @@ from PIL import Image
 import render
 from launch import gallery
 from policy import cli
-from visual_erm import bench_cli, bench_data, bench_synth, records
+from visual_erm import bench, records
+from visual_erm.bench import cli as bench_cli
+from visual_erm.bench import synth
 from visual_erm.datasets import bench as bench_datasets
 
 
@@ -60,7 +62,7 @@ def test_bench_refuses_bad_values_before_work(no_render, capsys, tmp_path, monke
                           (["extra"], r"unexpected arguments \['extra'\]")):
         with pytest.raises(SystemExit, match=message):
             bench_cli.main(argv)
-    assert not os.path.exists(tmp_path / "cache" / "vc_rewardbench_synthetic" / bench_synth.ITEMS_FILE)
+    assert not os.path.exists(tmp_path / "cache" / "vc_rewardbench_synthetic" / synth.ITEMS_FILE)
 
 
 def test_bench_scores_the_first_n_of_a_cached_set_kept_in_the_cache_dir(no_render, tmp_path, monkeypatch):
@@ -68,7 +70,7 @@ def test_bench_scores_the_first_n_of_a_cached_set_kept_in_the_cache_dir(no_rende
     cwd.mkdir()
     monkeypatch.chdir(cwd)
     monkeypatch.setenv(cli.CACHE_ENV, str(cache))
-    write_copy(cache / "vc_rewardbench_synthetic", 6, bench_synth.ITEMS_FILE)  # a set built earlier
+    write_copy(cache / "vc_rewardbench_synthetic", 6, synth.ITEMS_FILE)  # a set built earlier
     results = bench_cli.main(["--judge=oracle,none", "--n=3"])
     assert results["oracle"]["n_items"] == results["none"]["n_items"] == 3
     assert results["oracle"]["overall"]["soft"]["f1"] == 1.0
@@ -95,7 +97,7 @@ def test_datasets_bench_command_writes_the_dataset(tmp_path, capsys):
     location = bench_datasets.main([f"--data_dir={data_dir}", f"--manual_dir={copy}"])
     assert location == f"tfds:vc_rewardbench:test@{data_dir}"
     assert f"--data={location}" in capsys.readouterr().out
-    loaded = bench_data.load_bench(location)
+    loaded = bench.load_bench(location)
     assert sorted(i.id for i in loaded.items) == ["it0", "it1", "it2"] and loaded.errors == []
 
 

@@ -3,6 +3,8 @@ einsums agree with a numpy oracle in float32, for text (causal, GQA, left/right 
 (one segment per image, images of different sizes, bucket padding); sharded runs equal unsharded
 ones; the vision program's temporary memory grows linearly with the number of images.
 """
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -97,7 +99,7 @@ def _vision_oracle(q, k, v, seg, scale):
 def test_segment_attention_matches_oracle_for_images_of_different_sizes(impl):
     q, k, v, seg = _vision_case()
     want, real = _vision_oracle(q, k, v, seg, 0.35)
-    fn = lambda *a: attention.segment_attention(*a, scale=0.35, impl=impl)  # noqa: E731
+    fn = functools.partial(attention.segment_attention, scale=0.35, impl=impl)
     np.testing.assert_allclose(np.asarray(jax.jit(fn)(q, k, v, seg))[real], want[real], atol=TOL, rtol=0)
 
 
@@ -114,8 +116,8 @@ def test_splash_under_a_mesh_equals_unsharded():
     mesh = make_mesh((2, 4, 1))
     q, k, v, mask = _text_case(seed=4, B=8, T=12)
     qv, kv, vv, seg = _vision_case(seed=5)  # 80 patches: 10 per device, images straddle devices
-    text = lambda *a: attention.causal_attention(*a, scale=0.3, impl="splash")  # noqa: E731
-    vision = lambda *a: attention.segment_attention(*a, scale=0.3, impl="splash")  # noqa: E731
+    text = functools.partial(attention.causal_attention, scale=0.3, impl="splash")
+    vision = functools.partial(attention.segment_attention, scale=0.3, impl="splash")
     want_text, want_vision = jax.jit(text)(q, k, v, mask), jax.jit(vision)(qv, kv, vv, seg)
     with jax.set_mesh(mesh):
         got_text, got_vision = jax.jit(text)(q, k, v, mask), jax.jit(vision)(qv, kv, vv, seg)

@@ -16,7 +16,7 @@ from render.errors import RenderResult
 from render.trace_schema import MAX_TEXT_CHARS, empty_trace, shrink_trace, validate_trace
 from rl import metrics as M
 from rl import rewards
-from rl.tasks import RLTask
+from rl.task_sources import RLTask
 
 PRED = {
     "texts": [["title", "Sales"], ["label", "Year"], ["label", "units"], ["legend", "A"], ["text", "B"],

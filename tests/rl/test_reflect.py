@@ -29,7 +29,7 @@ from rl.reflect import (
     score_answers,
     summarize,
 )
-from rl.tasks import RLTask
+from rl.task_sources import RLTask
 from visual_erm.judge import GREEDY_SETTINGS, VisualERM
 from visual_erm.perturb import perturb
 from visual_erm.perturb.verify import verify

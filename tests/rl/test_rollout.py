@@ -10,7 +10,7 @@ from PIL import Image
 from policy.sampler import SampleOutput
 from render import RenderResult
 from rl.rollout import RolloutWorker, select_groups
-from rl.tasks import RLTask
+from rl.task_sources import RLTask
 
 SVG = "```svg\n<svg xmlns='http://www.w3.org/2000/svg' width='8' height='8'><rect width='4' height='4'/></svg>\n```"
 

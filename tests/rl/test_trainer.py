@@ -105,8 +105,10 @@ def test_loss_fn_gradient_step_moves_log_probs_with_the_advantage_sign(tiny_mode
     before = completion_logprobs(tiny_model, batch, chunk_size=None, temperature=1.0)[0]
     batch.update(old_logprobs=before, advantages=jnp.array([advantage]))
     graphdef, params, rest = nnx.split(tiny_model, nnx.Param, ...)
-    loss_of = lambda p: grpo_loss_fn(nnx.merge(graphdef, p, rest), batch, None, grpo=GRPOConfig(),  # noqa: E731
-                                     chunk_size=None, temperature=1.0)[0]
+    def loss_of(p):
+        return grpo_loss_fn(nnx.merge(graphdef, p, rest), batch, None, grpo=GRPOConfig(), chunk_size=None,
+                            temperature=1.0)[0]
+
     loss, grads = jax.value_and_grad(loss_of)(params)
     np.testing.assert_allclose(loss, -advantage, rtol=1e-6)  # ratio 1: the loss is -A
     stepped = nnx.merge(graphdef, jax.tree.map(lambda p, g: p - 1e-3 * g, params, grads), rest)

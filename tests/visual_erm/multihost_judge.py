@@ -20,7 +20,9 @@ def pairs():
     from PIL import Image
 
     rng = np.random.default_rng(0)
-    image = lambda: Image.fromarray(rng.integers(0, 255, (16, 24, 3), dtype=np.uint8))  # noqa: E731
+    def image():
+        return Image.fromarray(rng.integers(0, 255, (16, 24, 3), dtype=np.uint8))
+
     return [(image(), image()) for _ in KINDS]
 
 

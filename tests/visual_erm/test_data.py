@@ -1,4 +1,5 @@
 """Reward records and the SFT input pipeline: loss mask, buckets, determinism, sharding, resume."""
+import functools
 import json
 import os
 
@@ -88,8 +89,8 @@ def _ids(dataset, n):
 
 def test_dataset_is_deterministic_sharded_and_resumable(setup):
     config, processor, folder = setup
-    make = lambda **kw: data_lib.make_dataset(folder, processor, config, batch_size=2, seq_buckets=(512, 1024),  # noqa: E731
-                                              patch_buckets=(256, 512), **kw)
+    make = functools.partial(data_lib.make_dataset, folder, processor, config, batch_size=2,
+                             seq_buckets=(512, 1024), patch_buckets=(256, 512))
     assert _ids(make(seed=3), 4) == _ids(make(seed=3), 4)
     assert _ids(make(seed=3), 4) != _ids(make(seed=4), 4)
     source = data_lib.RewardSource(folder)

@@ -12,7 +12,8 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from visual_erm import bench, bench_cli, bench_data, records, tfds_source
+from visual_erm import bench, records, tfds_source
+from visual_erm.bench import cli as bench_cli
 from visual_erm.datasets import bench as bench_builders
 from visual_erm.datasets import reward as reward_builder
 from visual_erm.datasets.reward import SPLIT_SEEDS
@@ -156,7 +157,7 @@ def published_copy(root):
     (root / "more.jsonl").write_text("\n".join(json.dumps(item) for item in (table, no_image)) + "\n")
 
 
-def comparable(item: bench_data.BenchItem) -> tuple:
+def comparable(item: bench.BenchItem) -> tuple:
     return item.id, item.kind, item.reference, item.severity_known, item.idx, dict(item.judge_outputs)
 
 
@@ -166,8 +167,8 @@ def test_bench_copy_built_with_manual_dir_reads_as_the_files(tmp_path):
     bench_builders.VcRewardbench(data_dir=data_dir).download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=str(copy)))
     where = f"tfds:vc_rewardbench:test@{data_dir}"
-    from_files = bench_data.load_bench(copy, require_images=True)
-    from_tfds = bench_data.load_bench(where)
+    from_files = bench.load_bench(copy, require_images=True)
+    from_tfds = bench.load_bench(where)
     assert sorted(map(comparable, from_tfds.items)) == sorted(map(comparable, from_files.items))
     assert {item.id for item in from_tfds.items} == {"c0", "t1"} and from_tfds.errors == []
     by_id = {item.id: item for item in from_files.items}
@@ -184,14 +185,14 @@ def test_bench_copy_built_with_manual_dir_reads_as_the_files(tmp_path):
 
 
 @pytest.mark.slow
-def test_synthetic_bench_builder_holds_the_items_of_bench_synth(tmp_path):
+def test_synthetic_bench_builder_holds_the_items_of_the_synthetic_set(tmp_path):
     data_dir = str(tmp_path / "tfds")
     builder = bench_builders.VcRewardbenchSynthetic(config=bench_builders.SyntheticConfig(name="three", n=3),
                                                      data_dir=data_dir, render_workers=1)
     builder.download_and_prepare()
     staged_items = os.path.join(data_dir, "downloads", "vc_rewardbench_synthetic", "three")
-    from_files = bench_data.load_bench(staged_items, require_images=True)
-    from_tfds = bench_data.load_bench(f"tfds:vc_rewardbench_synthetic/three:test@{data_dir}")
+    from_files = bench.load_bench(staged_items, require_images=True)
+    from_tfds = bench.load_bench(f"tfds:vc_rewardbench_synthetic/three:test@{data_dir}")
     assert len(from_tfds.items) == 3
     assert sorted(map(comparable, from_tfds.items)) == sorted(map(comparable, from_files.items))
     where = f"tfds:vc_rewardbench_synthetic/three:test@{data_dir}"
@@ -217,8 +218,8 @@ def test_a_benchmark_row_whose_record_is_not_json_is_a_typed_error(monkeypatch):
     rows = [{"record": b'{"id": "a", ', "source": b"items.jsonl:7", "reference": b"", "candidate": b""}]
     monkeypatch.setattr(tfds_source, "data_source", lambda where: rows)
     where = "tfds:vc_rewardbench:test@/nowhere"
-    loaded = bench_data.load_bench(where)
+    loaded = bench.load_bench(where)
     assert loaded.items == [] and len(loaded.errors) == 1
     assert "invalid JSON record" in str(loaded.errors[0]) and "items.jsonl:7" in str(loaded.errors[0])
-    with pytest.raises(bench_data.BenchItemError, match="invalid JSON record"):
-        bench_data.load_bench(where, strict=True)
+    with pytest.raises(bench.BenchItemError, match="invalid JSON record"):
+        bench.load_bench(where, strict=True)

@@ -152,7 +152,9 @@ def test_reorder_brings_the_back_element_just_in_front():
 
 def test_a_wrong_location_is_caught(pool):
     """The check has teeth: a deleted element labelled with a distant element's footprint is rejected."""
-    apart = lambda a, b: a[0] > b[2] + 4 or a[2] < b[0] - 4 or a[1] > b[3] + 4 or a[3] < b[1] - 4  # noqa: E731
+    def apart(a, b):  # two boxes more than 4 px apart on some axis
+        return a[0] > b[2] + 4 or a[2] < b[0] - 4 or a[1] > b[3] + 4 or a[3] < b[1] - 4
+
     for seed, task in generated():
         perturbation = P.perturb(task, random.Random(seed), 1, names=["delete_element"])
         ctx = P.Context(task.spec)

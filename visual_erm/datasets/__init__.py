@@ -7,5 +7,5 @@ Builders (import the module to register them with TFDS):
 
 Reading needs only `tensorflow_datasets` and the files, not this package: a dataset is named by a
 location string (`visual_erm.tfds_source`), and the existing readers (`records.reward_source`,
-`bench_data.load_bench`) accept it wherever they accept a folder.
+`visual_erm.bench.load_bench`) accept it wherever they accept a folder.
 """

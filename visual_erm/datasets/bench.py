@@ -10,9 +10,9 @@ location to pass as `--data=` to `python -m visual_erm.bench`. In code:
         download_config=tfds.download.DownloadConfig(manual_dir=COPY))
     tfds.builder("vc_rewardbench_synthetic/default", data_dir=DIR).download_and_prepare()
 
-Both read their items with `bench_data` (the published layout: JSON/JSONL items with image paths
+Both read their items with `visual_erm.bench.data` (the published layout: JSON/JSONL items with image paths
 and human errors) and keep each item's published record as JSON next to its image bytes, so
-`bench_data.load_bench("tfds:vc_rewardbench:test@DIR")` parses them with the same code as the
+`visual_erm.bench.load_bench("tfds:vc_rewardbench:test@DIR")` parses them with the same code as the
 files. Items that do not parse, or whose images are missing, are left out and logged.
 """
 from __future__ import annotations
@@ -28,7 +28,8 @@ import tensorflow_datasets as tfds
 from absl import flags
 
 from policy import cli
-from visual_erm import bench_data, bench_synth
+from visual_erm.bench import synth
+from visual_erm.bench.data import BenchItemError, parse_item, read_records
 from visual_erm.datasets import features
 from visual_erm.datasets.reward import CITATION
 
@@ -40,15 +41,15 @@ _IMAGE_PATH_KEYS = ("gt_img_path", "pred_img_path")
 def bench_examples(folder: str):
     """(key, features) of every valid item under `folder`, a VC-RewardBench copy in its published layout."""
     skipped = 0
-    for record in bench_data.read_records(folder):
+    for record in read_records(folder):
         try:
-            if isinstance(record, bench_data.BenchItemError):
+            if isinstance(record, BenchItemError):
                 raise record
             raw, source, file = record
             # "drop": an item whose only fault is an off-list reference error is kept, as the official scorer keeps it
-            item = bench_data.parse_item(raw, source, image_root=file.parent, require_images=True,
-                                         off_list_errors="drop")
-        except bench_data.BenchItemError as exc:
+            item = parse_item(raw, source, image_root=file.parent, require_images=True,
+                              off_list_errors="drop")
+        except BenchItemError as exc:
             skipped += 1
             log.warning("left out of the TFDS dataset: %s", exc)
             continue
@@ -98,10 +99,10 @@ class SyntheticConfig(tfds.core.BuilderConfig):
 
 
 class VcRewardbenchSynthetic(tfds.core.GeneratorBasedBuilder):
-    """The synthetic VC-RewardBench (`bench_synth`): held-out generator seeds, exact labels."""
+    """The synthetic VC-RewardBench (`visual_erm.bench.synth`): held-out generator seeds, exact labels."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "Items of bench_synth.build from HELD_OUT_SEED on."}
+    RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "Items of visual_erm.bench.synth.build from HELD_OUT_SEED on."}
     BUILDER_CONFIGS: ClassVar[list] = [
         SyntheticConfig(name="default", description="300 items, as `python -m visual_erm.bench`"),
         SyntheticConfig(name="tiny", description="a smoke-test set", n=12),
@@ -117,13 +118,13 @@ class VcRewardbenchSynthetic(tfds.core.GeneratorBasedBuilder):
     def _info(self) -> tfds.core.DatasetInfo:
         return _info(self, "A synthetic VC-RewardBench: generated references and their renderings after 0-4 "
                            "structural edits, labelled with exactly the injected discrepancies, from generator "
-                           f"seeds {bench_synth.HELD_OUT_SEED} on (never used for training data).",
+                           f"seeds {synth.HELD_OUT_SEED} on (never used for training data).",
                      "https://arxiv.org/abs/2603.13224")
 
     def _split_generators(self, dl_manager):
         config = self.builder_config
         folder = os.path.join(os.fspath(dl_manager.download_dir), "vc_rewardbench_synthetic", config.name)
-        bench_synth.build(folder, config.n, workers=self._render_workers, max_edits=config.max_edits,
+        synth.build(folder, config.n, workers=self._render_workers, max_edits=config.max_edits,
                           allow_weak_sandbox=self._allow_weak_sandbox)
         return {"test": self._generate_examples(folder)}
 

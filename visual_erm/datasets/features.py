@@ -2,7 +2,7 @@
 
 Images are stored as the encoded bytes the generator (or the published benchmark) made and read
 back with decoding skipped (`visual_erm.tfds_source`), so a reader gets the same bytes; labels are
-JSON text. Reading rows back into our types: `records.from_tfds_row`, `bench_data.load_bench`.
+JSON text. Reading rows back into our types: `records.from_tfds_row`, `visual_erm.bench.load_bench`.
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from absl import flags
 import render
 from policy import cli
 from visual_erm import make_data, records
-from visual_erm.bench_synth import HELD_OUT_SEED
+from visual_erm.bench.synth import HELD_OUT_SEED
 from visual_erm.datasets import features
 from visual_erm.tasks import KINDS
 

@@ -174,7 +174,9 @@ def drop_series(spec, rng):
     pn = spec.panels[p]
     i = rng.randrange(len(pn.series))
     s = pn.series[i]
-    apply = lambda sp: _panel(sp, p, series=tuple(t for t in sp.panels[p].series if t.name != s.name))  # noqa: E731
+    def apply(sp):
+        return _panel(sp, p, series=tuple(t for t in sp.panels[p].series if t.name != s.name))
+
     claims = {f"{p}/series/{s.name}", f"{p}/serieslist", f"{p}/legend"}
     return _plan(spec, "drop_series", "structure_error", C.where(spec, p, _element(pn, s)),
                  f"The {_element(pn, s)} is missing", claims, apply, ("series", p, i))  # fmt: skip
@@ -192,7 +194,9 @@ def add_series(spec, rng):
     else:
         values = tuple(like(v, v * rng.uniform(0.6, 1.3)) for v in template.values)
     new = dataclasses.replace(template, name=name, values=values, color=_free_color(rng, pn))
-    apply = lambda sp: _panel(sp, p, series=sp.panels[p].series + (new,))  # noqa: E731
+    def apply(sp):
+        return _panel(sp, p, series=sp.panels[p].series + (new,))
+
     claims = {f"{p}/serieslist", f"{p}/legend", f"{p}/range", f"{p}/newcolor"}
     return _plan(spec, "add_series", "structure_error", C.where(spec, p, _element(pn, new)),
                  f"An extra {_element(pn, new)} is drawn that is not in the reference", claims, apply,
@@ -220,8 +224,11 @@ def swap_series_colors(spec, rng):
             raise NotApplicable("same colour")
         (a, ca), (b, cb) = ((s.name, s.color) for s in (pn.series[i], pn.series[k]))
         recolor = {a: cb, b: ca}
-        apply = lambda sp: _panel(sp, p, series=tuple(  # noqa: E731
-            dataclasses.replace(t, color=recolor.get(t.name, t.color)) for t in sp.panels[p].series))
+
+        def apply(sp):
+            return _panel(sp, p, series=tuple(
+                dataclasses.replace(t, color=recolor.get(t.name, t.color)) for t in sp.panels[p].series))
+
         location, probe = f"{PLURAL.get(pn.type, 'series')} '{a}' and '{b}'", ("series", p, i)
         claims = {f"{p}/series/{a}", f"{p}/series/{b}"}
     words = f"The colours of '{a}' and '{b}' are swapped: '{a}' is {cb} and '{b}' is {ca}"
@@ -270,7 +277,9 @@ def change_chart_type(spec, rng):
             series = tuple(dataclasses.replace(s, color=s.point_colors[0], point_colors=()) for s in series)
         return _panel(sp, p, type=new, series=series)
 
-    article = lambda kind: ("an " if CHART_NAMES[kind][0] in "aeiou" else "a ") + CHART_NAMES[kind]  # noqa: E731
+    def article(kind):
+        return ("an " if CHART_NAMES[kind][0] in "aeiou" else "a ") + CHART_NAMES[kind]
+
     words = f"The data is drawn as {article(new)} instead of {article(pn.type)}"
     location = C.panel_position(spec, p) or "plot area"
     return _plan(spec, "change_chart_type", "structure_error", location, words, {f"{p}/*"}, apply, ("data", p))
@@ -361,7 +370,9 @@ def change_scale(spec, rng):
 
 def change_axis_limits(spec, rng):
     kinds = C.BAR_TYPES + ("line", "scatter", "area", "stacked_area")
-    nonnegative = lambda pn: all(v >= 0 for s in pn.series for v in s.values)  # noqa: E731
+    def nonnegative(pn):
+        return all(v >= 0 for s in pn.series for v in s.values)
+
     p = _pick(spec, rng, lambda pn: pn.type in kinds and pn.scale == "linear" and nonnegative(pn))
     pn = spec.panels[p]
     stacked = pn.type in ("stacked_bar", "stacked_area")
@@ -423,7 +434,9 @@ def change_orientation(spec, rng):
     pn = spec.panels[p]
     new, way = ("barh", "horizontal") if pn.type == "bar" else ("bar", "vertical")
     other = "vertical" if way == "horizontal" else "horizontal"
-    apply = lambda sp: _panel(sp, p, type=new, xlabel=sp.panels[p].ylabel, ylabel=sp.panels[p].xlabel)  # noqa: E731
+    def apply(sp):
+        return _panel(sp, p, type=new, xlabel=sp.panels[p].ylabel, ylabel=sp.panels[p].xlabel)
+
     return _plan(spec, "change_orientation", "structure_error", C.panel_position(spec, p) or "plot area",
                  f"The bars are {way} instead of {other}", {f"{p}/*"}, apply, ("data", p))  # fmt: skip
 

@@ -239,7 +239,10 @@ def ast_change_scale(code, rng):
         call = rng.choice(found)
         axis, old = SCALE_CALLS[call.func.attr], call.args[0].value
         new, pos = "linear" if old != "linear" else "log", _pos(call)
-        apply = lambda tree: setattr(_at(tree, pos), "args", [ast.Constant(new)] + _at(tree, pos).args[1:])  # noqa: E731
+
+        def apply(tree):
+            _at(tree, pos).args = [ast.Constant(new)] + _at(tree, pos).args[1:]
+
     else:  # no scale call: switch a plot with positive literal data to log right after it is drawn
         plots = []
         for call in _calls(tree, ("bar", "barh", "plot")):
@@ -254,7 +257,10 @@ def ast_change_scale(code, rng):
         axis, old, new, pos = "x" if call.func.attr == "barh" else "y", "linear", "log", _pos(call)
         receiver = ast.unparse(call.func.value)
         setter = f"plt.{axis}scale('log')" if receiver == "plt" else f"{receiver}.set_{axis}scale('log')"
-        apply = lambda tree: _paint_after(tree, _at(tree, pos), setter)  # noqa: E731
+
+        def apply(tree):
+            return _paint_after(tree, _at(tree, pos), setter)
+
     receiver = ast.unparse(call.func.value)
     name = {"log": "logarithmic", "linear": "linear"}
     paint = f"{receiver}.tick_params(axis='{axis}', which='both', labelcolor={PROBE})"

@@ -26,7 +26,9 @@ class Plan:
 
 def conflict(a: frozenset, b: frozenset) -> bool:
     """Two claim sets touch a common element ("p/*" touches everything in panel p)."""
-    wide = lambda x, y: x.endswith("/*") and y.startswith(x[:-1])  # noqa: E731
+    def wide(x, y):
+        return x.endswith("/*") and y.startswith(x[:-1])
+
     return any(x == y or wide(x, y) or wide(y, x) for x in a for y in b)
 
 

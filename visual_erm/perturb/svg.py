@@ -286,7 +286,9 @@ def _stroke_width(ctx: Context, el: ET.Element) -> float:
 
 
 def change_stroke_width(ctx: Context, rng: random.Random) -> Plan:
-    stroked = lambda e: any(ctx.drawn(n) and ctx.paint(n, "stroke") != "none" for n in e.iter())  # noqa: E731
+    def stroked(e):
+        return any(ctx.drawn(n) and ctx.paint(n, "stroke") != "none" for n in e.iter())
+
     el = ctx.pick(rng, stroked)
     thicker = _stroke_width(ctx, el) < 1.5 or rng.random() < 0.5
     factor = round(rng.uniform(2.2, 3.0) if thicker else rng.uniform(0.3, 0.45), 2)

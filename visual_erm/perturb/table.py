@@ -180,7 +180,9 @@ def swap_rows(model, rng, markdown):
         h = len(m.header)
         m.body[ra - h], m.body[rb - h] = m.body[rb - h], m.body[ra - h]
 
-    number = lambda r: r - len(model.header) + 1  # noqa: E731
+    def number(r):  # the row's 1-based number in the body
+        return r - len(model.header) + 1
+
     what = f"rows '{names[0]}' and '{names[1]}'" if all(names) else f"rows {number(a)} and {number(b)}"
     return Plan("swap_rows", "layout_error", f"rows {number(a)} and {number(b)}",
                 f"{what} are in swapped order", _row_cells(model, a) | _row_cells(model, b), apply,
@@ -193,8 +195,9 @@ def swap_columns(model, rng, markdown):
              if all(model.rows[covered[(r, c)][0]][covered[(r, c)][1]].colspan == 1
                     and model.rows[covered[(r, c)][0]][covered[(r, c)][1]].rowspan == 1
                     for r in range(len(model.rows)))]
-    column = lambda c: tuple(model.rows[covered[(r, c)][0]][covered[(r, c)][1]].text  # noqa: E731
-                             for r in range(len(model.rows)))
+    def column(c):
+        return tuple(model.rows[covered[(r, c)][0]][covered[(r, c)][1]].text for r in range(len(model.rows)))
+
     pairs = [(a, b) for a in plain for b in plain if a < b and column(a) != column(b)]
     if not pairs:
         raise NotApplicable("no two plain columns")
@@ -323,7 +326,9 @@ VOCABULARIES = (T.REGIONS, T.SEGMENTS, T.COURSES, T.PRODUCTS, T.TEAMS, T.STATION
 
 
 def change_text(model, rng, markdown):
-    wordy = lambda text: sum(ch.isalpha() for ch in text) >= 2 and not any(ch.isdigit() for ch in text)  # noqa: E731
+    def wordy(text):
+        return sum(ch.isalpha() for ch in text) >= 2 and not any(ch.isdigit() for ch in text)
+
     candidates = [(r, c, cell) for r, c, cell in _simple_cells(model) if not cell.numeric and wordy(cell.text)]
     rng.shuffle(candidates)
     for r, c, cell in candidates:  # noqa: B007 -- r, c, cell of the break are used after the loop
@@ -370,7 +375,9 @@ def perturb(task: Task, rng: random.Random, n_edits: int, names=None) -> Perturb
         raise NotApplicable("table edits need the TableModel the code was printed from")
     markdown = task.source == "table/markdown"
     reference = keyed(task.spec)
-    printed = lambda m: T.print_table(m, markdown)  # noqa: E731
+    def printed(m):
+        return T.print_table(m, markdown)
+
     current, claimed, edits = copy.deepcopy(reference), set(), []
     order = list(names or EDITS)
     rng.shuffle(order)

@@ -1,4 +1,7 @@
-"""RL tasks and where they come from: synthetic generators, icon folders, published datasets.
+"""RL task sources: where the policy's tasks come from (synthetic generators, icon folders, published datasets).
+
+The code generators the synthetic source draws from live in `visual_erm.tasks`; this module serves their
+references (and those of the other sources) as tasks.
 
 An `RLTask` is one vision-to-code problem: a reference image, the policy prompt for its kind and
 (when known) the reference code. A `TaskSource` is a grain RandomAccessDataSource of them:

@@ -1,4 +1,8 @@
-"""Judge measures on the toy shapes task that a constant critique cannot pass.
+"""The judge bench of the toy shapes task: its held-out sets, and measures a constant critique cannot pass.
+
+`build_bench` and `build_ranking` write VC-RewardBench-style JSONL sets of held-out shape pairs
+(made by `visual_erm.shapes_data`, the task's reward data) that ``python -m visual_erm.bench
+--data=shapes`` scores.
 
 Soft F1 on a bench where most pairs carry the same few kinds of error rewards a judge that writes one
 plausible critique for everything (a fixed copy of such a critique scores like the model). These do not:
@@ -18,21 +22,64 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import tqdm
 
-from visual_erm.bench_data import BenchItem
+import render
+from visual_erm import shapes_data
+from visual_erm.bench import synth
+from visual_erm.bench.data import BenchItem
 from visual_erm.reward import critique_reward
 from visual_erm.schema import Critique, parse_critique
 from visual_erm.shapes_data import EDITS, edit_of
 
 TARGETS = {"identical_no_errors": 0.9, "ranking_accuracy": 0.9, "f1/min": 0.8}
+BENCH_FILE = f"shapes_bench_v{shapes_data.DATA_VERSION}.jsonl"
+RANKING_FILE = f"shapes_ranking_v{shapes_data.DATA_VERSION}.jsonl"
+# held out, and apart from the bench's and the GRPO held-out seeds
+RANKING_SEED = shapes_data.HELD_OUT_SEED + 100_000
+
+
+def build_bench(out: str, n: int = 200, *, workers: int = 2, allow_weak_sandbox: bool = False) -> str:
+    """A VC-RewardBench-style JSONL set of `n` held-out shape pairs under `out`; reuses one of at least
+    `n` (whose first `n` are these: seeds run in order)."""
+    path = os.path.join(out, BENCH_FILE)
+    if synth.has_items(path, n):
+        return path
+    os.makedirs(os.path.join(out, "images"), exist_ok=True)
+    pairs = shapes_data.shape_pairs(n, shapes_data.HELD_OUT_SEED, workers, f"building shape bench in {out}",
+                                    allow_weak_sandbox=allow_weak_sandbox)
+    examples = [example for example, _ in pairs]
+    return synth.write_items(path, [synth.item_line(out, e, i) for i, e in enumerate(examples)])
+
+
+def build_ranking(out: str, n: int = 60, *, workers: int = 2, allow_weak_sandbox: bool = False) -> str:
+    """`n` held-out references, each with a one-edit and a three-edit candidate (ids ``rank-SEED-1`` /
+    ``rank-SEED-3``, adjacent lines), as VC-RewardBench JSONL under `out`: a judge ranks them right when
+    the one-edit candidate gets the higher reward. Reuses a complete set."""
+    path = os.path.join(out, RANKING_FILE)
+    if synth.has_items(path, 2 * n):
+        return path
+    os.makedirs(os.path.join(out, "images"), exist_ok=True)
+    examples, seed = [], RANKING_SEED
+    with render.RenderPool(workers=workers, allow_weak_sandbox=allow_weak_sandbox) as pool:
+        bar = tqdm.tqdm(total=n, unit="pair", desc=f"building shape ranking pairs in {out}")
+        while len(examples) < 2 * n:
+            pair = shapes_data.ranking_pair(pool, seed)
+            seed += 1
+            if pair is not None:
+                examples += pair
+                bar.update(1)
+        bar.close()
+    return synth.write_items(path, [synth.item_line(out, e, i) for i, e in enumerate(examples)])
 
 
 def as_critique(output: Any, kind: str) -> Critique:
-    """A judge output as `bench_cli` keeps them (a critique dict, or "" when it did not parse)."""
+    """A judge output as `visual_erm.bench.cli` keeps them (a critique dict, or "" when it did not parse)."""
     if isinstance(output, Critique):
         return output
     return parse_critique(json.dumps(output) if isinstance(output, Mapping) else str(output or ""), kind)

@@ -5,11 +5,11 @@ task kind: table / chart / svg), ``gt_img_path``, ``pred_img_path``, ``human_err
 discrepancies, typed by ``type``, which the official scorer reads; severity may be absent) and
 cached judge outputs under ``pred_json*`` keys (a dict with ``errors``, a list, or raw text).
 
-Each item keeps its raw ``human_errors`` for the official scorer (``visual_erm.bench_official``,
+Each item keeps its raw ``human_errors`` for the official scorer (``visual_erm.bench.official``,
 with its own type and severity rules) and a coerced ``reference`` critique for the per-error one.
 A human error outside the kind's types rejects the item by default (``off_list_errors="reject"``:
 label bugs surface); ``"drop"`` keeps the item without that error, as the official scorer does
-(``bench_cli`` loads that way). Relative image paths resolve against the benchmark file's folder.
+(``visual_erm.bench.cli`` loads that way). Relative image paths resolve against the benchmark file's folder.
 
 A benchmark run over hundreds of items must not die on one broken line: every problem becomes a
 ``BenchItemError`` naming the item (or the file and line when no id can be read), collected in

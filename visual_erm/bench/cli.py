@@ -7,9 +7,9 @@
 Without --data, the synthetic set is built (once, with a progress bar) under the cache directory
 (`policy.cli.cache_dir`: $VISUAL_ERM_CACHE, else ~/.cache/visual-erm-jax) in
 vc_rewardbench_synthetic/; `--data=shapes` builds the main job's held-out single-shape set there in
-vc_rewardbench_shapes/ (visual_erm/shapes_data.py). A cached set is reused; the first `--n` items of
+vc_rewardbench_shapes/ (visual_erm/bench/shapes.py). A cached set is reused; the first `--n` items of
 any set are scored. `--judge=pred_json...` scores a judge output cached in the items under that key.
-Scores use the official evaluator's formulas by default (`visual_erm.bench_official`) with the
+Scores use the official evaluator's formulas by default (`visual_erm.bench.official`) with the
 deterministic matcher (an LLM matcher needs a model endpoint: `matching.LLMMatcher` in code).
 Items are loaded as the official scorer reads them: a human error of a type not allowed for the
 item's kind is dropped, the item kept.
@@ -24,7 +24,9 @@ import tqdm
 from absl import flags
 
 from policy import cli
-from visual_erm import bench_data, bench_score, bench_synth
+from visual_erm.bench import synth
+from visual_erm.bench.data import load_bench
+from visual_erm.bench.score import MODES, evaluate_items
 from visual_erm.schema import CATEGORIES
 
 _PLACES = {"chart": ["title", "legend", "x-axis", "y-axis", "bars", "line"],
@@ -55,7 +57,7 @@ def judge_random(items, seed: int = 0, **_) -> dict:
 def judge_constant(items, **_) -> dict:
     """One critique for every pair (the items' most frequent label): what a judge that ignores the
     images can reach; the baseline printed beside a judge."""
-    from visual_erm.bench_shapes import constant_critique
+    from visual_erm.bench.shapes import constant_critique
 
     constant = constant_critique(items)
     return {item.id: constant for item in items}
@@ -105,30 +107,30 @@ def score(judge: str, data: str, checkpoint: str | None = None, greedy: bool = F
           max_new_tokens: int = 4096, n: int | None = None) -> dict:
     """Scores of `judge` on the items of `data` (the first `n` when given)."""
     check_judge(judge)
-    loaded = bench_data.load_bench(data, require_images=judge == "visual_erm", off_list_errors="drop")
+    loaded = load_bench(data, require_images=judge == "visual_erm", off_list_errors="drop")
     items = loaded.items[:n] if n is not None else loaded.items
     if judge.startswith("pred_json"):
-        result = bench_score.evaluate_items(items, judge, mode=mode)
+        result = evaluate_items(items, judge, mode=mode)
     else:
         outputs = JUDGES[judge](items, checkpoint=checkpoint, greedy=greedy, max_new_tokens=max_new_tokens)
-        result = bench_score.evaluate_items(items, outputs, mode=mode)
+        result = evaluate_items(items, outputs, mode=mode)
         result["outputs"] = outputs
     result["item_errors"] = [str(e) for e in loaded.errors] + result["item_errors"]
     return result
 
 
 def score_shapes(judge: str, result: dict, ranking: str, bench_items, **judge_args) -> dict:
-    """`visual_erm.bench_shapes` measures of `judge` (its bench outputs in `result`, the ranking pairs
+    """`visual_erm.bench.shapes` measures of `judge` (its bench outputs in `result`, the ranking pairs
     judged here); the constant judge keeps the bench's constant on the ranking pairs too."""
-    from visual_erm import bench_shapes
+    from visual_erm.bench import shapes
 
-    ranking_items = bench_data.load_bench(ranking, require_images=judge == "visual_erm").items
+    ranking_items = load_bench(ranking, require_images=judge == "visual_erm").items
     if judge == "constant":
-        constant = bench_shapes.constant_critique(bench_items)
+        constant = shapes.constant_critique(bench_items)
         ranking_outputs = {item.id: constant for item in ranking_items}
     else:
         ranking_outputs = JUDGES[judge](ranking_items, **judge_args)
-    return bench_shapes.measures(bench_items, result["outputs"], ranking_items, ranking_outputs)
+    return shapes.measures(bench_items, result["outputs"], ranking_items, ranking_outputs)
 
 
 def format_row(name: str, result: dict) -> str:
@@ -151,7 +153,7 @@ flags.DEFINE_integer("n", 300, "score the first N items (and build that many whe
 flags.DEFINE_string("checkpoint", None, "Hugging Face directory of the visual_erm judge", flag_values=FLAGS)
 flags.DEFINE_string("out", None, "also write every result to this JSON file", flag_values=FLAGS)
 flags.DEFINE_bool("greedy", False, "greedy judge decoding (tiny judges)", flag_values=FLAGS)
-flags.DEFINE_enum("mode", "official", bench_score.MODES, "scoring formulas", flag_values=FLAGS)
+flags.DEFINE_enum("mode", "official", MODES, "scoring formulas", flag_values=FLAGS)
 flags.DEFINE_integer("max_new_tokens", 4096, "longest critique a judge may write", lower_bound=1, flag_values=FLAGS)
 flags.DEFINE_bool("allow_weak_sandbox", False, "build sets even where the render sandbox is incomplete (no user "
                   "namespaces, as in Colab): one warning names what is missing", flag_values=FLAGS)
@@ -180,16 +182,16 @@ def main(argv=None) -> dict:
               "tfds:NAME:SPLIT@DIR, 'shapes', or nothing for the synthetic set)")
     ranking = None
     if FLAGS.data == "shapes":
-        from visual_erm import bench_shapes, shapes_data
+        from visual_erm.bench import shapes
 
-        data = shapes_data.build_bench(cli.cache_dir("vc_rewardbench_shapes"), FLAGS.n,
+        data = shapes.build_bench(cli.cache_dir("vc_rewardbench_shapes"), FLAGS.n,
+                                  allow_weak_sandbox=FLAGS.allow_weak_sandbox)
+        ranking = shapes.build_ranking(cli.cache_dir("vc_rewardbench_shapes"), max(FLAGS.n // 2, 1),
                                        allow_weak_sandbox=FLAGS.allow_weak_sandbox)
-        ranking = shapes_data.build_ranking(cli.cache_dir("vc_rewardbench_shapes"), max(FLAGS.n // 2, 1),
-                                            allow_weak_sandbox=FLAGS.allow_weak_sandbox)
-        bench_items = bench_data.load_bench(data).items[:FLAGS.n]
+        bench_items = load_bench(data).items[:FLAGS.n]
     else:
-        data = FLAGS.data or bench_synth.build(cli.cache_dir("vc_rewardbench_synthetic"), FLAGS.n,
-                                               allow_weak_sandbox=FLAGS.allow_weak_sandbox)
+        data = FLAGS.data or synth.build(cli.cache_dir("vc_rewardbench_synthetic"), FLAGS.n,
+                                         allow_weak_sandbox=FLAGS.allow_weak_sandbox)
     results = {}
     for judge in FLAGS.judge:
         results[judge] = score(judge, data, FLAGS.checkpoint, FLAGS.greedy, FLAGS.mode, FLAGS.max_new_tokens,
@@ -199,7 +201,7 @@ def main(argv=None) -> dict:
             results[judge]["shapes"] = score_shapes(judge, results[judge], ranking, bench_items,
                                                     checkpoint=FLAGS.checkpoint, greedy=FLAGS.greedy,
                                                     max_new_tokens=FLAGS.max_new_tokens)
-            print(bench_shapes.format_measures(judge, results[judge]["shapes"]))
+            print(shapes.format_measures(judge, results[judge]["shapes"]))
         errors = results[judge]["item_errors"]
         if errors:
             print(f"{'':>12}  {len(errors)} item errors, e.g. {errors[0]}")
@@ -208,6 +210,3 @@ def main(argv=None) -> dict:
             json.dump(results, f, indent=1, default=str)
     return results
 
-
-if __name__ == "__main__":
-    main()

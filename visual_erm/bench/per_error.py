@@ -1,6 +1,6 @@
 """VC-RewardBench scored per error (mode ``"per_error"``): our variant of the official formulas.
 
-Kept beside the official scorer (``visual_erm.bench_official``) because it never credits a partial
+Kept beside the official scorer (``visual_erm.bench.official``) because it never credits a partial
 match more than half an error: the official P = TP / (TP + FP) leaves a partial match out of both
 FP and FN, so a judge whose every answer is only "partial" scores official soft P = R = 1 (and hard
 F1 1 when nothing else was said). Here the denominators are the error counts themselves.
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from visual_erm.bench_data import to_critique
+from visual_erm.bench.data import to_critique
 from visual_erm.matching import MatchConfig, match_errors
 from visual_erm.schema import KINDS, Discrepancy
 

@@ -13,7 +13,7 @@ import render
 from render import RenderResult
 from rl.datasets import load_chartmimic, load_plot2code, load_pubtabnet, load_starvector, pubtabnet_html
 from rl.task_mix import make_task_dataset
-from rl.tasks import (
+from rl.task_sources import (
     BadImageError,
     BadRecordError,
     IconFolderSource,

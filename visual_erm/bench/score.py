@@ -1,8 +1,8 @@
 """VC-RewardBench scoring modes, one entry point: ``evaluate`` and ``evaluate_items``.
 
-* ``"official"`` (default; ``visual_erm.bench_official``): the formulas of the official evaluator
+* ``"official"`` (default; ``visual_erm.bench.official``): the formulas of the official evaluator
   (InternLM/Visual-ERM ``evaluation/evaluation.py``), for numbers that sit beside the paper's.
-* ``"per_error"`` (``visual_erm.bench_per_error``): precision and recall over error counts, so a
+* ``"per_error"`` (``visual_erm.bench.per_error``): precision and recall over error counts, so a
   partial match never counts as more than half an error; our training-time diagnostic.
 
 Both match errors with the same ``MatchConfig`` (deterministic matcher unless a plug-in is given).
@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from visual_erm import bench_official, bench_per_error
-from visual_erm.bench_data import BenchItem, collect_predictions
+from visual_erm.bench import official, per_error
+from visual_erm.bench.data import BenchItem, collect_predictions
 from visual_erm.matching import MatchConfig
 from visual_erm.schema import Critique
 
@@ -38,10 +38,10 @@ def evaluate(
     if mode == "official":
         if severity_known is not None:
             raise ValueError("severity_known is a per_error option; official scoring counts missing severity as 0")
-        return bench_official.evaluate(predictions, references, kind=kind, config=config, ids=ids)
+        return official.evaluate(predictions, references, kind=kind, config=config, ids=ids)
     if mode == "per_error":
-        return bench_per_error.evaluate(predictions, references, kind=kind, config=config, ids=ids,
-                                        severity_known=severity_known)
+        return per_error.evaluate(predictions, references, kind=kind, config=config, ids=ids,
+                                  severity_known=severity_known)
     raise ValueError(f"unknown scoring mode {mode!r}; expected one of {MODES}")
 
 

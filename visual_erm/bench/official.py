@@ -37,8 +37,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from visual_erm.bench_data import to_critique
-from visual_erm.bench_per_error import pearson
+from visual_erm.bench.data import to_critique
+from visual_erm.bench.per_error import pearson
 from visual_erm.matching import MatchConfig, match_errors
 from visual_erm.schema import CATEGORIES, SEVERITY_MAX, SEVERITY_MIN, Critique, Discrepancy, parse_critique
 
