@@ -84,7 +84,7 @@ def grpo() -> ConfigDict:
     c.overlap = True
     c.max_new_tokens = 48
     c.sampling = ConfigDict({"temperature": 1.0, "top_p": 1.0, "top_k": 0})
-    # Every field of rl.grpo.GRPOConfig may be set here (--config.grpo.mini_batches=2, ...).
+    # Every field of rl.grpo.GRPOLoss and rl.grpo.GRPOLoop may be set here (--config.grpo.mini_batches=2, ...).
     c.grpo = ConfigDict({"clip_low": 0.2, "clip_high": 0.28, "kl_coef": 0.0, "normalize_std": True,
                          "aggregation": "token_mean", "epochs": 1, "mini_batches": 1, "grad_accumulation": 1,
                          "dynamic_sampling": False, "overlong": "none", "train_distribution": "sampling"})

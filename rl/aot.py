@@ -25,6 +25,7 @@ from policy.model import abstract_model
 from policy.processor import DEFAULT_SEQ_BUCKETS
 from policy.sampler import SamplingParams
 from policy.train_state import abstract_train_state
+from rl.grpo import GRPOConfig
 from rl.optimizers import grpo_optimizers
 from rl.trainer import make_grpo_steps
 from visual_erm.judge import GREEDY_SETTINGS, PUBLISHED_SETTINGS
@@ -99,7 +100,8 @@ def grpo_programs(config, mesh, hosts: int) -> list:
     params = SamplingParams(temperature=float(config.sampling.temperature), top_p=float(config.sampling.top_p),
                             top_k=int(config.sampling.top_k),
                             suppress_ids=(model_config.image_token_id, model_config.vision_start_token_id))
-    steps = make_grpo_steps(config, parts, tx, warm_tx, state, params)
+    grpo = GRPOConfig.from_block(config.grpo)
+    steps = make_grpo_steps(config, grpo, parts, tx, warm_tx, state, params)
     add("policy sampler", lambda: aot.sampler_programs(
         "policy", model, mesh, batch=per_call,
         prompt_len=aot.bucket(prompt_len, DEFAULT_SEQ_BUCKETS, "policy prompt"),
@@ -130,15 +132,15 @@ def grpo_programs(config, mesh, hosts: int) -> list:
 
     # One update, and one old/reference log-prob forward, sees rows / (mini_batches x grad_accumulation)
     # of the rollout (rl.trainer._updates, _row_logprobs).
-    update_rows = rows // (config.grpo.get("mini_batches", 1) * config.grpo.get("grad_accumulation", 1))
+    update_rows = rows // grpo.loop.micro_steps
 
     def update_batch(n: int, with_logprobs: bool):
         extra = {"advantages": ((n,), "float32"), "valid": ((n,), "float32"), "rows": ((n,), "float32")}
         if with_logprobs:
             extra["old_logprobs"] = ((n, length - 1), "float32")
-            if config.grpo.kl_coef:
+            if grpo.loss.kl_coef:
                 extra["ref_logprobs"] = ((n, length - 1), "float32")
-            if config.grpo.get("train_distribution", "sampling") != "sampling":
+            if grpo.loop.train_distribution != "sampling":
                 extra["is_weights"] = ((n, length - 1), "float32")
         # Rows share their prompt's patches (rl.batch.build_batch: each image encoded once per prompt);
         # a mini-batch carries every prompt's patches of its host and a per-row patch_start.
@@ -158,13 +160,13 @@ def grpo_programs(config, mesh, hosts: int) -> list:
     add("log-probs", lambda: [aot.Program(
         "old log-probs", steps.logprobs, (state.params, update_batch(update_rows, False)), note=note,
         calls=micro_steps, outside=outside(WEIGHTS), ideal=forward(1))])
-    if config.grpo.kl_coef:
+    if grpo.loss.kl_coef:
         add("log-probs", lambda: [aot.Program(
             "ref log-probs", steps.tempered_logprobs, (state.params, update_batch(update_rows, False)), note=note,
             calls=micro_steps, outside=outside(REFERENCE), ideal=forward(1))])
     add("update step", lambda: [aot.Program(
         "update step", steps.update, (state, update_batch(update_rows, True)), note=note,
-        calls=config.grpo.get("epochs", 1) * micro_steps, outside=outside(WEIGHTS, MOMENTS, ACCUMULATOR),
+        calls=grpo.loop.epochs * micro_steps, outside=outside(WEIGHTS, MOMENTS, ACCUMULATOR),
         ideal=forward(3))])
     if config.warmstart.steps:
         # GRPOTrainer.warm_start swaps in the warm-start optimizer's state and keeps the RL one aside.

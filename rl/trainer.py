@@ -21,7 +21,6 @@ logs |behaviour - trainer log-prob| of the pre-update policy over response token
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import time
@@ -46,7 +45,7 @@ from policy.sharding import mesh_from_config
 from policy.train_state import init_opt_state, init_train_state, make_train_step, merge_model, state_shardings
 from rl import run_record
 from rl.batch import build_batch
-from rl.grpo import GRPOConfig, aggregate, group_advantages, grpo_loss, k3_kl, overlong_soft_penalty
+from rl.grpo import GRPOConfig, GRPOLoop, GRPOLoss, group_advantages, grpo_loss, overlong_soft_penalty
 from rl.models import prepare_judge, prepare_policy
 from rl.optimizers import grpo_optimizers
 from rl.rollout import RolloutWorker, rollout_metrics, select_groups
@@ -61,12 +60,12 @@ def completion_logprobs(model, batch, *, chunk_size, temperature, process=None, 
                                    also_tempered=also_tempered)
 
 
-def grpo_loss_fn(model, batch, rng, *, grpo: GRPOConfig, chunk_size, temperature, process=None, max_length=None):
-    """The GRPO loss of one (mini-)batch. The KL term compares the tempered full-vocabulary
-    distributions of policy and reference (a processed one would put most tokens outside the
-    reference's support); the ratio uses `process`'s distribution when given."""
+def grpo_loss_fn(model, batch, rng, *, loss: GRPOLoss, chunk_size, temperature, process=None, max_length=None):
+    """The GRPO loss of one (mini-)batch (`rl.grpo.grpo_loss`). The KL term compares the tempered
+    full-vocabulary distributions of policy and reference (a processed one would put most tokens
+    outside the reference's support); the ratio uses `process`'s distribution when given."""
     del rng
-    kl = bool(grpo.kl_coef)
+    kl = bool(loss.kl_coef)
     if kl and "ref_logprobs" not in batch:
         raise KeyError("grpo.kl_coef > 0 needs the reference policy's log-probs in batch['ref_logprobs']")
     out = completion_logprobs(model, batch, chunk_size=chunk_size, temperature=temperature, process=process,
@@ -74,18 +73,13 @@ def grpo_loss_fn(model, batch, rng, *, grpo: GRPOConfig, chunk_size, temperature
     logprobs, entropy = out[:2]
     target_mask = batch["target_mask"]
     mask = target_mask * batch["valid"][:, None]
-    kl_mask = target_mask * batch["rows"][:, None] if grpo.kl_on_all_tokens else mask
-    policy_term = dataclasses.replace(grpo, kl_coef=0.0)
-    loss, metrics = grpo_loss(logprobs, batch["old_logprobs"], batch["advantages"], mask, policy_term,
-                              is_weights=batch.get("is_weights"), max_length=max_length)
-    if kl:
-        tempered = out[2] if process is not None else logprobs
-        kl_tokens = k3_kl(tempered, batch["ref_logprobs"])
-        loss = loss + grpo.kl_coef * aggregate(kl_tokens, kl_mask.astype(jnp.float32), grpo.aggregation, max_length)
-        metrics["kl"] = (kl_tokens * kl_mask).sum() / jnp.maximum(kl_mask.sum(), 1)
+    kl_mask = target_mask * batch["rows"][:, None] if loss.kl_on_all_tokens else mask
+    value, metrics = grpo_loss(logprobs, batch["old_logprobs"], batch["advantages"], mask, loss,
+                               batch.get("ref_logprobs"), kl_mask=kl_mask, kl_logprobs=out[2] if len(out) > 2 else None,
+                               is_weights=batch.get("is_weights"), max_length=max_length)
     tokens = jnp.maximum(target_mask.sum(), 1)
     metrics["entropy"] = (entropy * target_mask).sum() / tokens
-    return loss, metrics
+    return value, metrics
 
 
 def sft_loss_fn(model, batch, rng, *, chunk_size):
@@ -94,20 +88,20 @@ def sft_loss_fn(model, batch, rng, *, chunk_size):
     return masked_nll(logprobs, batch["target_mask"]), {}
 
 
-def rollout_advantages(rewards, lengths, stopped, grpo: GRPOConfig, group_size: int,
+def rollout_advantages(rewards, lengths, stopped, loop: GRPOLoop, group_size: int,
                        max_new_tokens: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(advantages, valid, rows) [N] float32 for a rollout's rewards: overlong shaping first, then
     group-normalised advantages; `valid` marks rows the policy term trains on, `rows` rows any term
     (the KL on every response token) may touch (overlong="mask" drops cut-off responses from both)."""
     rewards = np.asarray(rewards, np.float32)
     rows = np.ones(len(rewards), np.float32)
-    if grpo.overlong == "soft_penalty":
-        rewards = rewards + overlong_soft_penalty(lengths, max_new_tokens, grpo.overlong_buffer,
-                                                  grpo.overlong_penalty)
-    elif grpo.overlong == "mask":
+    if loop.overlong == "soft_penalty":
+        rewards = rewards + overlong_soft_penalty(lengths, max_new_tokens, loop.overlong_buffer,
+                                                  loop.overlong_penalty)
+    elif loop.overlong == "mask":
         rows = np.asarray(stopped, np.float32)
     advantages, valid = (np.asarray(x) for x in group_advantages(
-        jnp.asarray(rewards), group_size, normalize_std=grpo.normalize_std, eps=grpo.eps))
+        jnp.asarray(rewards), group_size, normalize_std=loop.normalize_std, eps=loop.eps))
     return advantages, valid * rows, rows
 
 
@@ -120,15 +114,15 @@ class GRPOSteps(NamedTuple):
     tempered_logprobs: Any  # (params, batch) -> [B, T-1] tempered full-vocabulary log-probs (the KL reference's)
 
 
-def make_grpo_steps(config, parts, tx, warm_tx, state, sampling_params: SamplingParams) -> GRPOSteps:
+def make_grpo_steps(config, grpo: GRPOConfig, parts, tx, warm_tx, state,
+                    sampling_params: SamplingParams) -> GRPOSteps:
     """The run's jitted programs (`state` may be abstract, as `launch.aot` passes it)."""
-    grpo = GRPOConfig(**config.grpo.to_dict())
     temperature = float(config.sampling.temperature)
     chunk = config.get("loss_chunk_size")
     process = (functools.partial(process_logits, params=sampling_params)
-               if grpo.train_distribution == "sampling" else None)
+               if grpo.loop.train_distribution == "sampling" else None)
     update = make_train_step(
-        parts, tx, lambda m, b, r: grpo_loss_fn(m, b, r, grpo=grpo, chunk_size=chunk, temperature=temperature,
+        parts, tx, lambda m, b, r: grpo_loss_fn(m, b, r, loss=grpo.loss, chunk_size=chunk, temperature=temperature,
                                                 process=process, max_length=config.max_new_tokens),
         state_shardings(state))
     warm_start = make_train_step(parts, warm_tx, lambda m, b, r: sft_loss_fn(m, b, r, chunk_size=chunk),
@@ -146,7 +140,7 @@ class GRPOTrainer:
     def __init__(self, config, workdir: str):
         self.config, self.workdir = config, paths.resolve(workdir)
         checkpointing.write_config(self.workdir, config)
-        self.grpo = GRPOConfig(**config.grpo.to_dict())
+        self.grpo = GRPOConfig.from_block(config.grpo)
         self._check(config)
         self.mesh = mesh_from_config(config)
         hosts = jax.process_count()
@@ -169,7 +163,7 @@ class GRPOTrainer:
             temperature=self.temperature, top_p=config.sampling.top_p, top_k=config.sampling.top_k,
             suppress_ids=(self.processor.image_token_id, self.processor.vision_start_token_id))
         self._model_for_shardings = model
-        steps = make_grpo_steps(config, self.parts, self.tx, self.warm_tx, self.state, self.sampling_params)
+        steps = make_grpo_steps(config, self.grpo, self.parts, self.tx, self.warm_tx, self.state, self.sampling_params)
         self.step_fn, self.sft_step = steps.update, steps.warm_start
         self.logprob_fn, self.tempered_logprob_fn = steps.logprobs, steps.tempered_logprobs
         tokenizer = self.processor.tokenizer
@@ -206,11 +200,11 @@ class GRPOTrainer:
             raise ValueError("GRPO samples: sampling.temperature must be > 0 (greedy groups are identical)")
         hosts = jax.process_count()
         rows = config.prompts_per_step * config.group_size // hosts
-        parts = self.grpo.mini_batches * self.grpo.grad_accumulation
+        parts = self.grpo.loop.micro_steps
         if rows % parts:
             raise ValueError(f"{rows} rollout rows per host do not split into grpo.mini_batches x "
                              f"grpo.grad_accumulation = {parts} equal parts")
-        if self.grpo.dynamic_sampling and hosts > 1:
+        if self.grpo.loop.dynamic_sampling and hosts > 1:
             raise NotImplementedError("dynamic sampling refills groups per host; hosts would then train on "
                                       "different numbers of draws (not agreed across hosts yet)")
 
@@ -263,7 +257,7 @@ class GRPOTrainer:
         """This step's scored rollout; with dynamic sampling, groups whose rewards are all equal are
         dropped and more prompts rolled out (at most `max_sampling_rounds` rollouts) until
         `prompts_per_step` groups carry signal; short of that, dropped groups fill the batch."""
-        cfg, grpo = self.config, self.grpo
+        cfg, grpo = self.config, self.grpo.loop
         key = jax.random.fold_in(jax.random.key(cfg.seed), step)
         rollout = self.worker(self._draw(cfg.prompts_per_step, cfg.micro_batches), key)
         if not grpo.dynamic_sampling:
@@ -284,7 +278,7 @@ class GRPOTrainer:
                         "dynamic_sampling/signal_groups": float(min(len(kept), cfg.prompts_per_step))}
 
     def rl_step(self, step: int) -> dict:
-        cfg, grpo = self.config, self.grpo
+        cfg, grpo = self.config, self.grpo.loop
         start = time.perf_counter()
         self._sync_policy()
         rollout, metrics = self._rollout(step)
@@ -314,11 +308,6 @@ class GRPOTrainer:
         metrics["time/step"] = time.perf_counter() - start
         return metrics
 
-    @property
-    def _parts(self) -> int:
-        """Row blocks of a rollout: one per micro-step of a mini-batch."""
-        return self.grpo.mini_batches * self.grpo.grad_accumulation
-
     def _part_batch(self, rollout, per_row: dict, part: np.ndarray, **kwargs) -> dict:
         """The host batch of this host's rollout rows `part` (`build_batch`, with `kwargs`), with their
         rows of the `per_row` arrays."""
@@ -333,7 +322,7 @@ class GRPOTrainer:
         reference) log-probs, the sampler's "behaviour" log-probs and the "target_mask". Computed one
         micro-step's rows at a time: a forward over a whole 8B rollout does not fit a chip (rl/aot.py)."""
         out = {"old": [], "ref": [], "behaviour": [], "target_mask": []}
-        for part in np.array_split(np.arange(len(rollout.tokens)), self._parts):
+        for part in np.array_split(np.arange(len(rollout.tokens)), self.grpo.loop.micro_steps):
             sub = self._part_batch(rollout, {}, part, behaviour_logprobs=rollout.sample_logprobs[part])
             out["behaviour"].append(sub.pop("behaviour_logprobs"))
             out["target_mask"].append(sub["target_mask"])
@@ -350,9 +339,9 @@ class GRPOTrainer:
         `grpo.grad_accumulation` micro-steps); per-step metrics of every micro-step. `per_row` holds
         host arrays [n, ...] of this host's rows (advantages, old log-probs, ...) that go with each row."""
         n, order, out = len(rollout.tokens), np.random.default_rng([self.config.seed, step]), []
-        for _ in range(self.grpo.epochs):
-            rows = order.permutation(n) if self.grpo.shuffle and self._parts > 1 else np.arange(n)
-            for part in np.split(rows, self._parts):
+        for _ in range(self.grpo.loop.epochs):
+            rows = order.permutation(n) if self.grpo.loop.shuffle and self.grpo.loop.micro_steps > 1 else np.arange(n)
+            for part in np.split(rows, self.grpo.loop.micro_steps):
                 batch = device_batch(self._part_batch(rollout, per_row, part), self.mesh)
                 self.state, metrics = self.step_fn(self.state, batch)
                 out.append(metrics)
@@ -371,7 +360,7 @@ class GRPOTrainer:
             if self.config.warmstart.steps:
                 self.warm_start()
             self.checkpointer.save(0, self.state, {"tasks": self.task_iter.get_state()})
-        if self.config.grpo.kl_coef:
+        if self.grpo.loss.kl_coef:
             # The reference is the policy RL started from (after any warm start), kept on disk.
             saved = reference.restore(abstract)
             if saved is None:

@@ -12,7 +12,7 @@ import pytest
 
 import render
 from policy.metric_writers import read_jsonl
-from rl.grpo import GRPOConfig
+from rl.grpo import GRPOConfig, GRPOLoop, GRPOLoss
 from rl.models import prepare_policy
 from rl.rewards import REWARDS, RewardFn
 from rl.trainer import GRPOTrainer, completion_logprobs, grpo_loss_fn, rollout_advantages, train
@@ -84,15 +84,15 @@ def test_loss_fn_kl_path_matches_k3_by_hand(tiny_model):
     processed, _, tempered = completion_logprobs(tiny_model, batch, chunk_size=None, temperature=0.7,
                                                  process=process, also_tempered=True)
     batch.update(old_logprobs=processed, ref_logprobs=tempered - math.log(2), advantages=jnp.array([1.0, 1.0]))
-    grpo = GRPOConfig(kl_coef=0.1)
-    loss, metrics = grpo_loss_fn(tiny_model, batch, None, grpo=grpo, chunk_size=2, temperature=0.7, process=process)
+    grpo = GRPOLoss(kl_coef=0.1)
+    loss, metrics = grpo_loss_fn(tiny_model, batch, None, loss=grpo, chunk_size=2, temperature=0.7, process=process)
     k3 = 0.5 + math.log(2) - 1
     # ratio 1 on every counted token: policy term -A = -1, plus 0.1 * k3
     np.testing.assert_allclose(loss, -1.0 + 0.1 * k3, rtol=1e-5)
     np.testing.assert_allclose(metrics["kl"], k3, rtol=1e-5)
     del batch["ref_logprobs"]
     with pytest.raises(KeyError, match="ref_logprobs"):
-        grpo_loss_fn(tiny_model, batch, None, grpo=grpo, chunk_size=None, temperature=0.7, process=process)
+        grpo_loss_fn(tiny_model, batch, None, loss=grpo, chunk_size=None, temperature=0.7, process=process)
 
 
 @pytest.mark.parametrize("advantage", [1.0, -1.0])
@@ -105,7 +105,7 @@ def test_loss_fn_gradient_step_moves_log_probs_with_the_advantage_sign(tiny_mode
     before = completion_logprobs(tiny_model, batch, chunk_size=None, temperature=1.0)[0]
     batch.update(old_logprobs=before, advantages=jnp.array([advantage]))
     graphdef, params, rest = nnx.split(tiny_model, nnx.Param, ...)
-    loss_of = lambda p: grpo_loss_fn(nnx.merge(graphdef, p, rest), batch, None, grpo=GRPOConfig(),  # noqa: E731
+    loss_of = lambda p: grpo_loss_fn(nnx.merge(graphdef, p, rest), batch, None, loss=GRPOLoss(),  # noqa: E731
                                      chunk_size=None, temperature=1.0)[0]
     loss, grads = jax.value_and_grad(loss_of)(params)
     np.testing.assert_allclose(loss, -advantage, rtol=1e-6)  # ratio 1: the loss is -A
@@ -119,20 +119,20 @@ def test_rollout_advantages_by_hand():
     rewards = np.array([1.0, 0.0, 0.5, 0.5, 2.0, 0.0])  # groups of two
     lengths = np.array([4, 10, 3, 3, 10, 9])
     stopped = np.array([True, False, True, True, False, True])
-    adv, valid, rows = rollout_advantages(rewards, lengths, stopped, GRPOConfig(), 2, 10)
+    adv, valid, rows = rollout_advantages(rewards, lengths, stopped, GRPOLoop(), 2, 10)
     np.testing.assert_allclose(adv, [1, -1, 0, 0, 1, -1], atol=1e-5)  # the better sample of a group gains
     np.testing.assert_array_equal(valid, [1, 1, 0, 0, 1, 1])
-    adv, valid, rows = rollout_advantages(rewards, lengths, stopped, GRPOConfig(overlong="mask"), 2, 10)
+    adv, valid, rows = rollout_advantages(rewards, lengths, stopped, GRPOLoop(overlong="mask"), 2, 10)
     np.testing.assert_array_equal(rows, [1, 0, 1, 1, 0, 1])  # cut-off responses leave the loss
     np.testing.assert_array_equal(valid, [1, 0, 0, 0, 0, 1])
     # soft penalty, buffer 2 of 10: length 10 loses 1, length 9 loses 0.5 -> groups [1, -1] and [1.0, -0.5]
-    soft = GRPOConfig(overlong="soft_penalty", overlong_buffer=2, normalize_std=False)
+    soft = GRPOLoop(overlong="soft_penalty", overlong_buffer=2, normalize_std=False)
     adv, _, _ = rollout_advantages(rewards, lengths, stopped, soft, 2, 10)
     np.testing.assert_allclose(adv, [1, -1, 0, 0, 0.75, -0.75], atol=1e-6)
-    # GRPOConfig.eps decides which groups carry signal: a spread of 1e-4 counts at 1e-6, not at 1e-3
+    # GRPOLoop.eps decides which groups carry signal: a spread of 1e-4 counts at 1e-6, not at 1e-3
     near = np.array([0.0, 1e-4])
-    assert rollout_advantages(near, lengths[:2], stopped[:2], GRPOConfig(eps=1e-6), 2, 10)[1].tolist() == [1, 1]
-    assert rollout_advantages(near, lengths[:2], stopped[:2], GRPOConfig(eps=1e-3), 2, 10)[1].tolist() == [0, 0]
+    assert rollout_advantages(near, lengths[:2], stopped[:2], GRPOLoop(eps=1e-6), 2, 10)[1].tolist() == [1, 1]
+    assert rollout_advantages(near, lengths[:2], stopped[:2], GRPOLoop(eps=1e-3), 2, 10)[1].tolist() == [0, 0]
 
 
 def test_grpo_steps_with_top_k_top_p_and_kl(policy_dir, tmp_path, monkeypatch):
@@ -273,7 +273,7 @@ def test_updates_cover_every_row_once_per_epoch_and_average_metrics():
     from policy.sharding import make_mesh
     from rl.rollout import Rollout
 
-    trainer = bare_trainer(GRPOConfig(epochs=2, mini_batches=2, grad_accumulation=2))
+    trainer = bare_trainer(GRPOConfig(loop=GRPOLoop(epochs=2, mini_batches=2, grad_accumulation=2)))
     trainer.mesh = make_mesh((1, 1, 1), devices=jax.devices()[:1])
     trainer.state, seen = 0, []
 
@@ -302,7 +302,7 @@ def test_updates_cover_every_row_once_per_epoch_and_average_metrics():
 def test_dynamic_sampling_refills_groups_with_signal():
     from rl.rollout import Rollout
 
-    trainer = bare_trainer(GRPOConfig(dynamic_sampling=True, max_sampling_rounds=3))
+    trainer = bare_trainer(GRPOConfig(loop=GRPOLoop(dynamic_sampling=True, max_sampling_rounds=3)))
     trainer.processor = lambda messages, padding_side: {"input_ids": np.zeros((len(messages), 1))}
     rewards = iter([[1.0, 1.0, 0.0, 1.0], [0.5, 0.5, 2.0, 0.0], [3.0, 1.0, 0.0, 0.0]])
     calls = []
