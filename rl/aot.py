@@ -7,7 +7,7 @@ log-prob and update batches of one micro-step's rows (prompt + `max_new_tokens`)
 holds is reported as the error the run would hit.
 
 The optimizer (MultiSteps included) comes from `rl.optimizers.grpo_optimizers` and the update and
-log-prob programs from `rl.trainer.make_grpo_steps`, as the trainer builds them. Each program carries
+log-prob programs from `rl.policy_update.make_grpo_steps`, as the trainer builds them. Each program carries
 its calls per step and the run's state live beside it (`resident_state`): the fp32 master weights,
 Adam moments, gradient accumulator, fp32 KL reference and the judge's weights, less what it takes as
 arguments.
@@ -27,7 +27,7 @@ from policy.sampler import SamplingParams
 from policy.train_state import abstract_train_state
 from rl.grpo import GRPOConfig
 from rl.optimizers import grpo_optimizers
-from rl.trainer import make_grpo_steps
+from rl.policy_update import make_grpo_steps
 from visual_erm.judge import GREEDY_SETTINGS, PUBLISHED_SETTINGS
 
 JUDGE_BATCH = 8  # pairs per host per judge call when the config has no judge.batch_size (prepare_judge's default)
@@ -59,7 +59,7 @@ WEIGHTS, MOMENTS, ACCUMULATOR, REFERENCE, JUDGE = ("fp32 weights", "Adam moments
 def resident_state(config, state, mesh) -> dict[str, int]:
     """Bytes per chip of the state a GRPO run keeps on device across its phases: the train state
     (weights, optimizer moments, MultiSteps' accumulator), the KL reference (a copy of the weights
-    `GRPOTrainer.start` keeps) and the judge's weights in its load layout."""
+    `rl.policy_update.PolicyUpdate.fix_reference` keeps) and the judge's weights in its load layout."""
     accumulator = aot.per_chip_bytes(state.opt_state.acc_grads) if hasattr(state.opt_state, "acc_grads") else 0
     resident = {WEIGHTS: aot.per_chip_bytes(state.params),
                 MOMENTS: aot.per_chip_bytes(state.opt_state) - accumulator}
@@ -131,7 +131,7 @@ def grpo_programs(config, mesh, hosts: int) -> list:
     rows, length = prompts * group, prompt_len + new
 
     # One update, and one old/reference log-prob forward, sees rows / (mini_batches x grad_accumulation)
-    # of the rollout (rl.trainer._updates, _row_logprobs).
+    # of the rollout (rl.policy_update.PolicyUpdate.updates, row_logprobs).
     update_rows = rows // grpo.loop.micro_steps
 
     def update_batch(n: int, with_logprobs: bool):
@@ -169,7 +169,7 @@ def grpo_programs(config, mesh, hosts: int) -> list:
         calls=grpo.loop.epochs * micro_steps, outside=outside(WEIGHTS, MOMENTS, ACCUMULATOR),
         ideal=forward(3))])
     if config.warmstart.steps:
-        # GRPOTrainer.warm_start swaps in the warm-start optimizer's state and keeps the RL one aside.
+        # PolicyUpdate.warm_start swaps in the warm-start optimizer's state and keeps the RL one aside.
         ws = config.warmstart.batch_size
         warm_state = state.replace(opt_state=abstract_train_state(model, warm_tx, mesh)[1].opt_state)
         add("warm-start step", lambda: [aot.Program(
