@@ -40,7 +40,7 @@ def tiny_config(**overrides):
 
 
 def time_steps(trainer: GRPOTrainer, overlap: bool, steps: int, first: int) -> dict:
-    trainer.worker.overlap = overlap
+    trainer.rollouts.worker.overlap = overlap
     rows = []
     for step in range(first, first + steps):
         metrics = trainer.rl_step(step)

@@ -138,7 +138,7 @@ def grpo() -> ConfigDict:
     | overlap | render and score on the host while the device samples |
     | max_new_tokens | the policy's answer length limit |
     | sampling.temperature, .top_p, .top_k | the policy's sampling (top_k 0: off) |
-    | grpo.* | every field of rl.grpo.GRPOConfig (loss, advantages, update schedule), same defaults |
+    | grpo.* | every field of rl.grpo.GRPOLoss and rl.grpo.GRPOLoop (loss; advantages, update schedule), same defaults |
     | warmstart.steps, .batch_size | supervised (image -> reference code) steps before RL and their tasks per step |
     | warmstart.optimizer.* | the warm start's own optimizer; its total_steps follows warmstart.steps |
     | heldout.n | held-out tasks greedily redrawn before and after RL (rl/heldout.py); 0: no held-out evaluation |

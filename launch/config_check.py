@@ -159,7 +159,7 @@ def check_grpo(config) -> None:
     if config.sampling.temperature <= 0:
         raise ConfigError("sampling.temperature", config.sampling.temperature, "greedy groups are identical", "> 0")
     try:
-        grpo = GRPOConfig(**config.grpo.to_dict())
+        grpo = GRPOConfig.from_block(config.grpo)
     except (TypeError, ValueError) as exc:
         raise ConfigError("grpo", "...", str(exc)) from None
     if config.tasks.sources is None:
@@ -174,11 +174,12 @@ def check_grpo(config) -> None:
              f"micro_batches={config.micro_batches} x {hosts} host(s)")
     _divides("warmstart.batch_size", config.warmstart.batch_size, hosts, f"{hosts} host(s)")
     rows = config.prompts_per_step * config.group_size // hosts
-    parts = grpo.mini_batches * grpo.grad_accumulation
+    parts = grpo.loop.micro_steps
     if rows % parts:
-        raise ConfigError("grpo.mini_batches", grpo.mini_batches, f"{rows} rollout rows per host (prompts_per_step x "
-                          f"group_size / hosts) do not split into grpo.mini_batches x grpo.grad_accumulation = "
-                          f"{parts} equal parts", f"mini_batches x grad_accumulation dividing {rows}")
+        raise ConfigError("grpo.mini_batches", grpo.loop.mini_batches, f"{rows} rollout rows per host "
+                          f"(prompts_per_step x group_size / hosts) do not split into grpo.mini_batches x "
+                          f"grpo.grad_accumulation = {parts} equal parts",
+                          f"mini_batches x grad_accumulation dividing {rows}")
 
 
 def _declared(config) -> None:

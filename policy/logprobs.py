@@ -85,3 +85,12 @@ def masked_nll(logprobs: jax.Array, target_mask: jax.Array) -> jax.Array:
     """Mean negative log-likelihood over the targets target_mask [B, T-1] marks."""
     mask = target_mask.astype(jnp.float32)
     return -(logprobs * mask).sum() / jnp.maximum(mask.sum(), 1.0)
+
+
+def sft_loss(model, batch: dict, rng, *, chunk_size: int | None = None) -> tuple[jax.Array, dict]:
+    """Supervised loss (`policy.train_state.make_train_step`'s loss_fn): mean negative log-likelihood of
+    the target tokens (target_mask) under teacher forcing. Visual-ERM SFT and GRPO's warm start train
+    with it."""
+    del rng
+    logprobs, _ = teacher_forced_logprobs(model, batch, chunk_size=chunk_size)
+    return masked_nll(logprobs, batch["target_mask"]), {"target_tokens": batch["target_mask"].sum()}

@@ -7,7 +7,7 @@ log-prob and update batches of one micro-step's rows (prompt + `max_new_tokens`)
 holds is reported as the error the run would hit.
 
 The optimizer (MultiSteps included) comes from `rl.optimizers.grpo_optimizers` and the update and
-log-prob programs from `rl.trainer.make_grpo_steps`, as the trainer builds them. Each program carries
+log-prob programs from `rl.policy_update.make_grpo_steps`, as the trainer builds them. Each program carries
 its calls per step and the run's state live beside it (`resident_state`): the fp32 master weights,
 Adam moments, gradient accumulator, fp32 KL reference and the judge's weights, less what it takes as
 arguments.
@@ -25,8 +25,9 @@ from policy.model import abstract_model
 from policy.processor import DEFAULT_SEQ_BUCKETS
 from policy.sampler import SamplingParams
 from policy.train_state import abstract_train_state
+from rl.grpo import GRPOConfig
 from rl.optimizers import grpo_optimizers
-from rl.trainer import make_grpo_steps
+from rl.policy_update import make_grpo_steps
 from visual_erm.judge import GREEDY_SETTINGS, PUBLISHED_SETTINGS
 
 JUDGE_TEXT_TOKENS = 512  # chat template + judge instruction (~200 tokens today), beside the two images
@@ -58,7 +59,7 @@ WEIGHTS, MOMENTS, ACCUMULATOR, REFERENCE, JUDGE = ("fp32 weights", "Adam moments
 def resident_state(config, state, mesh) -> dict[str, int]:
     """Bytes per chip of the state a GRPO run keeps on device across its phases: the train state
     (weights, optimizer moments, MultiSteps' accumulator), the KL reference (a copy of the weights
-    `GRPOTrainer.start` keeps) and the judge's weights in its load layout."""
+    `rl.policy_update.PolicyUpdate.fix_reference` keeps) and the judge's weights in its load layout."""
     accumulator = aot.per_chip_bytes(state.opt_state.acc_grads) if hasattr(state.opt_state, "acc_grads") else 0
     resident = {WEIGHTS: aot.per_chip_bytes(state.params),
                 MOMENTS: aot.per_chip_bytes(state.opt_state) - accumulator}
@@ -99,7 +100,8 @@ def grpo_programs(config, mesh, hosts: int) -> list:
     params = SamplingParams(temperature=float(config.sampling.temperature), top_p=float(config.sampling.top_p),
                             top_k=int(config.sampling.top_k),
                             suppress_ids=(model_config.image_token_id, model_config.vision_start_token_id))
-    steps = make_grpo_steps(config, parts, tx, warm_tx, state, params)
+    grpo = GRPOConfig.from_block(config.grpo)
+    steps = make_grpo_steps(config, grpo, parts, tx, warm_tx, state, params)
     add("policy sampler", lambda: aot.sampler_programs(
         "policy", model, mesh, batch=per_call,
         prompt_len=aot.bucket(prompt_len, DEFAULT_SEQ_BUCKETS, "policy prompt"),
@@ -129,16 +131,16 @@ def grpo_programs(config, mesh, hosts: int) -> list:
     rows, length = prompts * group, prompt_len + new
 
     # One update, and one old/reference log-prob forward, sees rows / (mini_batches x grad_accumulation)
-    # of the rollout (rl.trainer._updates, _row_logprobs).
-    update_rows = rows // (config.grpo.mini_batches * config.grpo.grad_accumulation)
+    # of the rollout (rl.policy_update.PolicyUpdate.updates, row_logprobs).
+    update_rows = rows // grpo.loop.micro_steps
 
     def update_batch(n: int, with_logprobs: bool):
         extra = {"advantages": ((n,), "float32"), "valid": ((n,), "float32"), "rows": ((n,), "float32")}
         if with_logprobs:
             extra["old_logprobs"] = ((n, length - 1), "float32")
-            if config.grpo.kl_coef:
+            if grpo.loss.kl_coef:
                 extra["ref_logprobs"] = ((n, length - 1), "float32")
-            if config.grpo.train_distribution != "sampling":
+            if grpo.loop.train_distribution != "sampling":
                 extra["is_weights"] = ((n, length - 1), "float32")
         # Rows share their prompt's patches (rl.batch.build_batch: each image encoded once per prompt);
         # a mini-batch carries every prompt's patches of its host and a per-row patch_start.
@@ -158,16 +160,16 @@ def grpo_programs(config, mesh, hosts: int) -> list:
     add("log-probs", lambda: [aot.Program(
         "old log-probs", steps.logprobs, (state.params, update_batch(update_rows, False)), note=note,
         calls=micro_steps, outside=outside(WEIGHTS), ideal=forward(1))])
-    if config.grpo.kl_coef:
+    if grpo.loss.kl_coef:
         add("log-probs", lambda: [aot.Program(
             "ref log-probs", steps.tempered_logprobs, (state.params, update_batch(update_rows, False)), note=note,
             calls=micro_steps, outside=outside(REFERENCE), ideal=forward(1))])
     add("update step", lambda: [aot.Program(
         "update step", steps.update, (state, update_batch(update_rows, True)), note=note,
-        calls=config.grpo.epochs * micro_steps, outside=outside(WEIGHTS, MOMENTS, ACCUMULATOR),
+        calls=grpo.loop.epochs * micro_steps, outside=outside(WEIGHTS, MOMENTS, ACCUMULATOR),
         ideal=forward(3))])
     if config.warmstart.steps:
-        # GRPOTrainer.warm_start swaps in the warm-start optimizer's state and keeps the RL one aside.
+        # PolicyUpdate.warm_start swaps in the warm-start optimizer's state and keeps the RL one aside.
         ws = config.warmstart.batch_size
         warm_state = state.replace(opt_state=abstract_train_state(model, warm_tx, mesh)[1].opt_state)
         add("warm-start step", lambda: [aot.Program(

@@ -2,12 +2,14 @@
 
 Pure functions of arrays, so the loss is tested against hand-computed numbers
 and reused unchanged inside the sharded jitted update (rl/trainer.py).
-`GRPOConfig` also holds the trainer's per-rollout options (epochs, mini-batches,
-dynamic sampling, overlong handling) so one `--config.grpo.*` block configures GRPO.
+One `--config.grpo.*` block configures GRPO: `GRPOConfig.from_block` splits it into the
+loss's settings (`GRPOLoss`) and the trainer's per-rollout loop settings (`GRPOLoop`).
 """
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -33,18 +35,32 @@ KL_VALUE_CLAMP = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
-class GRPOConfig:
+class GRPOLoss:
+    """What the loss of one (mini-)batch computes, inside the jitted update (`grpo_loss`)."""
+
     clip_low: float = 0.2  # ratio floor 1 - clip_low
     clip_high: float = 0.28  # ratio ceiling 1 + clip_high ("clip-higher")
     kl_coef: float = 0.0  # 0 skips the reference forward entirely
     kl_on_all_tokens: bool = False  # KL on every response token, also of groups without advantage signal
-    normalize_std: bool = True  # divide by the group's std (Dr.GRPO sets False)
     aggregation: str = "token_mean"  # one of AGGREGATIONS
-    eps: float = 1e-6  # a group whose reward std is <= eps carries no signal; also the std's floor
     log_ratio_clamp: float = 20.0  # |log new/old| is clamped before exp (0: off)
+
+    def __post_init__(self):
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+        if self.log_ratio_clamp < 0:
+            raise ValueError(f"log_ratio_clamp must be >= 0, got {self.log_ratio_clamp}")
+
+
+@dataclasses.dataclass(frozen=True)
+class GRPOLoop:
+    """What the trainer does with each rollout on the host: advantages, the ratio's distribution,
+    passes and updates, dynamic sampling, overlong handling."""
+
+    normalize_std: bool = True  # divide by the group's std (Dr.GRPO sets False)
+    eps: float = 1e-6  # a group whose reward std is <= eps carries no signal; also the std's floor
     train_distribution: str = "sampling"  # one of TRAIN_DISTRIBUTIONS
     tis_cap: float = 2.0  # truncation of the importance weights when train_distribution="model"
-    # Trainer options, per rollout:
     epochs: int = 1  # passes over each rollout
     mini_batches: int = 1  # optimizer updates per pass (rows shuffled each pass when `shuffle`)
     shuffle: bool = True
@@ -56,18 +72,42 @@ class GRPOConfig:
     overlong_penalty: float = 1.0  # soft_penalty: reward lost at the limit (linear over the buffer)
 
     def __post_init__(self):
-        for name, value, allowed in (("aggregation", self.aggregation, AGGREGATIONS),
-                                     ("train_distribution", self.train_distribution, TRAIN_DISTRIBUTIONS),
+        for name, value, allowed in (("train_distribution", self.train_distribution, TRAIN_DISTRIBUTIONS),
                                      ("overlong", self.overlong, OVERLONG)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         for name in ("epochs", "mini_batches", "grad_accumulation", "max_sampling_rounds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.eps <= 0 or self.tis_cap <= 0 or self.log_ratio_clamp < 0 or self.overlong_buffer < 0:
-            raise ValueError("eps and tis_cap must be > 0, log_ratio_clamp and overlong_buffer >= 0")
+        if self.eps <= 0 or self.tis_cap <= 0 or self.overlong_buffer < 0:
+            raise ValueError("eps and tis_cap must be > 0, overlong_buffer >= 0")
         if self.overlong == "soft_penalty" and self.overlong_buffer < 1:
             raise ValueError("overlong='soft_penalty' needs overlong_buffer >= 1")
+
+    @property
+    def micro_steps(self) -> int:
+        """Row blocks of a rollout: one per micro-step of a mini-batch."""
+        return self.mini_batches * self.grad_accumulation
+
+
+class GRPOConfig(NamedTuple):
+    """The `--config.grpo.*` block, split into the loss's settings and the loop's."""
+
+    loss: GRPOLoss = GRPOLoss()
+    loop: GRPOLoop = GRPOLoop()
+
+    @classmethod
+    def from_block(cls, block: Mapping[str, Any]) -> GRPOConfig:
+        """The settings of a flat `config.grpo` block; a key neither half declares raises TypeError
+        naming it."""
+        loss_keys = {field.name for field in dataclasses.fields(GRPOLoss)}
+        loop_keys = {field.name for field in dataclasses.fields(GRPOLoop)}
+        values = dict(block)
+        unknown = sorted(set(values) - loss_keys - loop_keys)
+        if unknown:
+            raise TypeError(f"unknown grpo setting(s) {unknown}: neither GRPOLoss nor GRPOLoop declares them")
+        return cls(GRPOLoss(**{k: v for k, v in values.items() if k in loss_keys}),
+                   GRPOLoop(**{k: v for k, v in values.items() if k not in loss_keys}))
 
 
 def group_advantages(rewards: jax.Array, group_size: int, *, normalize_std: bool = True,
@@ -116,15 +156,21 @@ def aggregate(per_token: jax.Array, mask: jax.Array, how: str, max_length: int |
 
 
 def grpo_loss(logprobs: jax.Array, old_logprobs: jax.Array, advantages: jax.Array, mask: jax.Array,
-              config: GRPOConfig, ref_logprobs: jax.Array | None = None, *, kl_mask: jax.Array | None = None,
-              is_weights: jax.Array | None = None, max_length: int | None = None) -> tuple[jax.Array, dict]:
-    """Scalar loss and metrics.
+              config: GRPOLoss, ref_logprobs: jax.Array | None = None, *, kl_mask: jax.Array | None = None,
+              kl_logprobs: jax.Array | None = None, is_weights: jax.Array | None = None,
+              max_length: int | None = None) -> tuple[jax.Array, dict]:
+    """Scalar loss and metrics: the clipped ratio term plus `kl_coef` times the clamped k3 KL.
 
     logprobs/old_logprobs/ref_logprobs/mask: [N, T] over completion tokens (mask 1 on
     real tokens of rows that count); advantages: [N]. kl_mask (default: mask) says which
-    tokens the KL term covers; is_weights [N, T] multiply the policy term (truncated importance
-    sampling); max_length is the constant of `sequence_sum_over_max_length` (default T).
+    tokens the KL term covers; kl_logprobs [N, T] are the policy's log-probs under the distribution
+    the reference's are taken in (default: logprobs; the trainer passes tempered full-vocabulary ones
+    when the ratio uses the sampler's processed distribution, whose support excludes most tokens);
+    is_weights [N, T] multiply the policy term (truncated importance sampling); max_length is the
+    constant of `sequence_sum_over_max_length` (default T).
     """
+    if config.kl_coef and ref_logprobs is None:
+        raise ValueError("kl_coef > 0 needs the reference policy's log-probs (ref_logprobs)")
     mask = mask.astype(jnp.float32)
     kl_mask = mask if kl_mask is None else kl_mask.astype(jnp.float32)
     log_ratio = logprobs - old_logprobs
@@ -138,8 +184,8 @@ def grpo_loss(logprobs: jax.Array, old_logprobs: jax.Array, advantages: jax.Arra
         per_token = per_token * jax.lax.stop_gradient(is_weights)
     loss = aggregate(per_token, mask, config.aggregation, max_length)
     kl = jnp.zeros_like(per_token)
-    if config.kl_coef and ref_logprobs is not None:
-        kl = k3_kl(logprobs, ref_logprobs)
+    if config.kl_coef:
+        kl = k3_kl(logprobs if kl_logprobs is None else kl_logprobs, ref_logprobs)
         loss = loss + config.kl_coef * aggregate(kl, kl_mask, config.aggregation, max_length)
     tokens = jnp.maximum(mask.sum(), 1.0)
     clipped = ((ratio < 1.0 - config.clip_low) & (adv < 0)) | ((ratio > 1.0 + config.clip_high) & (adv > 0))

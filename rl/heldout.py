@@ -31,8 +31,8 @@ def heldout_tasks(spec, pool, n: int) -> list:
 
 def greedy_answers(trainer, tasks: list, max_new_tokens: int) -> list[str]:
     """The current policy of a GRPOTrainer answering each task greedily (one sampler call)."""
-    trainer._sync_policy()
-    processor = trainer.processor
+    trainer.sync_policy()
+    processor = trainer.run.processor
     prompt = processor([policy_messages(t) for t in tasks], padding_side="left")
     suppress = (processor.image_token_id, processor.vision_start_token_id)
     out = trainer.sampler.generate(prompt["input_ids"], prompt["attention_mask"], prompt["pixel_values"],

@@ -1,4 +1,4 @@
-"""Where a GRPO run's policy and judge come from.
+"""Where a GRPO run's policy and its reward's models (the judge, an embedder) come from.
 
 Real runs name Hugging Face directories (`model.checkpoint`, `judge.checkpoint`;
 local or gs://, whose files are copied once into the cache `policy.paths` names).
@@ -16,6 +16,7 @@ import logging
 import jax.numpy as jnp
 
 from policy import paths, tiny_checkpoint
+from rl.rewards import VisionEmbedder
 from rl.task_mix import make_task_dataset
 from visual_erm.base_model import require_single_process
 from visual_erm.judge import GREEDY_SETTINGS, VisualERM
@@ -72,3 +73,15 @@ def prepare_judge(config, workdir: str, mesh, pool=None) -> VisualERM:
     path = _tiny(config, workdir, "judge_model", pool, config.seed + 7)
     return VisualERM.from_pretrained(path, mesh=mesh, max_new_tokens=config.judge.max_new_tokens, settings=settings,
                                      reasks=config.judge.reasks, batch_size=config.judge.batch_size)
+
+
+def prepare_reward(config, workdir: str, mesh, pool, policy, image_processor) -> tuple[VisualERM | None, dict]:
+    """The reward role of a GRPO run: (judge, reward_deps) for `rl.rollout.RolloutWorker`, what the
+    reward needs beside each sample: the judge (reward "visual_erm"), the policy's own vision tower as
+    an embedder ("embedding_cosine") and the config's `reward_params`."""
+    judge = prepare_judge(config, workdir, mesh, pool) if config.reward == "visual_erm" else None
+    deps = {}
+    if config.reward == "embedding_cosine":
+        deps["embedder"] = VisionEmbedder(policy, image_processor)
+    deps.update(config.reward_params)
+    return judge, deps

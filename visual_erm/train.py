@@ -9,22 +9,19 @@ continues exactly where its last checkpoint left off.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
 import jax
 import numpy as np
 
-from policy import checkpointing, metric_writers, paths
-from policy.config import runtime_options
-from policy.hf_io import load_pretrained
 from policy.host_batch import device_batch
-from policy.learning_rate import last_learning_rate
-from policy.logprobs import masked_nll, teacher_forced_logprobs
+from policy.logprobs import sft_loss
 from policy.optimizer import make_optimizer
 from policy.processor import Processor
-from policy.sharding import mesh_from_config
-from policy.train_state import init_train_state, make_train_step, merge_model, state_shardings
+from policy.train_state import make_train_step, merge_model, state_shardings
+from policy.training_run import TrainingRun
 from visual_erm import data as data_lib
 from visual_erm import records
 from visual_erm.base_model import prepare_base_model, prepare_reward_data
@@ -32,22 +29,15 @@ from visual_erm.base_model import prepare_base_model, prepare_reward_data
 log = logging.getLogger(__name__)
 
 
-def sft_loss(model, batch, rng, *, chunk_size=None):
-    """Mean negative log-likelihood of the critique tokens (target_mask) under teacher forcing."""
-    del rng
-    logprobs, _ = teacher_forced_logprobs(model, batch, chunk_size=chunk_size)
-    return masked_nll(logprobs, batch["target_mask"]), {"target_tokens": batch["target_mask"].sum()}
-
-
 def make_sft_steps(config, parts, tx, state):
     """(jit train step, jit eval step) of a run: what `train` runs and what `launch.aot` compiles."""
-    def loss_fn(m, b, r):
-        return sft_loss(m, b, r, chunk_size=config.loss_chunk_size)
-
+    loss_fn = functools.partial(sft_loss, chunk_size=config.loss_chunk_size)
     step_fn = make_train_step(parts, tx, loss_fn, state_shardings(state))
-    eval_step = jax.jit(lambda params, b: sft_loss(merge_model(parts, params), b, None,
-                                                   chunk_size=config.loss_chunk_size)[0])
-    return step_fn, eval_step
+
+    def eval_loss(params, batch):
+        return loss_fn(merge_model(parts, params), batch, None)[0]
+
+    return step_fn, jax.jit(eval_loss)
 
 
 def per_process_batch(config) -> int:
@@ -87,65 +77,52 @@ def evaluate_judge(model, processor: Processor, eval_dir: str, config) -> dict:
 
 def train(config, workdir: str) -> dict:
     """Run (or resume) SFT as `config` says; returns the final metrics record."""
-    workdir = paths.resolve(workdir)
     if jax.process_count() > 1 and config.eval.critiques:
         raise NotImplementedError("sampled-critique evaluation is not split across hosts yet (each host would "
                                   "critique the same pairs); on a multi-host run pass --config.eval.critiques=0 "
                                   "(held-out loss is still evaluated)")
-    checkpointing.write_config(workdir, config)
-    data_dir, eval_dir = prepare_reward_data(config, workdir)
-    base_dir = prepare_base_model(config, workdir, data_dir)
-    mesh = mesh_from_config(config)
-    model_config, model = load_pretrained(base_dir, mesh=mesh, **runtime_options(config.model))
-    processor = Processor.from_pretrained(base_dir, max_side=config.max_side)
+    run = TrainingRun(config, workdir)
+    data_dir, eval_dir = prepare_reward_data(config, run.workdir)
+    base_dir = prepare_base_model(config, run.workdir, data_dir)
     tx = make_optimizer(config.optimizer)
-    parts, state = init_train_state(model, tx, seed=config.seed, mesh=mesh)
-    del model
-    step_fn, eval_step = make_sft_steps(config, parts, tx, state)
+    run.load(base_dir, tx, max_side=config.max_side)
+    step_fn, eval_step = make_sft_steps(config, run.parts, tx, run.state)
 
-    def make(folder, **kw):
+    def dataset(folder, **options):
         return data_lib.make_dataset(
-            folder, processor, model_config, batch_size=per_process_batch(config), seed=config.seed,
+            folder, run.processor, run.model_config, batch_size=per_process_batch(config), seed=config.seed,
             process_index=jax.process_index(), process_count=jax.process_count(),
-            seq_buckets=tuple(config.seq_buckets), patch_buckets=tuple(config.patch_buckets), **kw)
+            seq_buckets=tuple(config.seq_buckets), patch_buckets=tuple(config.patch_buckets), **options)
 
-    train_iter = iter(make(data_dir).to_iter_dataset())
-    eval_batches = list(make(eval_dir, shuffle=False, num_epochs=1))[: config.eval.batches]
-
-    ckpt = checkpointing.Checkpointer(paths.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints)
-    restored = ckpt.restore(checkpointing.abstract_like(state))
-    start = 0
-    if restored is not None:
-        start, state, extra = restored
-        train_iter.set_state(extra["data"])
+    train_iter = iter(dataset(data_dir).to_iter_dataset())
+    eval_batches = list(dataset(eval_dir, shuffle=False, num_epochs=1))[: config.eval.batches]
+    run.track("data", train_iter)
+    start = run.restore()
+    if start is not None:
         log.info("resumed from step %d", start)
-    writer = metric_writers.MetricWriter(workdir, resume_step=start, writers=config.writers,
-                                         run_config=config)
-    progress = metric_writers.Progress(config.total_steps, start, desc="visual-erm sft")
-    record = {}
-    for step in range(start + 1, config.total_steps + 1):
+    start = start or 0
+    run.open_log(start, "visual-erm sft")
+
+    def step(step: int) -> dict:
         began = time.perf_counter()
-        state, metrics = step_fn(state, device_batch(next(train_iter), mesh))
+        run.state, metrics = step_fn(run.state, device_batch(next(train_iter), run.mesh))
         metrics = {k: float(v) for k, v in metrics.items()}
         metrics["time/step_s"] = time.perf_counter() - began
-        metrics["learning_rate"] = last_learning_rate(config.optimizer, state.opt_state)
         if step % config.eval.every == 0 or step == config.total_steps:
             log.info("evaluation at step %d: held-out loss over %d batches", step, len(eval_batches))
             began = time.perf_counter()
-            metrics["eval_loss"] = evaluate_loss(eval_step, state, eval_batches, mesh)
+            metrics["eval_loss"] = evaluate_loss(eval_step, run.state, eval_batches, run.mesh)
             if config.eval.critiques:
                 log.info("evaluation at step %d: critiquing %d held-out pairs", step, config.eval.critiques)
-                metrics.update(evaluate_judge(merge_model(parts, state.params), processor, eval_dir, config))
+                metrics.update(evaluate_judge(merge_model(run.parts, run.state.params), run.processor, eval_dir,
+                                              config))
             metrics["time/eval_s"] = time.perf_counter() - began
             log.info("evaluation at step %d: %s", step, {k: round(v, 4) for k, v in metrics.items()})
-        record = writer.write(step, metrics)
-        progress.update(1, loss=metrics["loss"])
-        if step % config.checkpoint_every == 0 or step == config.total_steps:
-            ckpt.save(step, state, {"data": train_iter.get_state()})
-    progress.close()
-    ckpt.close()
-    writer.close()
-    if jax.process_index() == 0:
-        metric_writers.plot_curves(paths.join(workdir, "metrics.jsonl"), paths.join(workdir, "loss.png"),
-                                   ("loss", "eval_loss"), title="Visual-ERM SFT")
+        return metrics
+
+    try:
+        record = run.run_steps(start, step, shown="loss")
+    finally:
+        run.close()
+    run.plot("loss.png", ("loss", "eval_loss"), "Visual-ERM SFT")
     return record

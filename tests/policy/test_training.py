@@ -165,8 +165,8 @@ def _image_text_batch(config, rows=4, length=24, seed=0):
 def _train(dtype, param_dtype, *, steps, learning_rate, batches_seed=0):
     """(initial params, final params, losses, opt_state) of `steps` AdamW steps of the SFT loss."""
     from policy.config import Qwen3VLConfig
+    from policy.logprobs import sft_loss
     from policy.model import init_model
-    from visual_erm.train import sft_loss
 
     config = Qwen3VLConfig.tiny(dtype=dtype, param_dtype=param_dtype)
     tx = make_optimizer({"learning_rate": learning_rate, "total_steps": steps, "end_learning_rate_ratio": 1.0,

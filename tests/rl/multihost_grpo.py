@@ -47,21 +47,22 @@ def main(reward: str, policy_dir: str, workdir: str, out: str, process_id: int |
                             "prompts_per_step": 4, "group_size": 4, "render_workers": 1, **start})
     trainer = GRPOTrainer(config, workdir)
     judged = []
-    if trainer.worker.judge is not None:
-        critique = trainer.worker.judge.critique
+    judge = trainer.rollouts.worker.judge
+    if judge is not None:
+        critique = judge.critique
 
         def counting(kinds, *args, **kwargs):
             judged.append(len(kinds))
             return critique(kinds, *args, **kwargs)
 
-        trainer.worker.judge.critique = counting
+        judge.critique = counting
     try:
         trainer.start()
         metrics = [{k: v for k, v in trainer.rl_step(step).items() if not k.startswith("time/")} for step in (1, 2)]
         with open(f"{out}.judged.{jax.process_index()}", "w") as f:
             json.dump(judged, f)
         params = [np.asarray(multihost_utils.process_allgather(x, tiled=True)) for x in jax.tree.leaves(
-            trainer.state.params)]
+            trainer.run.state.params)]
         if jax.process_index() == 0:
             with open(out, "w") as f:
                 json.dump({"metrics": metrics}, f)

@@ -28,19 +28,20 @@ def test_aot_programs_are_the_trainers(policy_dir, tmp_path):
     config = tiny_config(**overrides)
     trainer = GRPOTrainer(config, str(tmp_path / "run"))
     try:
-        programs = {p.name: p for p in grpo_programs(config, trainer.mesh, hosts=1)}
+        programs = {p.name: p for p in grpo_programs(config, trainer.run.mesh, hosts=1)}
         update = programs["update step"]
         aot_state = update.args[0]
-        assert jax.tree.structure(aot_state) == jax.tree.structure(trainer.state)  # MultiSteps state included
-        assert _layout(aot_state) == _layout(trainer.state)
-        for name, fn in (("update step", trainer.step_fn), ("old log-probs", trainer.logprob_fn),
-                         ("ref log-probs", trainer.tempered_logprob_fn)):
+        assert jax.tree.structure(aot_state) == jax.tree.structure(trainer.run.state)  # MultiSteps state included
+        assert _layout(aot_state) == _layout(trainer.run.state)
+        steps = trainer.update.steps
+        for name, fn in (("update step", steps.update), ("old log-probs", steps.logprobs),
+                         ("ref log-probs", steps.tempered_logprobs)):
             program = programs[name]
-            with jax.set_mesh(trainer.mesh):
+            with jax.set_mesh(trainer.run.mesh):
                 assert fn.lower(*program.args).as_text() == program.lower().as_text(), name
         # The check can fail: without the accumulation wrapper the state is another tree.
-        plain = grpo_programs(tiny_config(**dict(overrides, **{"grpo.grad_accumulation": 1})), trainer.mesh, 1)
+        plain = grpo_programs(tiny_config(**dict(overrides, **{"grpo.grad_accumulation": 1})), trainer.run.mesh, 1)
         plain_state = next(p for p in plain if p.name == "update step").args[0]
-        assert jax.tree.structure(plain_state) != jax.tree.structure(trainer.state)
+        assert jax.tree.structure(plain_state) != jax.tree.structure(trainer.run.state)
     finally:
         trainer.close()

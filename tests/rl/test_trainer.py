@@ -11,11 +11,14 @@ import numpy as np
 import pytest
 
 import render
+from policy.logprobs import teacher_forced_logprobs
 from policy.metric_writers import read_jsonl
-from rl.grpo import GRPOConfig
+from rl.grpo import GRPOLoop, GRPOLoss
 from rl.models import prepare_policy
+from rl.policy_update import GRPOSteps, PolicyUpdate, grpo_loss_fn, rollout_advantages
 from rl.rewards import REWARDS, RewardFn
-from rl.trainer import GRPOTrainer, completion_logprobs, grpo_loss_fn, rollout_advantages, train
+from rl.rollout_stream import RolloutStream
+from rl.trainer import GRPOTrainer, train
 from tests.kill_restart import straight_and_resumed
 from tests.multihost import run_one_process, run_two_processes
 
@@ -81,18 +84,18 @@ def test_loss_fn_kl_path_matches_k3_by_hand(tiny_model):
 
     batch = text_batch(tiny_model, 2)
     process = functools.partial(process_logits, params=SamplingParams(temperature=0.7, top_k=5))
-    processed, _, tempered = completion_logprobs(tiny_model, batch, chunk_size=None, temperature=0.7,
-                                                 process=process, also_tempered=True)
+    processed, _, tempered = teacher_forced_logprobs(tiny_model, batch, chunk_size=None, temperature=0.7,
+                                                     process=process, also_tempered=True)
     batch.update(old_logprobs=processed, ref_logprobs=tempered - math.log(2), advantages=jnp.array([1.0, 1.0]))
-    grpo = GRPOConfig(kl_coef=0.1)
-    loss, metrics = grpo_loss_fn(tiny_model, batch, None, grpo=grpo, chunk_size=2, temperature=0.7, process=process)
+    grpo = GRPOLoss(kl_coef=0.1)
+    loss, metrics = grpo_loss_fn(tiny_model, batch, None, loss=grpo, chunk_size=2, temperature=0.7, process=process)
     k3 = 0.5 + math.log(2) - 1
     # ratio 1 on every counted token: policy term -A = -1, plus 0.1 * k3
     np.testing.assert_allclose(loss, -1.0 + 0.1 * k3, rtol=1e-5)
     np.testing.assert_allclose(metrics["kl"], k3, rtol=1e-5)
     del batch["ref_logprobs"]
     with pytest.raises(KeyError, match="ref_logprobs"):
-        grpo_loss_fn(tiny_model, batch, None, grpo=grpo, chunk_size=None, temperature=0.7, process=process)
+        grpo_loss_fn(tiny_model, batch, None, loss=grpo, chunk_size=None, temperature=0.7, process=process)
 
 
 @pytest.mark.parametrize("advantage", [1.0, -1.0])
@@ -102,17 +105,17 @@ def test_loss_fn_gradient_step_moves_log_probs_with_the_advantage_sign(tiny_mode
     from flax import nnx
 
     batch = text_batch(tiny_model, 1)
-    before = completion_logprobs(tiny_model, batch, chunk_size=None, temperature=1.0)[0]
+    before = teacher_forced_logprobs(tiny_model, batch, chunk_size=None, temperature=1.0)[0]
     batch.update(old_logprobs=before, advantages=jnp.array([advantage]))
     graphdef, params, rest = nnx.split(tiny_model, nnx.Param, ...)
     def loss_of(p):
-        return grpo_loss_fn(nnx.merge(graphdef, p, rest), batch, None, grpo=GRPOConfig(), chunk_size=None,
+        return grpo_loss_fn(nnx.merge(graphdef, p, rest), batch, None, loss=GRPOLoss(), chunk_size=None,
                             temperature=1.0)[0]
 
     loss, grads = jax.value_and_grad(loss_of)(params)
     np.testing.assert_allclose(loss, -advantage, rtol=1e-6)  # ratio 1: the loss is -A
     stepped = nnx.merge(graphdef, jax.tree.map(lambda p, g: p - 1e-3 * g, params, grads), rest)
-    after = completion_logprobs(stepped, batch, chunk_size=None, temperature=1.0)[0]
+    after = teacher_forced_logprobs(stepped, batch, chunk_size=None, temperature=1.0)[0]
     change = float(((after - before) * batch["target_mask"]).sum())
     assert np.sign(change) == np.sign(advantage) and abs(change) > 1e-6
 
@@ -121,20 +124,20 @@ def test_rollout_advantages_by_hand():
     rewards = np.array([1.0, 0.0, 0.5, 0.5, 2.0, 0.0])  # groups of two
     lengths = np.array([4, 10, 3, 3, 10, 9])
     stopped = np.array([True, False, True, True, False, True])
-    adv, valid, rows = rollout_advantages(rewards, lengths, stopped, GRPOConfig(), 2, 10)
+    adv, valid, rows = rollout_advantages(rewards, lengths, stopped, GRPOLoop(), 2, 10)
     np.testing.assert_allclose(adv, [1, -1, 0, 0, 1, -1], atol=1e-5)  # the better sample of a group gains
     np.testing.assert_array_equal(valid, [1, 1, 0, 0, 1, 1])
-    adv, valid, rows = rollout_advantages(rewards, lengths, stopped, GRPOConfig(overlong="mask"), 2, 10)
+    adv, valid, rows = rollout_advantages(rewards, lengths, stopped, GRPOLoop(overlong="mask"), 2, 10)
     np.testing.assert_array_equal(rows, [1, 0, 1, 1, 0, 1])  # cut-off responses leave the loss
     np.testing.assert_array_equal(valid, [1, 0, 0, 0, 0, 1])
     # soft penalty, buffer 2 of 10: length 10 loses 1, length 9 loses 0.5 -> groups [1, -1] and [1.0, -0.5]
-    soft = GRPOConfig(overlong="soft_penalty", overlong_buffer=2, normalize_std=False)
+    soft = GRPOLoop(overlong="soft_penalty", overlong_buffer=2, normalize_std=False)
     adv, _, _ = rollout_advantages(rewards, lengths, stopped, soft, 2, 10)
     np.testing.assert_allclose(adv, [1, -1, 0, 0, 0.75, -0.75], atol=1e-6)
-    # GRPOConfig.eps decides which groups carry signal: a spread of 1e-4 counts at 1e-6, not at 1e-3
+    # GRPOLoop.eps decides which groups carry signal: a spread of 1e-4 counts at 1e-6, not at 1e-3
     near = np.array([0.0, 1e-4])
-    assert rollout_advantages(near, lengths[:2], stopped[:2], GRPOConfig(eps=1e-6), 2, 10)[1].tolist() == [1, 1]
-    assert rollout_advantages(near, lengths[:2], stopped[:2], GRPOConfig(eps=1e-3), 2, 10)[1].tolist() == [0, 0]
+    assert rollout_advantages(near, lengths[:2], stopped[:2], GRPOLoop(eps=1e-6), 2, 10)[1].tolist() == [1, 1]
+    assert rollout_advantages(near, lengths[:2], stopped[:2], GRPOLoop(eps=1e-3), 2, 10)[1].tolist() == [0, 0]
 
 
 def test_grpo_steps_with_top_k_top_p_and_kl(policy_dir, tmp_path, monkeypatch):
@@ -165,7 +168,7 @@ def test_sharded_grpo_steps_match_one_device(policy_dir, tmp_path, monkeypatch):
         try:
             trainer.start()
             metrics = [trainer.rl_step(step) for step in (1, 2)]
-            return metrics, jax.tree.map(np.asarray, trainer.state.params)
+            return metrics, jax.tree.map(np.asarray, trainer.run.state.params)
         finally:
             trainer.close()
 
@@ -260,40 +263,33 @@ def test_two_jax_distributed_processes_match_one_process(policy_dir, tmp_path, r
         np.testing.assert_allclose(two_params[name], one_params[name], rtol=1e-5, atol=params_atol)
 
 
-def bare_trainer(grpo: GRPOConfig, **config):
-    """A GRPOTrainer without models: enough for its update schedule and dynamic sampling."""
-    import ml_collections
-
-    trainer = object.__new__(GRPOTrainer)
-    trainer.grpo = grpo
-    trainer.config = ml_collections.ConfigDict(dict({"seed": 0, "group_size": 2, "prompts_per_step": 2,
-                                                     "micro_batches": 1}, **config))
-    return trainer
-
-
 def test_updates_cover_every_row_once_per_epoch_and_average_metrics():
+    """The update role alone (no models): its schedule of optimizer updates over a rollout's rows."""
     from policy.sharding import make_mesh
     from rl.rollout import Rollout
 
-    trainer = bare_trainer(GRPOConfig(epochs=2, mini_batches=2, grad_accumulation=2))
-    trainer.mesh = make_mesh((1, 1, 1), devices=jax.devices()[:1])
-    trainer.state, seen = 0, []
+    seen = []
 
     def step_fn(state, batch):
         seen.append(np.asarray(batch["advantages"]))
         return state + 1, {"loss": jnp.asarray(float(len(seen)))}
 
-    trainer.step_fn = step_fn
-    trainer._batch = lambda prompt, tokens, lengths, group_size, rows: {"input_ids": tokens,
-                                                                         "target_mask": np.ones((len(rows), 3))}
+    run = types.SimpleNamespace(mesh=make_mesh((1, 1, 1), devices=jax.devices()[:1]), state=0)
+    update = PolicyUpdate(run, GRPOSteps(step_fn, None, None, None), GRPOLoop(epochs=2, mini_batches=2,
+                          grad_accumulation=2), None, None, seed=0, group_size=2, max_new_tokens=4, patch_buckets=())
+
+    def host_batch(prompt, tokens, lengths, group_size, rows):
+        return {"input_ids": tokens, "target_mask": np.ones((len(rows), 3))}
+
+    update.batch = host_batch
     n = 8
     rollout = Rollout(tasks=[], group_size=2, prompt={}, tokens=np.zeros((n, 4), np.int32),
                       lengths=np.full(n, 4), stopped=np.ones(n, bool), sample_logprobs=np.zeros((n, 4)), texts=[],
                       codes=[], renders=[], critiques=[], rewards=np.zeros(n), reward_failed=np.zeros(n, bool),
                       timing={})
     host = {"advantages": np.arange(n, dtype=np.float32), "valid": np.ones(n), "rows": np.ones(n)}
-    updates = trainer._updates(1, rollout, {**host, "old_logprobs": np.zeros((n, 3), np.float32)})
-    assert trainer.state == 8 and len(updates) == 8  # 2 epochs x 2 mini-batches x 2 accumulation steps
+    updates = update.updates(1, rollout, {**host, "old_logprobs": np.zeros((n, 3), np.float32)})
+    assert run.state == 8 and len(updates) == 8  # 2 epochs x 2 mini-batches x 2 accumulation steps
     assert all(len(part) == 2 for part in seen)
     for epoch in (seen[:4], seen[4:]):
         assert sorted(np.concatenate(epoch).tolist()) == list(range(n))  # every row once per epoch
@@ -302,10 +298,14 @@ def test_updates_cover_every_row_once_per_epoch_and_average_metrics():
 
 
 def test_dynamic_sampling_refills_groups_with_signal():
+    """The rollout role alone (a scripted worker): dynamic sampling keeps groups with signal."""
+    import itertools
+
     from rl.rollout import Rollout
 
-    trainer = bare_trainer(GRPOConfig(dynamic_sampling=True, max_sampling_rounds=3))
-    trainer.processor = lambda messages, padding_side: {"input_ids": np.zeros((len(messages), 1))}
+    def processor(messages, padding_side):
+        return {"input_ids": np.zeros((len(messages), 1))}
+
     rewards = iter([[1.0, 1.0, 0.0, 1.0], [0.5, 0.5, 2.0, 0.0], [3.0, 1.0, 0.0, 0.0]])
     calls = []
 
@@ -318,10 +318,10 @@ def test_dynamic_sampling_refills_groups_with_signal():
                        texts=list("abcd"), codes=[None] * 4, renders=[None] * 4, critiques=[None] * 4, rewards=r,
                        reward_failed=np.zeros(4, bool), timing={"sample": 1.0})
 
-    trainer.worker = worker
-    trainer._draw = lambda size, micro_batches: list(range(size))
-    trainer.task_iter = None
-    rollout, metrics = trainer._rollout(1)
+    rollouts = RolloutStream(worker, itertools.cycle(range(2)), processor,
+                             GRPOLoop(dynamic_sampling=True, max_sampling_rounds=3), seed=0, prompts_per_step=2,
+                             micro_batches=1, group_size=2)
+    rollout, metrics = rollouts(1)
     assert len(calls) == 2  # the first rollout had one group with signal, the second filled the batch
     assert [t.id for t in rollout.tasks] == ["1-1", "2-1"] and metrics["dynamic_sampling/rounds"] == 2
     np.testing.assert_array_equal(rollout.rewards, [0.0, 1.0, 2.0, 0.0])
@@ -341,18 +341,19 @@ def test_old_and_reference_logprobs_by_micro_step_equal_one_forward_over_the_rol
     trainer = GRPOTrainer(config, str(tmp_path))
     try:
         trainer.start()
-        rollout, _ = trainer._rollout(1)
-        host_batch = trainer._batch(rollout.prompt, rollout.tokens, rollout.lengths, 2,
+        rollout, _ = trainer.rollouts(1)
+        host_batch = trainer.update.batch(rollout.prompt, rollout.tokens, rollout.lengths, 2,
                                     behaviour_logprobs=rollout.sample_logprobs)
         n = len(rollout.tokens)
-        parts = trainer._row_logprobs(rollout)
+        parts = trainer.update.row_logprobs(rollout)
         np.testing.assert_array_equal(parts["target_mask"], host_batch["target_mask"])
         np.testing.assert_array_equal(parts["behaviour"], host_batch.pop("behaviour_logprobs"))
-        whole = device_batch(host_batch, trainer.mesh)
+        whole = device_batch(host_batch, trainer.run.mesh)
         mask = host_batch["target_mask"] > 0
         assert mask.sum() > n  # real completions are compared
-        for key, fn, params in (("old", trainer.logprob_fn, trainer.state.params),
-                                ("ref", trainer.tempered_logprob_fn, trainer.ref_params)):
+        steps = trainer.update.steps
+        for key, fn, params in (("old", steps.logprobs, trainer.run.state.params),
+                                ("ref", steps.tempered_logprobs, trainer.update.ref_params)):
             expected = np.asarray(fn(params, whole))
             assert parts[key].shape == expected.shape
             np.testing.assert_allclose(parts[key][mask], expected[mask], rtol=1e-5, atol=1e-5)

@@ -26,12 +26,12 @@ def main(model_dir: str, data_dir: str, out: str, process_id: int | None = None,
                                    process_id=process_id)
     from policy.hf_io import load_pretrained
     from policy.host_batch import device_batch
+    from policy.logprobs import sft_loss
     from policy.optimizer import make_optimizer
     from policy.processor import Processor
     from policy.sharding import make_mesh
     from policy.train_state import init_train_state, make_train_step, state_shardings
     from visual_erm import data as data_lib
-    from visual_erm.train import sft_loss
 
     assert len(jax.devices()) == 2 * LOCAL_DEVICES
     mesh = make_mesh((2, 4, 1))

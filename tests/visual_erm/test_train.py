@@ -10,6 +10,7 @@ from PIL import Image
 from policy import tiny_checkpoint
 from policy.hf_io import load_pretrained
 from policy.host_batch import device_batch
+from policy.logprobs import sft_loss
 from policy.optimizer import make_optimizer
 from policy.processor import Processor
 from policy.sharding import make_mesh
@@ -19,7 +20,6 @@ from tests.multihost import run_one_process, run_two_processes
 from visual_erm import data as data_lib
 from visual_erm import records
 from visual_erm.prompts import judge_prompt
-from visual_erm.train import sft_loss
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CRITIQUES = [
