@@ -100,6 +100,7 @@ class MetricWriter:
         if self._tb is not None:
             for name, value in finite.items():
                 self._tb.add_scalar(name, value, step)
+            self._tb.flush()  # as metrics.jsonl: what a step wrote survives a kill -9 (its resume purges later steps)
         if self._wandb is not None:
             self._wandb.scalars(step, finite)
         return record
@@ -109,6 +110,7 @@ class MetricWriter:
         if self._tb is not None:
             for tag, image in images.items():
                 self._tb.add_image(tag, np.asarray(image.convert("RGB")), step, dataformats="HWC")
+            self._tb.flush()
         if self._wandb is not None:
             self._wandb.images(step, images)
 
@@ -117,6 +119,7 @@ class MetricWriter:
         if self._tb is not None:
             for tag, text in texts.items():
                 self._tb.add_text(tag, text, step)
+            self._tb.flush()
         if self._wandb is not None:
             self._wandb.texts(step, texts)
 

@@ -362,6 +362,7 @@ def _wait_for(predicate, timeout_s=15.0):
     raise AssertionError("condition not met in time")
 
 
+@pytest.mark.slow  # ~30 s on 2 cores
 def test_pool_recovers_from_externally_killed_zygote():
     before = set(live_descendants())
     pool = render.RenderPool(workers=1, timeout_s=20)
