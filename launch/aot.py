@@ -49,6 +49,11 @@ def main(argv) -> int:
     if config is None:
         raise app.UsageError("--config=configs/<file>.py is required")
     try:
+        aot.parse_topology(_TOPOLOGY.value)
+    except ValueError as e:  # before libtpu loads: a typo costs no compile
+        print(f"--topology={_TOPOLOGY.value}: {e}", file=sys.stderr)
+        return 2
+    try:
         topo = aot.topology(_TOPOLOGY.value, _SLICES.value)
     except aot.LibTPUMissing as e:
         print(e, file=sys.stderr)

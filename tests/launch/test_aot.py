@@ -115,3 +115,11 @@ def test_two_slices_put_the_data_axis_across_dcn():
     assert dict(aot.topology_mesh(topo, (2, 2, 2)).shape) == {"data": 2, "fsdp": 2, "tensor": 2}
     with pytest.raises(ValueError, match="multiple of the 2 TPU slices"):
         aot.topology_mesh(topo, (1, 8, 1))
+
+
+def test_cli_refuses_an_unknown_topology_before_loading_libtpu():
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-m", "launch.aot", "--config=configs/tiny_erm.py", "--topology=v9-8"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "--topology=v9-8: unknown TPU topology 'v9-8'" in out.stderr, out.stderr[-2000:]
+    assert out.stdout == ""

@@ -3,8 +3,8 @@
     python -m tests.rl.multihost_grpo REWARD POLICY_DIR WORKDIR OUT_JSON [PROCESS_ID PORT]
 
 REWARD: `completion_length` (varies even for an untrained policy) or `visual_erm` (the shipped tiny
-judge after the main job's warm start, so that some samples render and each host has its own number
-of pairs to judge). Each process has its own render pool and samples, renders and scores its block of
+judge; POLICY_DIR then holds a warm-started policy, so that some samples render and each host has its
+own number of pairs to judge). Each process has its own render pool and samples, renders and scores its block of
 every global batch. Process 0 writes the step metrics (timings left out) to OUT_JSON and the
 parameters to OUT_JSON.npz; every process writes how many pairs it judged per step to
 OUT_JSON.judged.PROCESS_INDEX.
@@ -38,10 +38,11 @@ def main(reward: str, policy_dir: str, workdir: str, out: str, process_id: int |
     from tests.rl.test_trainer import tiny_config
 
     REWARDS["completion_length"] = RewardFn(completion_length)
-    # The Visual-ERM run warm-starts the untrained tiny policy for 150 steps (after which about half the
-    # samples render, so groups carry signal; from the shipped policy every group's reward is equal).
+    # The Visual-ERM run starts from the tiny policy warm-started for 150 steps once, beforehand
+    # (tests/rl/test_trainer.py's warm_policy_dir: about half its samples render, so groups carry signal;
+    # from the shipped policy every group's reward is equal); the other run warm-starts here, across hosts.
     start = ({"warmstart.steps": 2, "warmstart.batch_size": 4} if reward == "completion_length"
-             else {"warmstart.steps": 150})
+             else {"warmstart.steps": 0})
     start["model.checkpoint"] = policy_dir
     config = tiny_config(**{"mesh_shape": (2, 4, 1), "reward": reward, "total_steps": 2, "checkpoint_every": 100,
                             "prompts_per_step": 4, "group_size": 4, "render_workers": 1, **start})
