@@ -52,21 +52,24 @@ def param_shardings(model: nnx.Module, mesh: Mesh) -> dict:
     return nnx.to_pure_dict(sharding_lib.state_shardings(params, mesh))
 
 
-def opt_state_shardings(tx: optax.GradientTransformation, params: dict, model: nnx.Module, mesh: Mesh):
-    """Shardings of `tx.init(params)`: moments follow their parameter's sharding, counters replicated."""
+def opt_state_shardings(tx: optax.GradientTransformation, params: dict, shardings: dict):
+    """Shardings of `tx.init(params)`: moments follow their parameter's sharding (`shardings`, shaped as
+    `params`), counters replicated. From the shardings, not the model, so that a second optimizer over the
+    same parameters (the GRPO warm start's) is laid out like the first."""
+    mesh = jax.tree.leaves(shardings)[0].mesh
     replicated = NamedSharding(mesh, PartitionSpec())
     return optax.tree_map_params(
-        tx, lambda _, s: s, jax.eval_shape(tx.init, params), param_shardings(model, mesh),
+        tx, lambda _, s: s, jax.eval_shape(tx.init, params), shardings,
         transform_non_params=lambda _: replicated,
     )
 
 
-def init_opt_state(tx: optax.GradientTransformation, params: dict, model: nnx.Module | None = None,
-                   mesh: Mesh | None = None):
-    """Optimizer state for `params`, laid out as `opt_state_shardings` says (on `mesh` when given)."""
-    if mesh is None:
+def init_opt_state(tx: optax.GradientTransformation, params: dict, shardings: dict | None = None):
+    """Optimizer state for `params`, laid out as `opt_state_shardings` says (when parameter `shardings`
+    are given)."""
+    if shardings is None:
         return jax.jit(tx.init)(params)
-    return jax.jit(tx.init, out_shardings=opt_state_shardings(tx, params, model, mesh))(params)
+    return jax.jit(tx.init, out_shardings=opt_state_shardings(tx, params, shardings))(params)
 
 
 def abstract_train_state(model: nnx.Module, tx: optax.GradientTransformation,
@@ -79,8 +82,9 @@ def abstract_train_state(model: nnx.Module, tx: optax.GradientTransformation,
     def spec(x, s):
         return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s)
 
-    params = jax.tree.map(spec, params, param_shardings(model, mesh))
-    opt_state = jax.tree.map(spec, jax.eval_shape(tx.init, params), opt_state_shardings(tx, params, model, mesh))
+    shardings = param_shardings(model, mesh)
+    params = jax.tree.map(spec, params, shardings)
+    opt_state = jax.tree.map(spec, jax.eval_shape(tx.init, params), opt_state_shardings(tx, params, shardings))
     rng = jax.eval_shape(lambda: jax.random.key(0))
     state = TrainState(step=jax.ShapeDtypeStruct((), jnp.int32, sharding=replicated), params=params,
                        opt_state=opt_state, rng=jax.ShapeDtypeStruct(rng.shape, rng.dtype, sharding=replicated))
@@ -95,11 +99,12 @@ def init_train_state(model: nnx.Module, tx: optax.GradientTransformation, *, see
     if mesh is None:
         return parts, state.replace(opt_state=init_opt_state(tx, params))
     replicated = NamedSharding(mesh, PartitionSpec())
-    params = jax.device_put(params, param_shardings(model, mesh))
+    shardings = param_shardings(model, mesh)
+    params = jax.device_put(params, shardings)
     # Made inside a jit so every process of a multi-host mesh holds the same global counters.
     step, rng = jax.jit(lambda: (jnp.zeros((), jnp.int32), jax.random.key(seed)),
                         out_shardings=(replicated, replicated))()
-    state = state.replace(step=step, params=params, opt_state=init_opt_state(tx, params, model, mesh), rng=rng)
+    state = state.replace(step=step, params=params, opt_state=init_opt_state(tx, params, shardings), rng=rng)
     return parts, state
 
 

@@ -23,7 +23,7 @@ from policy import checkpointing, paths
 from policy.host_batch import device_batch, gather_rows, process_rows
 from policy.logprobs import sft_loss, teacher_forced_logprobs
 from policy.sampling import SamplingParams, process_logits
-from policy.train_state import init_opt_state, make_train_step, merge_model, state_shardings
+from policy.train_state import init_opt_state, make_train_step, merge_model, opt_state_shardings, state_shardings
 from rl.batch import build_batch
 from rl.grpo import GRPOConfig, GRPOLoop, GRPOLoss, group_advantages, grpo_loss, overlong_soft_penalty
 from rl.rollout import policy_messages
@@ -90,7 +90,10 @@ def make_grpo_steps(config, grpo: GRPOConfig, parts, tx, warm_tx, state,
     update = make_train_step(parts, tx, functools.partial(
         grpo_loss_fn, loss=grpo.loss, chunk_size=chunk, temperature=temperature, process=process,
         max_length=config.max_new_tokens), state_shardings(state))
-    warm_start = make_train_step(parts, warm_tx, functools.partial(sft_loss, chunk_size=chunk), state_shardings(state))
+    # The warm start runs its own optimizer (no MultiSteps) over the same parameters: its state's layout.
+    shardings = state_shardings(state)
+    warm_shardings = shardings.replace(opt_state=opt_state_shardings(warm_tx, state.params, shardings.params))
+    warm_start = make_train_step(parts, warm_tx, functools.partial(sft_loss, chunk_size=chunk), warm_shardings)
 
     def logprobs(params, batch, process=process):
         return teacher_forced_logprobs(merge_model(parts, params), batch, chunk_size=chunk, temperature=temperature,
@@ -102,10 +105,9 @@ def make_grpo_steps(config, grpo: GRPOConfig, parts, tx, warm_tx, state,
 class PolicyUpdate:
     """Moves the run's train state (`policy.training_run.TrainingRun.state`) on each scored rollout."""
 
-    def __init__(self, run, steps: GRPOSteps, loop: GRPOLoop, warm_tx, model, *, seed: int, group_size: int,
+    def __init__(self, run, steps: GRPOSteps, loop: GRPOLoop, warm_tx, *, seed: int, group_size: int,
                  max_new_tokens: int, patch_buckets: tuple[int, ...]):
         self.run, self.steps, self.loop, self.warm_tx = run, steps, loop, warm_tx
-        self._model_for_shardings = model  # the warm start's optimizer state takes the parameters' shardings
         self.seed, self.group_size, self.max_new_tokens, self.patch_buckets = (seed, group_size, max_new_tokens,
                                                                                patch_buckets)
         self.ref_params = None  # the KL reference's parameters (`fix_reference`)
@@ -186,7 +188,7 @@ class PolicyUpdate:
         run, processor = self.run, self.run.processor
         rl_opt_state = run.state.opt_state
         run.state = run.state.replace(opt_state=init_opt_state(self.warm_tx, run.state.params,
-                                                               self._model_for_shardings, run.mesh))
+                                                               state_shardings(run.state).params))
         losses = []
         log.info("warm start: %d supervised steps of %d tasks", steps, batch_size)
         for _ in tqdm.trange(steps, desc="warm start", unit="step", disable=jax.process_index() != 0):

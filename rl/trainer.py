@@ -87,8 +87,8 @@ class GRPOTrainer:
         tx, warm_tx = grpo_optimizers(config)
         # Step 0 is the policy RL starts from (after any warm start): kept, so before and after RL can be
         # compared by anyone (`launch.export_hf --step=0`).
-        model = run.load(prepare_policy(config, run.workdir, self.pool), tx, keep_steps=(0,), max_side=config.max_side,
-                         seq_buckets=tuple(config.seq_buckets))
+        run.load(prepare_policy(config, run.workdir, self.pool), tx, keep_steps=(0,), max_side=config.max_side,
+                 seq_buckets=tuple(config.seq_buckets))
         processor = run.processor
         temperature = float(config.sampling.temperature)
         params = SamplingParams(temperature=temperature, top_p=config.sampling.top_p, top_k=config.sampling.top_k,
@@ -108,7 +108,7 @@ class GRPOTrainer:
                                       seed=config.seed, prompts_per_step=config.prompts_per_step,
                                       micro_batches=config.micro_batches, group_size=config.group_size)
         run.track("tasks", self.rollouts.task_iter)
-        self.update = PolicyUpdate(run, steps, self.grpo.loop, warm_tx, model, seed=config.seed,
+        self.update = PolicyUpdate(run, steps, self.grpo.loop, warm_tx, seed=config.seed,
                                    group_size=config.group_size, max_new_tokens=config.max_new_tokens,
                                    patch_buckets=tuple(config.patch_buckets))
         self.warm_start_losses: list[float] = []  # recorded by `train` (warmstart/)

@@ -14,7 +14,7 @@ from policy.checkpointing import Checkpointer, abstract_like, write_config
 from policy.metric_writers import MetricWriter, plot_curves, read_jsonl
 from policy.optimizer import learning_rate_schedule, make_optimizer
 from policy.sharding import make_mesh
-from policy.train_state import init_train_state, make_train_step, state_shardings
+from policy.train_state import init_opt_state, init_train_state, make_train_step, opt_state_shardings, state_shardings
 
 
 class TinyMLP(nnx.Module):
@@ -89,6 +89,25 @@ def test_gradient_accumulation_updates_every_k_steps():
     np.testing.assert_array_equal(np.asarray(first.params["w1"]), np.asarray(state.params["w1"]))
     second, _ = step(first, data[1])
     assert not np.allclose(np.asarray(second.params["w1"]), np.asarray(state.params["w1"]))
+
+
+def test_a_second_optimizer_over_the_same_parameters_takes_their_layout():
+    """GRPO's warm start steps the RL state's parameters with its own optimizer (no MultiSteps): its state
+    and step shardings come from the parameters' shardings, not from the RL optimizer's state tree."""
+    mesh = make_mesh((1, 2, 4))
+    rl_tx = make_optimizer({"learning_rate": 1e-2, "grad_accum_steps": 2})
+    warm_tx = make_optimizer({"learning_rate": 1e-2})
+    parts, state = init_train_state(TinyMLP(nnx.Rngs(0)), rl_tx, mesh=mesh)
+    shardings = state_shardings(state)
+    warm_state = state.replace(opt_state=init_opt_state(warm_tx, state.params, shardings.params))
+    warm_shardings = shardings.replace(opt_state=opt_state_shardings(warm_tx, state.params, shardings.params))
+    assert jax.tree.structure(warm_shardings.opt_state) != jax.tree.structure(shardings.opt_state)
+    step = make_train_step(parts, warm_tx, mse_loss, warm_shardings)
+    stepped, _ = step(warm_state, next(batches(1)))
+    assert stepped.params["w1"].sharding == state.params["w1"].sharding
+    moments = [x for x in jax.tree.leaves(stepped.opt_state) if x.shape == (8, 16)]  # Adam's mu and nu of w1
+    assert len(moments) == 2
+    assert all(x.sharding.spec == jax.sharding.PartitionSpec("fsdp", "tensor") for x in moments)
 
 
 def test_checkpoint_round_trip_and_fallback_past_a_truncated_step(tmp_path, caplog):

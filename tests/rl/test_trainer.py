@@ -272,7 +272,7 @@ def test_updates_cover_every_row_once_per_epoch_and_average_metrics():
 
     run = types.SimpleNamespace(mesh=make_mesh((1, 1, 1), devices=jax.devices()[:1]), state=0)
     update = PolicyUpdate(run, GRPOSteps(step_fn, None, None, None), GRPOLoop(epochs=2, mini_batches=2,
-                          grad_accumulation=2), None, None, seed=0, group_size=2, max_new_tokens=4, patch_buckets=())
+                          grad_accumulation=2), None, seed=0, group_size=2, max_new_tokens=4, patch_buckets=())
 
     def host_batch(prompt, tokens, lengths, group_size, rows):
         return {"input_ids": tokens, "target_mask": np.ones((len(rows), 3))}
@@ -332,12 +332,15 @@ def test_old_and_reference_logprobs_by_micro_step_equal_one_forward_over_the_rol
     from policy.host_batch import device_batch
 
     monkeypatch.setitem(REWARDS, "completion_length", RewardFn(completion_length))
-    config = tiny_config(**{"model.checkpoint": policy_dir, "reward": "completion_length", "warmstart.steps": 0,
-                            "prompts_per_step": 4, "group_size": 2, "micro_batches": 1, "max_new_tokens": 16,
-                            "grpo.kl_coef": 0.01, "grpo.mini_batches": 2, "grpo.grad_accumulation": 2})
+    # One warm-start step too: its optimizer (no MultiSteps) has another state tree than the RL one's.
+    config = tiny_config(**{"model.checkpoint": policy_dir, "reward": "completion_length", "warmstart.steps": 1,
+                            "warmstart.batch_size": 2, "prompts_per_step": 4, "group_size": 2, "micro_batches": 1,
+                            "max_new_tokens": 16, "grpo.kl_coef": 0.01, "grpo.mini_batches": 2,
+                            "grpo.grad_accumulation": 2})
     trainer = GRPOTrainer(config, str(tmp_path))
     try:
         trainer.start()
+        trainer.sync_policy()  # as rl_step does: the warm start moved the parameters
         rollout, _ = trainer.rollouts(1)
         host_batch = trainer.update.batch(rollout.prompt, rollout.tokens, rollout.lengths, 2,
                                     behaviour_logprobs=rollout.sample_logprobs)
