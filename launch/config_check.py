@@ -15,23 +15,13 @@ import jax
 
 from configs.common import undeclared
 from policy import paths
+from policy.config_error import ConfigError
 from policy.metric_writers import WRITERS
 
 TRAINERS = ("visual_erm_sft", "grpo")
 DTYPES = ("float32", "bfloat16", "float16")
 REMAT = ("none", "full", "dots", "dots_no_batch")
 DATA_GENERATORS = ("tasks", "shapes")
-
-
-class ConfigError(ValueError):
-    """A config value that cannot run; `key` is its dotted name."""
-
-    def __init__(self, key: str, value, problem: str, allowed: Sequence | str | None = None):
-        self.key = key
-        text = f"--config.{key}={value!r}: {problem}"
-        if allowed is not None:
-            text += f"; allowed: {allowed if isinstance(allowed, str) else ', '.join(map(str, allowed))}"
-        super().__init__(text)
 
 
 def _one_of(key: str, value, allowed: Sequence) -> None:
@@ -150,14 +140,11 @@ def check_sft(config) -> None:
 def check_grpo(config) -> None:
     from rl.grpo import GRPOConfig
     from rl.rewards import REWARDS
+    from rl.trainer import check_config
 
     _one_of("reward", config.reward, tuple(REWARDS))
     if config.reward == "visual_erm" and config.judge.checkpoint:
         _hf_dir("judge.checkpoint", config.judge.checkpoint)
-    if config.group_size < 2:
-        raise ConfigError("group_size", config.group_size, "a group's baseline is its own mean", "integers >= 2")
-    if config.sampling.temperature <= 0:
-        raise ConfigError("sampling.temperature", config.sampling.temperature, "greedy groups are identical", "> 0")
     try:
         grpo = GRPOConfig.from_block(config.grpo)
     except (TypeError, ValueError) as exc:
@@ -169,17 +156,7 @@ def check_grpo(config) -> None:
             _task_source(f"tasks.sources[{index}]", one)
     if config.heldout.n:
         _task_source("heldout.tasks", config.heldout.tasks)
-    hosts = jax.process_count()
-    _divides("prompts_per_step", config.prompts_per_step, config.micro_batches * hosts,
-             f"micro_batches={config.micro_batches} x {hosts} host(s)")
-    _divides("warmstart.batch_size", config.warmstart.batch_size, hosts, f"{hosts} host(s)")
-    rows = config.prompts_per_step * config.group_size // hosts
-    parts = grpo.loop.micro_steps
-    if rows % parts:
-        raise ConfigError("grpo.mini_batches", grpo.loop.mini_batches, f"{rows} rollout rows per host "
-                          f"(prompts_per_step x group_size / hosts) do not split into grpo.mini_batches x "
-                          f"grpo.grad_accumulation = {parts} equal parts",
-                          f"mini_batches x grad_accumulation dividing {rows}")
+    check_config(config, grpo)  # the trainer's own checks (it runs them too, without the launcher)
 
 
 def _declared(config) -> None:

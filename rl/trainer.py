@@ -34,6 +34,7 @@ import numpy as np
 
 import render
 from policy import paths
+from policy.config_error import ConfigError
 from policy.host_batch import gather_rows
 from policy.sampler import Sampler
 from policy.sampling import SamplingParams
@@ -52,25 +53,29 @@ log = logging.getLogger(__name__)
 
 
 def check_config(config, grpo: GRPOConfig) -> None:
-    """Refuse settings GRPO cannot train with, before anything is built."""
+    """Refuse settings GRPO cannot train with, before anything is built (`launch.config_check` calls this
+    too, beside its checks of paths and the other trainers' keys)."""
     if config.group_size < 2:
-        raise ValueError(f"group_size must be >= 2 (a group's baseline is its own mean), got {config.group_size}")
+        raise ConfigError("group_size", config.group_size, "a group's baseline is its own mean", "integers >= 2")
     if config.sampling.temperature <= 0:
-        raise ValueError("GRPO samples: sampling.temperature must be > 0 (greedy groups are identical)")
+        raise ConfigError("sampling.temperature", config.sampling.temperature, "greedy groups are identical", "> 0")
     hosts = jax.process_count()
+    for key, size, parts, why in (
+            ("prompts_per_step", config.prompts_per_step, config.micro_batches * hosts,
+             f"micro_batches={config.micro_batches} x {hosts} host(s)"),
+            ("warmstart.batch_size", config.warmstart.batch_size, hosts, f"{hosts} host(s)")):
+        if size % parts:
+            raise ConfigError(key, size, f"must split into {parts} equal parts ({why})", f"multiples of {parts}")
     rows = config.prompts_per_step * config.group_size // hosts
     parts = grpo.loop.micro_steps
     if rows % parts:
-        raise ValueError(f"{rows} rollout rows per host do not split into grpo.mini_batches x "
-                         f"grpo.grad_accumulation = {parts} equal parts")
+        raise ConfigError("grpo.mini_batches", grpo.loop.mini_batches, f"{rows} rollout rows per host "
+                          f"(prompts_per_step x group_size / hosts) do not split into grpo.mini_batches x "
+                          f"grpo.grad_accumulation = {parts} equal parts",
+                          f"mini_batches x grad_accumulation dividing {rows}")
     if grpo.loop.dynamic_sampling and hosts > 1:
         raise NotImplementedError("dynamic sampling refills groups per host; hosts would then train on "
                                   "different numbers of draws (not agreed across hosts yet)")
-    for name, size, parts in (("prompts_per_step", config.prompts_per_step, config.micro_batches),
-                              ("warmstart.batch_size", config.warmstart.batch_size, 1)):
-        if hosts > 1 and size % (parts * hosts):
-            raise ValueError(f"{name}={size} is a global batch: its {parts} micro-batch(es) must divide "
-                             f"evenly over {hosts} hosts")
 
 
 class GRPOTrainer:

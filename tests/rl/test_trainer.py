@@ -13,7 +13,7 @@ import pytest
 import render
 from policy.logprobs import teacher_forced_logprobs
 from policy.metric_writers import read_jsonl
-from rl.grpo import GRPOLoop, GRPOLoss
+from rl.grpo import GRPOConfig, GRPOLoop, GRPOLoss
 from rl.models import prepare_policy
 from rl.policy_update import GRPOSteps, PolicyUpdate, grpo_loss_fn, rollout_advantages
 from rl.rewards import REWARDS, RewardFn
@@ -359,3 +359,17 @@ def test_old_and_reference_logprobs_by_micro_step_equal_one_forward_over_the_rol
             np.testing.assert_allclose(parts[key][mask], expected[mask], rtol=1e-5, atol=1e-5)
     finally:
         trainer.close()
+
+
+@pytest.mark.parametrize("key,value", [("group_size", 1), ("sampling.temperature", 0.0), ("prompts_per_step", 3),
+                                       ("grpo.mini_batches", 3)])
+def test_the_trainers_own_checks_name_the_key(key, value):
+    """`train()` without the launcher refuses what `launch.config_check` refuses, with the same typed error
+    (the launcher calls these checks; there is no second copy of them)."""
+    from policy.config_error import ConfigError
+    from rl.trainer import check_config
+
+    config = tiny_config(**{"prompts_per_step": 4, "group_size": 2, "micro_batches": 2, key: value})
+    with pytest.raises(ConfigError) as error:
+        check_config(config, GRPOConfig.from_block(config.grpo))
+    assert error.value.key == key and f"--config.{key}=" in str(error.value)
