@@ -239,16 +239,26 @@ class Attention(nnx.Module):
         G, g = N // B, self.groups
         # Only the small tensors (queries, scores) change shape: the caches are read as they lie
         # (reshaping the freshly written generated cache makes XLA duplicate the update).
+        # The softmax spans both caches without joining their scores: one shared max, unnormalised
+        # weights per part, the sum divided out of the [N, K, g, D] result. Why: a concatenated
+        # [N, K, g, Tp + S] score array (and its slices) is several f32 passes over every slot, as many
+        # bytes per chip as the shared prompt cache itself.
         qn = q.reshape(N, K, g, D)
         f32 = jnp.float32
         s_prompt = jnp.einsum("bnkgd,bksd->bnkgs", qn.reshape(B, G, K, g, D), pk.astype(q.dtype),
-                              preferred_element_type=f32).reshape(N, K, g, Tp)
+                              preferred_element_type=f32)
         s_gen = jnp.einsum("nkgd,nksd->nkgs", qn, k_gen.astype(q.dtype), preferred_element_type=f32)
-        s_prompt = jnp.where(jnp.repeat(prompt_mask, G, axis=0)[:, None, None, :], s_prompt * self.scale, MASKED_SCORE)
+        s_prompt = jnp.where(prompt_mask[:, None, None, None, :], s_prompt * self.scale, MASKED_SCORE)
         s_gen = jnp.where(jnp.arange(S) <= step, s_gen * self.scale, MASKED_SCORE)
-        probs = jax.nn.softmax(jnp.concatenate([s_prompt, s_gen], axis=-1), axis=-1).astype(q.dtype)
-        out_prompt = jnp.einsum("bnkgs,bksd->bnkgd", probs[..., :Tp].reshape(B, G, K, g, Tp), pv.astype(q.dtype))
-        out = out_prompt.reshape(N, K, g, D) + jnp.einsum("nkgs,nksd->nkgd", probs[..., Tp:], v_gen.astype(q.dtype))
+        top = jnp.maximum(jnp.max(s_prompt, axis=-1).reshape(N, K, g), jnp.max(s_gen, axis=-1))
+        e_prompt = jnp.exp(s_prompt - top.reshape(B, G, K, g)[..., None])
+        e_gen = jnp.exp(s_gen - top[..., None])
+        total = jnp.sum(e_prompt, axis=-1).reshape(N, K, g) + jnp.sum(e_gen, axis=-1)
+        out_prompt = jnp.einsum("bnkgs,bksd->bnkgd", e_prompt.astype(q.dtype), pv.astype(q.dtype),
+                                preferred_element_type=f32)
+        out_gen = jnp.einsum("nkgs,nksd->nkgd", e_gen.astype(q.dtype), v_gen.astype(q.dtype),
+                             preferred_element_type=f32)
+        out = ((out_prompt.reshape(N, K, g, D) + out_gen) / total[..., None]).astype(q.dtype)
         return self.o(out.reshape(N, 1, K * g, D)), (gk, gv)
 
 
