@@ -249,6 +249,39 @@ def tpu_8b_decode_cost(prompts: int = 32, samples: int = 8, prompt_len: int = 40
     return dict(cost, mesh="x".join(str(n) for n in mesh.devices.shape))
 
 
+def tpu_8b_generation_cost(prompts: int = 32, samples: int = 8, prompt_len: int = 4096, max_new: int = 4096,
+                           topology: str = "v5p-64") -> dict | None:
+    """The sampler's whole decode program (`policy.aot.sampler_programs`: `policy.sampler._decode`, every
+    decode phase, scanned layers as the 8B GRPO config runs them) at the run's shapes on the sampling mesh,
+    memory-space assignment off: HBM bytes per chip per generated token averaged over a generation in
+    which every row runs to `max_new` (`policy.hlo_cost`, each phase's loop counted by its trips), beside
+    the layout's ideal averaged the same way (the weights a chip holds + each token's live KV, read once).
+    None without libtpu."""
+    try:
+        import libtpu  # noqa: F401
+    except ImportError:
+        return None
+    os.environ.setdefault("LIBTPU_INIT_ARGS", "--xla_msa_enable=false")
+    from policy import aot
+
+    cfg = Qwen3VLConfig.qwen3vl_8b(dtype="bfloat16", param_dtype="bfloat16", scan_layers=True)
+    training = aot.topology_mesh(aot.topology(topology), ())
+    params = SamplingParams(temperature=1.0, suppress_ids=(cfg.image_token_id, cfg.vision_start_token_id))
+    decode = aot.sampler_programs("policy", abstract_model(cfg), training, batch=prompts, prompt_len=prompt_len,
+                                  num_patches=None, num_samples=samples, max_new=max_new, params=params,
+                                  stop_ids=(), pad_id=0)[-1]
+    report = aot.compile_program(decode, training)
+    if report.error:
+        raise RuntimeError(f"{decode.name}: {report.error}")
+    mesh, rows = decode.mesh, prompts * samples
+    live_slots = prompts * prompt_len + rows * (max_new - 1) / 2  # the mean over the tokens of a generation
+    ideal = (decode_weight_elements(cfg) * 2 / mesh.shape["tensor"]
+             + aot.kv_bytes_per_token(cfg) * live_slots / mesh.size)
+    per_token = report.bytes_accessed / max_new
+    return {"bytes": per_token, "ideal": ideal, "ratio": per_token / ideal, "temp": report.temp_bytes,
+            "mesh": "x".join(str(n) for n in mesh.devices.shape)}
+
+
 def last_level_cache_bytes() -> int | None:
     """Size of this host's last-level CPU cache (Linux sysfs), or None where unknown."""
     best = None
@@ -283,6 +316,11 @@ def decode_traffic(figures: dict) -> None:
     print_cost(f"{run}, training mesh {before['mesh']} (no tensor axis), per chip", before)
     print_cost(f"{run}, sampling mesh {tpu['mesh']}, per chip", tpu)
     print(f"  sampling mesh over training mesh: x{tpu['bytes'] / before['bytes']:.3f} bytes per chip per token")
+    whole = tpu_8b_generation_cost()
+    print_cost(f"the sampler's decode program, same shapes, mesh {whole['mesh']}, every row to 4,096 tokens: "
+               "per chip per token, averaged over the generation (ideal: live KV)", whole)
+    figures.update(decode_bytes_per_token_8b_v5p64_generation=whole["bytes"],
+                   decode_bytes_over_ideal_8b_v5p64_generation=whole["ratio"])
     figures.update(decode_bytes_over_ideal_8b_v5p64=tpu["ratio"], decode_bytes_per_chip_8b_v5p64=tpu["bytes"],
                    decode_bytes_per_chip_8b_v5p64_training_mesh=before["bytes"])
 

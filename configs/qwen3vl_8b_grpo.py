@@ -44,6 +44,12 @@ def get_config(kind: str = "chart") -> ml_collections.ConfigDict:
     c.model.remat = "full"
     c.judge.greedy = False  # published judge sampling settings (visual_erm.judge.PUBLISHED_SETTINGS)
     c.judge.max_new_tokens = 4096
+    # Pairs per host per judge call: 32 x 8 hosts = 256 pairs a call, 8 calls for a step's 2,048 samples. On the
+    # sampling mesh (1, 4, 8) each chip then decodes 64 rows against its eighth of the weights (2 GB read a
+    # token), beside ~7 GB of live KV a chip (147 KB a slot a pair, 4,096 + up to 4,095 slots); at the default
+    # 8 a chip decoded 16 rows and the weights were a third of every token's reads over 32 calls. Larger is
+    # bounded by the judge prefill: every host's patches (2 x 4,096 a pair) are gathered onto every chip.
+    c.judge.batch_size = 32
 
     c.max_side = 1024
     c.seq_buckets = (1024, 2048, 4096)
