@@ -56,7 +56,7 @@ from policy.vision import VisionInputs
 __all__ = ["DEFAULT_DECODE_BUCKETS", "Prefill", "SampleOutput", "Sampler", "SamplingParams"]
 
 # Generated-cache sizes the decode loop grows through (the last phase is exactly max_new_tokens - 1).
-DEFAULT_DECODE_BUCKETS = (256, 512, 1024, 2048, 4096, 8192, 16384)
+DEFAULT_DECODE_BUCKETS = (256, 512, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384)
 
 
 @dataclasses.dataclass
