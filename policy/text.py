@@ -225,10 +225,18 @@ class Attention(nnx.Module):
         q, k, v = self.project(x, cos, sin)
         gk, gv = gen_kv
         k, v = k.swapaxes(1, 2).astype(gk.dtype), v.swapaxes(1, 2).astype(gv.dtype)  # [N,K,1,D], the cache's layout
-        # The cache is read BEFORE this token is written (slots < step) and the token's own key/value
-        # join as a third part: a read of the stacked cache after the in-place write made XLA copy the
-        # layer's whole slice out of it on every step (3x the generated cache's bytes).
-        k_gen, v_gen = (gk, gv) if layer is None else (gk[layer], gv[layer])
+        # A layer's own cache is written first and read after (slots <= step): XLA updates it in place.
+        # A stacked cache is read BEFORE this token is written (slots < step) and the token's own
+        # key/value join as a third part: reading a layer of it after the in-place write made XLA copy
+        # that layer's whole slice out on every step (3x the generated cache's bytes); reading a
+        # layer's own cache before its write makes XLA:CPU copy the cache instead.
+        stacked = layer is not None
+        if stacked:
+            k_gen, v_gen = gk[layer], gv[layer]
+        else:
+            gk = jax.lax.dynamic_update_slice(gk, k, (0, 0, step, 0))
+            gv = jax.lax.dynamic_update_slice(gv, v, (0, 0, step, 0))
+            k_gen, v_gen = gk, gv
         pk, pv = prompt_kv
         B, K, Tp, D = pk.shape
         N, _, S, _ = k_gen.shape
@@ -243,26 +251,26 @@ class Attention(nnx.Module):
         s_prompt = jnp.einsum("bnkgd,bksd->bnkgs", qn.reshape(B, G, K, g, D), pk.astype(q.dtype),
                               preferred_element_type=f32)
         s_gen = jnp.einsum("nkgd,nksd->nkgs", qn, k_gen.astype(q.dtype), preferred_element_type=f32)
-        s_new = jnp.einsum("nkgd,nkd->nkg", qn, k[:, :, 0].astype(q.dtype), preferred_element_type=f32) * self.scale
         s_prompt = jnp.where(prompt_mask[:, None, None, None, :], s_prompt * self.scale, MASKED_SCORE)
-        s_gen = jnp.where(jnp.arange(S) < step, s_gen * self.scale, MASKED_SCORE)
-        top = jnp.maximum(jnp.maximum(jnp.max(s_prompt, axis=-1).reshape(N, K, g), jnp.max(s_gen, axis=-1)), s_new)
+        s_gen = jnp.where(jnp.arange(S) < step + (0 if stacked else 1), s_gen * self.scale, MASKED_SCORE)
+        top = jnp.maximum(jnp.max(s_prompt, axis=-1).reshape(N, K, g), jnp.max(s_gen, axis=-1))
+        if stacked:
+            s_new = jnp.einsum("nkgd,nkd->nkg", qn, k[:, :, 0].astype(q.dtype), preferred_element_type=f32) * self.scale
+            top = jnp.maximum(top, s_new)
         e_prompt = jnp.exp(s_prompt - top.reshape(B, G, K, g)[..., None])
         e_gen = jnp.exp(s_gen - top[..., None])
-        e_new = jnp.exp(s_new - top)
-        total = jnp.sum(e_prompt, axis=-1).reshape(N, K, g) + jnp.sum(e_gen, axis=-1) + e_new
-        out_prompt = jnp.einsum("bnkgs,bksd->bnkgd", e_prompt.astype(q.dtype), pv.astype(q.dtype),
-                                preferred_element_type=f32)
-        out_gen = jnp.einsum("nkgs,nksd->nkgd", e_gen.astype(q.dtype), v_gen.astype(q.dtype),
-                             preferred_element_type=f32)
-        out_new = e_new.astype(q.dtype)[..., None].astype(f32) * v[:, :, 0].astype(q.dtype)[:, :, None, :]
-        out = ((out_prompt.reshape(N, K, g, D) + out_gen + out_new) / total[..., None]).astype(q.dtype)
-        if layer is None:
-            gk = jax.lax.dynamic_update_slice(gk, k, (0, 0, step, 0))
-            gv = jax.lax.dynamic_update_slice(gv, v, (0, 0, step, 0))
-        else:
+        total = jnp.sum(e_prompt, axis=-1).reshape(N, K, g) + jnp.sum(e_gen, axis=-1)
+        out = jnp.einsum("bnkgs,bksd->bnkgd", e_prompt.astype(q.dtype), pv.astype(q.dtype),
+                         preferred_element_type=f32).reshape(N, K, g, D)
+        out = out + jnp.einsum("nkgs,nksd->nkgd", e_gen.astype(q.dtype), v_gen.astype(q.dtype),
+                               preferred_element_type=f32)
+        if stacked:
+            e_new = jnp.exp(s_new - top)
+            total = total + e_new
+            out = out + e_new.astype(q.dtype)[..., None].astype(f32) * v[:, :, 0].astype(q.dtype)[:, :, None, :]
             gk = jax.lax.dynamic_update_slice(gk, k[None], (layer, 0, 0, step, 0))
             gv = jax.lax.dynamic_update_slice(gv, v[None], (layer, 0, 0, step, 0))
+        out = (out / total[..., None]).astype(q.dtype)
         return self.o(out.reshape(N, 1, K * g, D)), (gk, gv)
 
 
