@@ -16,10 +16,13 @@ Decode traffic: XLA's cost analysis ("bytes accessed") of the compiled decode st
 sampler's loop runs), over the ideal = the weights a step must read (decoder layers and the LM-head
 table) + the live KV cache, each read once. On the CPU bench config: 64 rows, a 2,048-slot cache
 (1,024 prompt + 1,024 generated slots, every slot live). Where libtpu is installed, the same for the
-8B model in bf16 on a deviceless v5p-64 (64 chips: batch over 16, weights tensor-parallel over 4, the
-sampling layout), per chip, compiled with memory-space assignment off so that the count is HBM
-traffic (with it on, XLA also counts the VMEM side of every weight prefetch). Layers are unscanned
-there: the cost analysis counts a while-loop body once, so a scanned model would undercount them.
+8B model in bf16 at the 8B GRPO run's mesh and shapes: a deviceless v5p-64 (32 chips), 32 prompts x 8
+samples, 4,096 prompt + 4,095 generated slots (the last decode step), per chip, on the mesh the sampler
+derives from the run's all-fsdp training mesh (`policy.sharding.sampling_mesh`: tensor over the 8 KV
+heads, rows over 4) beside the training mesh itself (no tensor axis: every chip reads the whole model),
+compiled with memory-space assignment off so that the count is HBM traffic (with it on, XLA also counts
+the VMEM side of every weight prefetch). Layers are unscanned there: the cost analysis counts a
+while-loop body once, so a scanned model would undercount them.
 The host's last-level cache size is printed; where the whole model fits in it, the DRAM weights-read
 limit is no limit and is not reported.
 
@@ -54,7 +57,7 @@ from policy.config import Qwen3VLConfig, TextConfig, VisionConfig
 from policy.hf_io import load_pretrained
 from policy.model import abstract_model
 from policy.sampler import Sampler, SamplingParams
-from policy.sharding import MESH_AXES, SAMPLING_RULES, logical_to_spec, state_shardings
+from policy.sharding import MESH_AXES, SAMPLING_RULES, logical_to_spec, sampling_mesh, state_shardings
 from policy.text import DecodeCache, KVCache, kv_zeros
 
 IMG_TOKEN, VSTART, VEND = 151655, 151652, 151653
@@ -222,27 +225,61 @@ def print_cost(label: str, c: dict) -> None:
           f"(weights + live KV once): x{c['ratio']:.2f}; temporaries {c['temp'] / 1e6:.1f} MB")
 
 
-def tpu_8b_decode_cost(prompts: int = 64, samples: int = 8, prompt_len: int = 1024, gen_len: int = 1024,
-                       tensor: int = 4) -> dict | None:
-    """The 8B decode step on a deviceless v5p-64 (4x4x4 megacore) in the sampling layout; None without libtpu."""
+def tpu_8b_decode_cost(prompts: int = 32, samples: int = 8, prompt_len: int = 4096, gen_len: int = 4095,
+                       topology: str = "v5p-64", regroup: bool = True) -> dict | None:
+    """The 8B decode step at the GRPO run's shapes (configs/qwen3vl_8b_grpo.py: 32 prompts x 8 samples,
+    4,096 prompt + 4,095 generated slots, its last slot) on a deviceless `topology`, laid out as the sampler
+    lays it out from the run's all-fsdp training mesh: on `sampling_mesh` (regroup=False: on the training
+    mesh itself, the layout before the sampling mesh). None without libtpu."""
     try:
         import libtpu  # noqa: F401
     except ImportError:
         return None
-    os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")
     # Memory-space assignment off: every operand is then read from HBM, so XLA's count is HBM traffic.
     # With it on, the count adds the VMEM side of each weight prefetch (copy-start/done) on top of the
     # HBM read: x1.96 of the weights on a KV-free step (x1.93 here), x1.09 with it off.
     os.environ.setdefault("LIBTPU_INIT_ARGS", "--xla_msa_enable=false")
-    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")  # other processes on this host may hold libtpu
-    from jax.experimental import topologies
+    from policy import aot
 
-    topo = topologies.get_topology_desc(platform="tpu", topology_name="v5p:4x4x4", chip_config_name="megacore",
-                                        chips_per_host_bounds=(2, 2, 1), num_slices=1)
-    devices = np.asarray(topo.devices)
-    mesh = Mesh(devices.reshape(len(devices) // tensor, 1, tensor), MESH_AXES)
     cfg = Qwen3VLConfig.qwen3vl_8b(dtype="bfloat16", param_dtype="bfloat16")
-    return decode_step_cost(cfg, prompts, samples, prompt_len, gen_len, mesh=mesh, tensor=tensor)
+    mesh = aot.topology_mesh(aot.topology(topology), ())
+    if regroup:
+        mesh = sampling_mesh(mesh, cfg.text.num_key_value_heads)
+    cost = decode_step_cost(cfg, prompts, samples, prompt_len, gen_len, mesh=mesh, tensor=mesh.shape["tensor"])
+    return dict(cost, mesh="x".join(str(n) for n in mesh.devices.shape))
+
+
+def tpu_8b_generation_cost(prompts: int = 32, samples: int = 8, prompt_len: int = 4096, max_new: int = 4096,
+                           topology: str = "v5p-64") -> dict | None:
+    """The sampler's whole decode program (`policy.aot.sampler_programs`: `policy.sampler._decode`, every
+    decode phase, scanned layers as the 8B GRPO config runs them) at the run's shapes on the sampling mesh,
+    memory-space assignment off: HBM bytes per chip per generated token averaged over a generation in
+    which every row runs to `max_new` (`policy.hlo_cost`, each phase's loop counted by its trips), beside
+    the layout's ideal averaged the same way (the weights a chip holds + each token's live KV, read once).
+    None without libtpu."""
+    try:
+        import libtpu  # noqa: F401
+    except ImportError:
+        return None
+    os.environ.setdefault("LIBTPU_INIT_ARGS", "--xla_msa_enable=false")
+    from policy import aot
+
+    cfg = Qwen3VLConfig.qwen3vl_8b(dtype="bfloat16", param_dtype="bfloat16", scan_layers=True)
+    training = aot.topology_mesh(aot.topology(topology), ())
+    params = SamplingParams(temperature=1.0, suppress_ids=(cfg.image_token_id, cfg.vision_start_token_id))
+    decode = aot.sampler_programs("policy", abstract_model(cfg), training, batch=prompts, prompt_len=prompt_len,
+                                  num_patches=None, num_samples=samples, max_new=max_new, params=params,
+                                  stop_ids=(), pad_id=0)[-1]
+    report = aot.compile_program(decode, training)
+    if report.error:
+        raise RuntimeError(f"{decode.name}: {report.error}")
+    mesh, rows = decode.mesh, prompts * samples
+    live_slots = prompts * prompt_len + rows * (max_new - 1) / 2  # the mean over the tokens of a generation
+    ideal = (decode_weight_elements(cfg) * 2 / mesh.shape["tensor"]
+             + aot.kv_bytes_per_token(cfg) * live_slots / mesh.size)
+    per_token = report.bytes_accessed / max_new
+    return {"bytes": per_token, "ideal": ideal, "ratio": per_token / ideal, "temp": report.temp_bytes,
+            "mesh": "x".join(str(n) for n in mesh.devices.shape)}
 
 
 def last_level_cache_bytes() -> int | None:
@@ -273,10 +310,19 @@ def decode_traffic(figures: dict) -> None:
     tpu = tpu_8b_decode_cost()
     if tpu is None:
         print("  8B on v5p-64: libtpu not installed, skipped")
-    else:
-        print_cost("8B bf16, v5p-64 sampling layout (16-way batch x 4-way tensor), 64 prompts x 8 samples, "
-                   "1,024 prompt + 1,024 generated slots, per chip", tpu)
-        figures["decode_bytes_over_ideal_8b_v5p64"] = tpu["ratio"]
+        return
+    before = tpu_8b_decode_cost(regroup=False)
+    run = "8B bf16, v5p-64 (32 chips), 32 prompts x 8 samples, 4,096 prompt + 4,095 generated slots (last slot)"
+    print_cost(f"{run}, training mesh {before['mesh']} (no tensor axis), per chip", before)
+    print_cost(f"{run}, sampling mesh {tpu['mesh']}, per chip", tpu)
+    print(f"  sampling mesh over training mesh: x{tpu['bytes'] / before['bytes']:.3f} bytes per chip per token")
+    whole = tpu_8b_generation_cost()
+    print_cost(f"the sampler's decode program, same shapes, mesh {whole['mesh']}, every row to 4,096 tokens: "
+               "per chip per token, averaged over the generation (ideal: live KV)", whole)
+    figures.update(decode_bytes_per_token_8b_v5p64_generation=whole["bytes"],
+                   decode_bytes_over_ideal_8b_v5p64_generation=whole["ratio"])
+    figures.update(decode_bytes_over_ideal_8b_v5p64=tpu["ratio"], decode_bytes_per_chip_8b_v5p64=tpu["bytes"],
+                   decode_bytes_per_chip_8b_v5p64_training_mesh=before["bytes"])
 
 
 def memory_plan(n_devices: int = 64):

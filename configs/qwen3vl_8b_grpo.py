@@ -44,6 +44,12 @@ def get_config(kind: str = "chart") -> ml_collections.ConfigDict:
     c.model.remat = "full"
     c.judge.greedy = False  # published judge sampling settings (visual_erm.judge.PUBLISHED_SETTINGS)
     c.judge.max_new_tokens = 4096
+    # Pairs per host per judge call: 8 x 8 hosts = 64 pairs a call, 32 calls for a step's 2,048 samples; each chip
+    # of the sampling mesh (1, 4, 8) decodes 16 rows against its eighth of the weights. Decode alone wants more
+    # (32: 64 rows a chip, 8 calls, ~7 GB of live KV a chip beside 2 GB of weights), but the judge prefill's vision
+    # attention (one splash call over every patch of the call) does not compile above 8 on v5p-64 (launch.aot:
+    # 16 pairs need 2 MiB of the kernel's 1 MiB SMEM, 32 need 8). Raise it once vision attention is per image.
+    c.judge.batch_size = 8
 
     c.max_side = 1024
     c.seq_buckets = (1024, 2048, 4096)

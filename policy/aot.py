@@ -39,6 +39,7 @@ from policy.sharding import (
     data_sharding,
     make_mesh,
     named_sharding,
+    sampling_mesh,
     state_shardings,
 )
 from policy.step_time import CHIPS, Chip, Phase, Work, decode_work, estimate_step, forward_work, step_line
@@ -249,6 +250,7 @@ class Program:
     calls: float = 1.0  # calls per training step
     loop_trips: tuple = ()  # worst-case trips of its data-dependent loops, in order (policy.hlo_cost)
     ideal: Work = Work()  # the least work per chip per call (policy.step_time)
+    mesh: Mesh | None = None  # the mesh it runs under (the sampler's: policy.sharding.sampling_mesh); None: the run's
 
     def lower(self):
         return self.fn.lower(*self.args, **self.kwargs)
@@ -303,8 +305,9 @@ def sampler_programs(prefix: str, model, mesh: Mesh, *, batch: int, prompt_len: 
     names the model's own (training-layout) weights: the reshard's argument.
 
     `model` may be abstract. Its state is laid out as `Sampler.sampling_state` lays it out (compute
-    dtype, SAMPLING_RULES); prompts are padded to a multiple of the batch shards as `Sampler` pads them,
-    and the decode program takes the prefill's outputs on the shardings the prefill leaves them in.
+    dtype, SAMPLING_RULES on `sampling_mesh(mesh, kv heads)`, the mesh prefill and decode run under);
+    prompts are padded to a multiple of its batch shards as `Sampler` pads them, and the decode program
+    takes the prefill's outputs on the shardings the prefill leaves them in.
     Decode is costed at its worst case: every row runs to `max_new` tokens.
     """
     text_params, vision_params = matmul_params(model)
@@ -313,9 +316,12 @@ def sampler_programs(prefix: str, model, mesh: Mesh, *, batch: int, prompt_len: 
     common = dict(calls=calls, outside=dict(outside or {}))
     graphdef, state = nnx.split(model)
     dtype = model.config.compute_dtype
-    reshard = Program(f"{prefix} reshard", sampling_reshard(state, mesh), (abstract_state(state, mesh), dtype),
-                      note="weights into the sampling layout, once per call", calls=calls,
+    training_mesh, mesh = mesh, sampling_mesh(mesh, config.text.num_key_value_heads)
+    layout = "x".join(str(n) for n in mesh.devices.shape)
+    reshard = Program(f"{prefix} reshard", sampling_reshard(state, mesh), (abstract_state(state, training_mesh), dtype),
+                      note=f"weights into the sampling layout (mesh {layout}), once per call", calls=calls,
                       outside={k: v for k, v in (outside or {}).items() if k != weights})
+    common["mesh"] = mesh
     shardings = state_shardings(state, mesh, SAMPLING_RULES)
     state = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(
         x.shape, dtype if jnp.issubdtype(x.dtype, jnp.floating) else x.dtype, sharding=s), state, shardings)
@@ -354,7 +360,7 @@ def sampler_programs(prefix: str, model, mesh: Mesh, *, batch: int, prompt_len: 
         (graphdef, state, filled, replicated_spec(key.shape, key.dtype, mesh)),
         dict(num_samples=num_samples, max_new=max_new, params=params, stop_ids=tuple(stop_ids), pad_id=pad_id,
              phases=phases),
-        note=f"{batch} prompts x {num_samples} samples, cache {prompt_len}+{max_new}",
+        note=f"{batch} prompts x {num_samples} samples, cache {prompt_len}+{max_new}, mesh {layout}",
         loop_trips=tuple(b - a for a, b in zip((0,) + phases, phases)),
         ideal=decode_work(text_params * jnp.dtype(config.compute_dtype).itemsize, kv_bytes_per_token(config),
                           batch, prompt_len, batch * num_samples, max_new, text_params, chips),
@@ -415,7 +421,7 @@ def compile_program(program: Program | Failed, mesh: Mesh, dump_dir: str | None 
     if isinstance(program, Failed):
         return ProgramReport(program.name, program.note, error=program.error)
     try:
-        with jax.set_mesh(mesh):
+        with jax.set_mesh(program.mesh or mesh):
             compiled = program.lower().compile()
         text = compiled.as_text()
         if dump_dir:

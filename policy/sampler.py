@@ -3,9 +3,11 @@ repetition and presence penalties), G samples per prompt from one prefill of the
 
 Why this shape:
   * Layout: `generate` first lays the weights out for sampling (`policy.sharding.SAMPLING_RULES`,
-    cast to the compute dtype): no weight dimension on the batch axes, so no decode step all-gathers
-    weights; prompts are padded to a multiple of the mesh's batch shards so prefill and decode split
-    the batch evenly.
+    cast to the compute dtype) on the sampling mesh (`policy.sharding.sampling_mesh`: the training
+    mesh's devices regrouped with a tensor axis of the KV-head count): no weight dimension on the
+    batch axes, so no decode step all-gathers weights, and each chip holds and reads 1/tensor of them;
+    rows split over the batch axes, the KV cache over rows and KV heads. Prompts are padded to a
+    multiple of the sampling mesh's batch shards so prefill and decode split the batch evenly.
   * Prefill runs once per prompt on a bucketed static shape (prompt length, patch count and,
     optionally, batch size padded to buckets) and keeps only the last real position's hidden state,
     so no [B, T, vocab] logits are ever built. Its keys/values become the prompt cache, one copy per
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from collections.abc import Sequence
 from functools import partial
 
@@ -41,19 +44,19 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from policy.host_batch import agreed_max, gather_patches, process_rows, put_everywhere, put_rows
+from policy.host_batch import agreed_max, gather_patches, gather_rows, process_rows, put_everywhere, put_rows
 from policy.image_processor import DEFAULT_PATCH_BUCKETS, pick_bucket
 from policy.model import prepare_inputs
 from policy.processor import DEFAULT_SEQ_BUCKETS
 from policy.sampling import SamplingParams, sample_tokens
-from policy.sharding import SAMPLING_RULES, batch_shards, constrain, state_shardings
+from policy.sharding import SAMPLING_RULES, batch_shards, constrain, data_sharding, sampling_mesh, state_shardings
 from policy.text import DecodeCache, KVCache, kv_zeros
 from policy.vision import VisionInputs
 
 __all__ = ["DEFAULT_DECODE_BUCKETS", "Prefill", "SampleOutput", "Sampler", "SamplingParams"]
 
 # Generated-cache sizes the decode loop grows through (the last phase is exactly max_new_tokens - 1).
-DEFAULT_DECODE_BUCKETS = (256, 512, 1024, 2048, 4096, 8192, 16384)
+DEFAULT_DECODE_BUCKETS = (256, 512, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384)
 
 
 @dataclasses.dataclass
@@ -207,7 +210,9 @@ def _cast_floating(tree, dtype):
 
 def sampling_reshard(state, mesh):
     """The jitted program `Sampler.sampling_state` runs: (state, dtype) -> floating leaves cast to
-    `dtype` and, on a mesh, laid out by SAMPLING_RULES (`launch.aot` compiles the same one). One program
+    `dtype` and, on a mesh (the sampling mesh), laid out by SAMPLING_RULES (`launch.aot` compiles the
+    same one). The state may sit on another mesh of the same devices (the training mesh): jit takes
+    input and output shardings on two meshes of one device set, so the move is one program. One program
     for the whole tree: a reshard per leaf would be dozens of independent collective programs, which
     XLA:CPU may run in a different order on each process (a multi-host deadlock)."""
     shardings = None if mesh is None else state_shardings(state, mesh, SAMPLING_RULES)
@@ -222,8 +227,9 @@ class Sampler:
 
     prompt_buckets / patch_buckets / batch_buckets: static shapes the prompt length, pixel-patch
     count and prompt count are padded up to (None: exact sizes); decode_buckets: the generated-cache
-    sizes the decode loop grows through. `mesh`: run under this mesh (inputs sharded over `batch`,
-    parameters resharded to the sampling layout on each call). On a mesh spanning several
+    sizes the decode loop grows through. `mesh`: the model's (training) mesh; sampling runs on
+    `sampling_mesh(mesh, kv heads)` (`self.sampling_mesh`; inputs sharded over `batch`, parameters
+    resharded into the sampling layout on each call). On a mesh spanning several
     processes, every process calls `generate` in step with its own prompts (same count on each)
     and gets back its own rows; the global batch is the processes' prompts in process order. The
     model is re-split on every call, so in-place parameter updates (training) are picked up without
@@ -242,24 +248,35 @@ class Sampler:
         self.patch_buckets = patch_buckets
         self.batch_buckets = batch_buckets
         self.mesh = mesh
+        self.sampling_mesh = None if mesh is None else sampling_mesh(mesh, model.config.text.num_key_value_heads)
         self.decode_buckets = tuple(int(b) for b in decode_buckets)
 
     def sampling_state(self) -> tuple[nnx.GraphDef, nnx.State]:
         """The model split for sampling: floating parameters cast to the compute dtype (the matmuls cast
         them anyway, so numerics are unchanged and each step reads half the bytes of fp32 masters)
-        and, on a mesh, laid out by SAMPLING_RULES. One reshard per call: call it once per rollout."""
+        and, on a mesh, laid out by SAMPLING_RULES on the sampling mesh. One reshard per call: call it once
+        per rollout."""
         graphdef, state = nnx.split(self.model)
         dtype = self.model.config.compute_dtype
         needs_cast = any(jnp.issubdtype(x.dtype, jnp.floating) and x.dtype != dtype for x in jax.tree.leaves(state))
         if not needs_cast and self.mesh is None:
             return graphdef, state
-        return graphdef, sampling_reshard(state, self.mesh)(state, dtype)
+        return graphdef, sampling_reshard(state, self.sampling_mesh)(state, dtype)
 
     def _ctx(self):
-        return jax.set_mesh(self.mesh) if self.mesh is not None else contextlib.nullcontext()
+        return jax.set_mesh(self.sampling_mesh) if self.mesh is not None else contextlib.nullcontext()
 
     def _put(self, x, batch_axis=0):
-        return jnp.asarray(x) if self.mesh is None else put_rows(x, self.mesh, batch_axis)
+        """This process's rows, sharded over the sampling mesh's batch axes. With several processes a batch
+        shard may span processes (a tensor group wider than a host), so the rows are all-gathered first
+        and every process places the shards its devices hold."""
+        if self.mesh is None:
+            return jnp.asarray(x)
+        if jax.process_count() == 1:
+            return put_rows(x, self.sampling_mesh, batch_axis)
+        rows = np.moveaxis(gather_rows(np.moveaxis(np.asarray(x), batch_axis, 0)), 0, batch_axis)
+        sharding = data_sharding(self.sampling_mesh, rows.ndim, batch_axis, rows.shape)
+        return jax.make_array_from_callback(rows.shape, sharding, lambda index: rows[index])
 
     def _pad_prompts(self, input_ids, attention_mask):
         ids = np.asarray(input_ids)
@@ -271,7 +288,8 @@ class Sampler:
         Bb = pick_bucket(B, self.batch_buckets) if self.batch_buckets else B
         Tb, Bb = agreed_max(Tb, Bb)  # every process of a multi-host mesh pads to one shape
         if self.mesh is not None:  # split the batch evenly: every shard holds whole prompts
-            per_process = max(1, batch_shards(self.mesh) // jax.process_count())
+            shards = batch_shards(self.sampling_mesh)
+            per_process = shards // math.gcd(shards, jax.process_count())
             Bb = -(-Bb // per_process) * per_process
         out_ids = np.full((Bb, Tb), self.pad_id, np.int64)
         out_mask = np.zeros((Bb, Tb), np.int32)
@@ -301,7 +319,7 @@ class Sampler:
         with self._ctx():
             if pv is not None and jax.process_count() > 1:  # every process's patches, in global order
                 pv, meta_np = gather_patches(pv, meta_np)
-                pv, meta = put_everywhere(pv, self.mesh), VisionInputs(*(put_everywhere(x, self.mesh)
+                pv, meta = put_everywhere(pv, self.sampling_mesh), VisionInputs(*(put_everywhere(x, self.sampling_mesh)
                                                                          for x in meta_np))
             elif pv is not None:
                 meta = VisionInputs(*(jnp.asarray(x) for x in meta_np))

@@ -59,6 +59,21 @@ RULES: dict[str, Any] = {
 SAMPLING_RULES: dict[str, Any] = {**RULES, "embed": None, "vision_embed": None, "vision_merged": None}
 
 
+def sampling_mesh(mesh: Mesh, kv_heads: int) -> Mesh:
+    """The sampler's mesh: `mesh`'s devices in the same order, each slice's (fsdp, tensor) devices regrouped
+    so that `tensor` spans `kv_heads` chips (the rest batch rows). Why: SAMPLING_RULES keeps no weight
+    dimension on the batch axes, so on an all-fsdp training mesh every chip would hold and read the whole
+    model each decode step; with a tensor axis of the KV-head count, a chip holds 1/kv_heads of the
+    weights and its rows' KV cache of one head group. `mesh` itself when its tensor extent is already at
+    least `kv_heads` or the devices of a slice are not a multiple of it (tiny models, a few CPU devices)."""
+    if tuple(mesh.axis_names) != MESH_AXES:
+        return mesh
+    data, fsdp, tensor = mesh.devices.shape
+    if kv_heads <= tensor or (fsdp * tensor) % kv_heads:
+        return mesh
+    return Mesh(mesh.devices.reshape(data, fsdp * tensor // kv_heads, kv_heads), MESH_AXES)
+
+
 def num_slices(devices: Sequence[jax.Device]) -> int:
     """TPU slices the devices span (joined by the data-center network, DCN); 1 off multi-slice TPU."""
     return len({getattr(d, "slice_index", 0) for d in devices})

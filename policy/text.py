@@ -223,32 +223,54 @@ class Attention(nnx.Module):
         (prompt_mask [B,Tp]) and generated slots 0..step. Returns (y [N,1,E], updated gen_kv).
         """
         q, k, v = self.project(x, cos, sin)
-        k, v = k.swapaxes(1, 2), v.swapaxes(1, 2)  # [N,K,1,D], the cache's layout
         gk, gv = gen_kv
-        if layer is None:
-            gk = jax.lax.dynamic_update_slice(gk, k.astype(gk.dtype), (0, 0, step, 0))
-            gv = jax.lax.dynamic_update_slice(gv, v.astype(gv.dtype), (0, 0, step, 0))
-            k_gen, v_gen = gk, gv
-        else:
-            gk = jax.lax.dynamic_update_slice(gk, k[None].astype(gk.dtype), (layer, 0, 0, step, 0))
-            gv = jax.lax.dynamic_update_slice(gv, v[None].astype(gv.dtype), (layer, 0, 0, step, 0))
+        k, v = k.swapaxes(1, 2).astype(gk.dtype), v.swapaxes(1, 2).astype(gv.dtype)  # [N,K,1,D], the cache's layout
+        # A layer's own cache is written first and read after (slots <= step): XLA updates it in place.
+        # A stacked cache is read BEFORE this token is written (slots < step) and the token's own
+        # key/value join as a third part: reading a layer of it after the in-place write made XLA copy
+        # that layer's whole slice out on every step (3x the generated cache's bytes); reading a
+        # layer's own cache before its write makes XLA:CPU copy the cache instead.
+        stacked = layer is not None
+        if stacked:
             k_gen, v_gen = gk[layer], gv[layer]
+        else:
+            gk = jax.lax.dynamic_update_slice(gk, k, (0, 0, step, 0))
+            gv = jax.lax.dynamic_update_slice(gv, v, (0, 0, step, 0))
+            k_gen, v_gen = gk, gv
         pk, pv = prompt_kv
         B, K, Tp, D = pk.shape
         N, _, S, _ = k_gen.shape
         G, g = N // B, self.groups
-        # Only the small tensors (queries, scores) change shape: the caches are read as they lie
-        # (reshaping the freshly written generated cache makes XLA duplicate the update).
+        # The softmax spans the prompt cache, the generated cache and this token without joining their
+        # scores: one shared max, unnormalised weights per part, the sum divided out of the [N, K, g, D]
+        # result. Why: a concatenated [N, K, g, Tp + S] score array (and its slices) is several f32 passes
+        # over every slot, as many bytes per chip as the shared prompt cache itself. Only the small
+        # tensors (queries, scores) change shape: the caches are read as they lie.
         qn = q.reshape(N, K, g, D)
         f32 = jnp.float32
         s_prompt = jnp.einsum("bnkgd,bksd->bnkgs", qn.reshape(B, G, K, g, D), pk.astype(q.dtype),
-                              preferred_element_type=f32).reshape(N, K, g, Tp)
+                              preferred_element_type=f32)
         s_gen = jnp.einsum("nkgd,nksd->nkgs", qn, k_gen.astype(q.dtype), preferred_element_type=f32)
-        s_prompt = jnp.where(jnp.repeat(prompt_mask, G, axis=0)[:, None, None, :], s_prompt * self.scale, MASKED_SCORE)
-        s_gen = jnp.where(jnp.arange(S) <= step, s_gen * self.scale, MASKED_SCORE)
-        probs = jax.nn.softmax(jnp.concatenate([s_prompt, s_gen], axis=-1), axis=-1).astype(q.dtype)
-        out_prompt = jnp.einsum("bnkgs,bksd->bnkgd", probs[..., :Tp].reshape(B, G, K, g, Tp), pv.astype(q.dtype))
-        out = out_prompt.reshape(N, K, g, D) + jnp.einsum("nkgs,nksd->nkgd", probs[..., Tp:], v_gen.astype(q.dtype))
+        s_prompt = jnp.where(prompt_mask[:, None, None, None, :], s_prompt * self.scale, MASKED_SCORE)
+        s_gen = jnp.where(jnp.arange(S) < step + (0 if stacked else 1), s_gen * self.scale, MASKED_SCORE)
+        top = jnp.maximum(jnp.max(s_prompt, axis=-1).reshape(N, K, g), jnp.max(s_gen, axis=-1))
+        if stacked:
+            s_new = jnp.einsum("nkgd,nkd->nkg", qn, k[:, :, 0].astype(q.dtype), preferred_element_type=f32) * self.scale
+            top = jnp.maximum(top, s_new)
+        e_prompt = jnp.exp(s_prompt - top.reshape(B, G, K, g)[..., None])
+        e_gen = jnp.exp(s_gen - top[..., None])
+        total = jnp.sum(e_prompt, axis=-1).reshape(N, K, g) + jnp.sum(e_gen, axis=-1)
+        out = jnp.einsum("bnkgs,bksd->bnkgd", e_prompt.astype(q.dtype), pv.astype(q.dtype),
+                         preferred_element_type=f32).reshape(N, K, g, D)
+        out = out + jnp.einsum("nkgs,nksd->nkgd", e_gen.astype(q.dtype), v_gen.astype(q.dtype),
+                               preferred_element_type=f32)
+        if stacked:
+            e_new = jnp.exp(s_new - top)
+            total = total + e_new
+            out = out + e_new.astype(q.dtype)[..., None].astype(f32) * v[:, :, 0].astype(q.dtype)[:, :, None, :]
+            gk = jax.lax.dynamic_update_slice(gk, k[None], (layer, 0, 0, step, 0))
+            gv = jax.lax.dynamic_update_slice(gv, v[None], (layer, 0, 0, step, 0))
+        out = (out / total[..., None]).astype(q.dtype)
         return self.o(out.reshape(N, 1, K * g, D)), (gk, gv)
 
 

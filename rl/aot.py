@@ -20,7 +20,6 @@ import ml_collections
 from flax import nnx
 
 from policy import aot
-from policy.image_processor import DEFAULT_PATCH_BUCKETS
 from policy.model import abstract_model
 from policy.processor import DEFAULT_SEQ_BUCKETS
 from policy.sampler import SamplingParams
@@ -28,7 +27,7 @@ from policy.train_state import abstract_train_state
 from rl.grpo import GRPOConfig
 from rl.optimizers import grpo_optimizers
 from rl.policy_update import make_grpo_steps
-from visual_erm.judge import GREEDY_SETTINGS, PUBLISHED_SETTINGS
+from visual_erm.judge import GREEDY_SETTINGS, PUBLISHED_SETTINGS, judge_patch_buckets
 
 JUDGE_TEXT_TOKENS = 512  # chat template + judge instruction (~200 tokens today), beside the two images
 JUDGE_KIND = "chart"  # the published chart/svg settings (presence penalty: one [rows, vocab] carry)
@@ -122,7 +121,7 @@ def grpo_programs(config, mesh, hosts: int) -> list:
         add("judge sampler", lambda: aot.sampler_programs(
             "judge", abstract_model(judge_config), mesh, batch=judge_batch * hosts,
             prompt_len=aot.bucket(tokens, DEFAULT_SEQ_BUCKETS, "judge prompt"),
-            num_patches=hosts * aot.bucket(judge_batch * 2 * judge_patches, DEFAULT_PATCH_BUCKETS,
+            num_patches=hosts * aot.bucket(judge_batch * 2 * judge_patches, judge_patch_buckets(judge_batch),
                                            "judge prefill patches"),
             num_samples=1, max_new=int(config.judge.max_new_tokens), params=judge_params,
             stop_ids=_stop_ids(judge_config), pad_id=judge_config.pad_token_id or 0,

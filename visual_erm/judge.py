@@ -24,6 +24,7 @@ from PIL import Image
 
 from policy.hf_io import load_pretrained
 from policy.host_batch import agreed_max
+from policy.image_processor import DEFAULT_PATCH_BUCKETS
 from policy.processor import Processor
 from policy.sampler import Sampler, SamplingParams
 from visual_erm.prompts import judge_messages
@@ -48,6 +49,17 @@ GREEDY_SETTINGS = {kind: dataclasses.replace(s, params=SamplingParams(temperatur
                    for kind, s in PUBLISHED_SETTINGS.items()}
 
 
+def judge_patch_buckets(batch_size: int) -> tuple[int, ...]:
+    """Patch buckets of a judge call of `batch_size` pairs (per host). The default buckets end at 8 pairs of
+    two 1,024-px images (65,536 patches); a larger call gets the same ladder doubled on up to `batch_size`
+    such pairs, so that sizing the call for decode (judge.batch_size) does not outgrow its prefill."""
+    buckets = list(DEFAULT_PATCH_BUCKETS)
+    need = -(-batch_size // 8) * DEFAULT_PATCH_BUCKETS[-1]
+    while buckets[-1] < need:
+        buckets.append(2 * buckets[-1])
+    return tuple(buckets)
+
+
 class VisualERM:
     """A Qwen3-VL reward model: `critique(kinds, references, candidates) -> list[Critique]`."""
 
@@ -70,7 +82,8 @@ class VisualERM:
         }
         tokenizer = processor.tokenizer
         stops = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
-        self.sampler = Sampler(model, pad_id=processor.pad_token_id, stop_ids=stops, mesh=mesh)
+        self.sampler = Sampler(model, pad_id=processor.pad_token_id, stop_ids=stops, mesh=mesh,
+                               patch_buckets=judge_patch_buckets(batch_size))
 
     @classmethod
     def from_pretrained(cls, path: str, *, dtype=None, mesh=None, **kwargs) -> VisualERM:

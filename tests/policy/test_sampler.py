@@ -227,22 +227,26 @@ def test_greedy_samples_of_one_prompt_are_identical(setup):
 
 
 def test_sharded_text_only_matches_single_device_in_the_sampling_layout():
-    """3 prompts on a mesh with 4 batch shards: padded to 4 (samples do not depend on padding); weights
-    laid out by SAMPLING_RULES (nothing on the batch axes)."""
+    """3 prompts from an all-fsdp (1, 8, 1) training mesh, sampled on the derived (1, 4, 2) sampling mesh
+    (tensor = the 2 KV heads): padded to its 4 batch shards (samples do not depend on padding); weights
+    moved from the training mesh onto it in the layout of SAMPLING_RULES (nothing on the batch axes)."""
     cfg = Qwen3VLConfig.tiny()
     ids = np.array([[0, 0, 0, 5, 6, 7, 8, 9], [1, 2, 3, 4, 5, 6, 7, 8], [0, 9, 8, 7, 6, 5, 4, 3]])
     mask = (np.arange(8)[None] >= np.array([[3], [0], [1]])).astype(np.int32)
     params = SamplingParams(temperature=1.0, top_k=8)
     ref = Sampler(init_model(cfg), pad_id=0, prompt_buckets=None).generate(
         ids, mask, max_new_tokens=6, num_samples=2, rng=7, params=params)
-    mesh = make_mesh((2, 2, 2))
+    mesh = make_mesh((1, 8, 1))
     sampler = Sampler(shard_model(init_model(cfg), mesh), pad_id=0, prompt_buckets=None, mesh=mesh)
+    assert dict(sampler.sampling_mesh.shape) == {"data": 1, "fsdp": 4, "tensor": 2}
+    assert list(sampler.sampling_mesh.devices.flat) == list(mesh.devices.flat)
     sharded = sampler.generate(ids, mask, max_new_tokens=6, num_samples=2, rng=7, params=params)
     np.testing.assert_array_equal(sharded.tokens, ref.tokens)
     np.testing.assert_allclose(sharded.logprobs, ref.logprobs, atol=1e-5)
     np.testing.assert_allclose(sharded.sample_logprobs, ref.sample_logprobs, atol=1e-5)
     assert sampler.prefill(ids, mask).prompt_ids.shape[0] == 4
     _, state = sampler.sampling_state()
+    assert all(v.value.sharding.mesh == sampler.sampling_mesh for _, v in nnx.to_flat_state(state))
     specs = [v.value.sharding.spec for _, v in nnx.to_flat_state(state)]
     assert not any(a in ("data", "fsdp") or (isinstance(a, tuple) and {"data", "fsdp"} & set(a))
                    for spec in specs for a in spec)

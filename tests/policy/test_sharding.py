@@ -110,3 +110,17 @@ def test_constrain_is_noop_without_mesh_and_applies_with_one():
     with jax.set_mesh(mesh):
         y = jax.jit(lambda a: S.constrain(a * 2, ("batch", "length", "act_embed")))(x)
     assert isinstance(y.sharding, NamedSharding) and y.sharding.spec[0] == "fsdp"
+
+
+def test_sampling_mesh_regroups_the_same_devices_with_a_tensor_axis_of_the_kv_heads():
+    devices = jax.devices()
+    fsdp = S.make_mesh((1, 8, 1))
+    regrouped = S.sampling_mesh(fsdp, kv_heads=4)
+    assert dict(regrouped.shape) == {"data": 1, "fsdp": 2, "tensor": 4}
+    assert list(regrouped.devices.flat) == list(devices)  # same devices, same order: tensor groups adjacent
+    assert S.sampling_mesh(fsdp, kv_heads=3) is fsdp  # 8 devices are no multiple of 3 heads: unchanged
+    small = S.make_mesh((2, 2, 2))
+    assert S.sampling_mesh(small, kv_heads=8) is small  # 4 devices a slice row: fewer than 8 heads
+    assert S.sampling_mesh(S.make_mesh((1, 2, 4)), kv_heads=2).shape["tensor"] == 4  # already wide enough
+    data = S.sampling_mesh(S.make_mesh((2, 4, 1)), kv_heads=2)  # data (the DCN axis) is never regrouped
+    assert dict(data.shape) == {"data": 2, "fsdp": 2, "tensor": 2}

@@ -24,7 +24,7 @@ def _layout(tree):
 def test_aot_programs_are_the_trainers(policy_dir, tmp_path):
     overrides = {"model.checkpoint": policy_dir, "reward": "mse", "prompts_per_step": 2, "group_size": 2,
                  "micro_batches": 1, "max_new_tokens": 16, "grpo.kl_coef": 0.01, "grpo.grad_accumulation": 2,
-                 "render_workers": 1}
+                 "render_workers": 1, "mesh_shape": (1, 4, 1)}
     config = tiny_config(**overrides)
     trainer = GRPOTrainer(config, str(tmp_path / "run"))
     try:
@@ -39,6 +39,11 @@ def test_aot_programs_are_the_trainers(policy_dir, tmp_path):
             program = programs[name]
             with jax.set_mesh(trainer.run.mesh):
                 assert fn.lower(*program.args).as_text() == program.lower().as_text(), name
+        # The sampler's programs run on the sampler's own mesh, on the layout its reshard produces.
+        sampler = trainer.sampler
+        decode = programs["policy decode"]
+        assert decode.mesh == sampler.sampling_mesh and sampler.sampling_mesh.shape["tensor"] > 1
+        assert _layout(decode.args[1]) == _layout(sampler.sampling_state()[1])
         # The check can fail: without the accumulation wrapper the state is another tree.
         plain = grpo_programs(tiny_config(**dict(overrides, **{"grpo.grad_accumulation": 1})), trainer.run.mesh, 1)
         plain_state = next(p for p in plain if p.name == "update step").args[0]

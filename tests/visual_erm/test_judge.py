@@ -5,8 +5,9 @@ import json
 import pytest
 
 from policy import tiny_checkpoint
+from policy.image_processor import DEFAULT_PATCH_BUCKETS
 from tests.multihost import run_one_process, run_two_processes
-from visual_erm.judge import VisualERM
+from visual_erm.judge import VisualERM, judge_patch_buckets
 
 VALID = '{"errors": [{"category": "data_error", "severity": 2, "location": "x", "description": "d"}]}'
 
@@ -51,3 +52,11 @@ def test_two_processes_with_uneven_pairs_judge_what_one_process_judges(tmp_path)
     assert len(parts[0]["texts"]) == 9 and len(parts[1]["texts"]) == 3
     assert parts[0]["texts"] + parts[1]["texts"] == one["texts"]
     assert parts[0]["valid"] + parts[1]["valid"] == one["valid"]
+
+
+def test_judge_patch_buckets_grow_with_the_call_size():
+    assert judge_patch_buckets(8) == DEFAULT_PATCH_BUCKETS  # 8 pairs of two 1,024-px images: the defaults
+    assert judge_patch_buckets(1) == DEFAULT_PATCH_BUCKETS
+    grown = judge_patch_buckets(32)
+    assert grown[:len(DEFAULT_PATCH_BUCKETS)] == DEFAULT_PATCH_BUCKETS
+    assert grown[len(DEFAULT_PATCH_BUCKETS):] == (131072, 262144)  # 32 pairs x 2 x 4,096 patches
