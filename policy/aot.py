@@ -182,14 +182,6 @@ def sequence_batch_spec(config: Qwen3VLConfig, rows: int, length: int, num_patch
     return batch
 
 
-def largest_image_patches(image_processor: ImageProcessor) -> int:
-    """Patches of the largest image the processor emits: a `max_side` square, else a max_pixels one."""
-    ip = image_processor
-    side = ip.max_side or math.isqrt(ip.max_pixels)
-    h, w = ip.target_size(side, side)
-    return (h // ip.patch_size) * (w // ip.patch_size)
-
-
 def run_image_processor(model_block, config: Qwen3VLConfig, max_side: int | None) -> ImageProcessor:
     """The image processor a run uses: its checkpoint's, the released one's for a preset, else the tiny
     build's (max_pixels from the config)."""

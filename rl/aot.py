@@ -85,7 +85,7 @@ def grpo_programs(config, mesh, hosts: int) -> list:
         return {name: size for name, size in resident.items() if name not in held}
 
     text_params, vision_params = aot.matmul_params(model)
-    patches = aot.largest_image_patches(aot.run_image_processor(config.model, model_config, config.max_side))
+    patches = aot.run_image_processor(config.model, model_config, config.max_side).max_image_patches()
     prompt_len = max(config.seq_buckets)
     prompts, group, new = config.prompts_per_step, config.group_size, config.max_new_tokens
     per_call = prompts // config.micro_batches
@@ -114,8 +114,7 @@ def grpo_programs(config, mesh, hosts: int) -> list:
         judge_config = aot.run_model_config(judge_block)
         judge_batch = int(config.judge.batch_size)
         settings = (GREEDY_SETTINGS if config.judge.greedy else PUBLISHED_SETTINGS)[JUDGE_KIND]
-        judge_patches = aot.largest_image_patches(aot.run_image_processor(judge_block, judge_config,
-                                                                          settings.max_side))
+        judge_patches = aot.run_image_processor(judge_block, judge_config, settings.max_side).max_image_patches()
         tokens = 2 * judge_patches // judge_config.vision.spatial_merge_size ** 2 + JUDGE_TEXT_TOKENS
         judge_params = dataclasses.replace(settings.params, suppress_ids=(judge_config.image_token_id,
                                                                           judge_config.vision_start_token_id))

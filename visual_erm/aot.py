@@ -17,7 +17,7 @@ def sft_programs(config, mesh, hosts: int) -> list:
     model = abstract_model(model_config)
     parts, state = abstract_train_state(model, tx, mesh)
     step_fn, eval_step = make_sft_steps(config, parts, tx, state)
-    patches = aot.largest_image_patches(aot.run_image_processor(config.model, model_config, config.max_side))
+    patches = aot.run_image_processor(config.model, model_config, config.max_side).max_image_patches()
     rows, length = config.batch_size, max(config.seq_buckets)
     note = f"{rows} pairs x {length} tokens"
     try:
