@@ -29,6 +29,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from policy import hlo_cost
 from policy.config import Qwen3VLConfig, runtime_options
+from policy.host_batch import patch_sharding
 from policy.image_processor import QWEN3_VL_MIN_PIXELS, ImageProcessor, pick_bucket
 from policy.model import abstract_model
 from policy.sampler import DEFAULT_DECODE_BUCKETS, SamplingParams, _decode, _phases, _prefill, sampling_reshard
@@ -154,16 +155,20 @@ def rows_spec(shape, dtype, mesh: Mesh, batch_axis: int = 0) -> jax.ShapeDtypeSt
 
 
 def replicated_spec(shape, dtype, mesh: Mesh) -> jax.ShapeDtypeStruct:
-    """An array every chip holds in full (`host_batch.put_everywhere`)."""
+    """An array every chip holds in full."""
     return jax.ShapeDtypeStruct(tuple(shape), dtype, sharding=NamedSharding(mesh, PartitionSpec()))
 
 
 def image_specs(config: Qwen3VLConfig, num_patches: int, mesh: Mesh) -> tuple:
-    """(pixel_values, VisionInputs) specs for `num_patches` padded patches, as the batches carry them."""
-    rep = functools.partial(replicated_spec, mesh=mesh)
-    meta = VisionInputs(rep((num_patches, 4), jnp.int32), rep((num_patches, 4), jnp.float32),
-                        rep((num_patches, 2), jnp.int32), rep((num_patches,), jnp.int32))
-    return rep((num_patches, config.vision.patch_dim), jnp.float32), meta
+    """(pixel_values, VisionInputs) specs for `num_patches` padded patches, as the batches carry them
+    (`host_batch.put_patches`: split over the patch axes in whole vision bins)."""
+    def spec(shape, dtype):
+        return jax.ShapeDtypeStruct(shape, dtype, sharding=patch_sharding(num_patches, len(shape), mesh,
+                                                                          config.vision_bin))
+
+    meta = VisionInputs(spec((num_patches, 4), jnp.int32), spec((num_patches, 4), jnp.float32),
+                        spec((num_patches, 2), jnp.int32), spec((num_patches,), jnp.int32))
+    return spec((num_patches, config.vision.patch_dim), jnp.float32), meta
 
 
 def sequence_batch_spec(config: Qwen3VLConfig, rows: int, length: int, num_patches: int | None, mesh: Mesh,

@@ -301,6 +301,14 @@ def frame_sizes(image_grid_thw) -> np.ndarray:
     return np.repeat(grid[:, 1] * grid[:, 2], grid[:, 0])
 
 
+def binned_buckets(patch_buckets: Sequence[int], bin_patches: int) -> tuple[int, ...]:
+    """Default patch buckets rounded up to whole vision bins of `bin_patches` (0: unchanged), for callers
+    whose buckets are not a run's config (the judge's sampler, the embedding reward)."""
+    if not bin_patches:
+        return tuple(patch_buckets)
+    return tuple(sorted({-(-int(b) // bin_patches) * bin_patches for b in patch_buckets}))
+
+
 def pad_images(pixel_values: np.ndarray, image_grid_thw: np.ndarray, *, merge_size: int = 2,
                patch_buckets: Sequence[int] = DEFAULT_PATCH_BUCKETS,
                image_buckets: Sequence[int] = DEFAULT_IMAGE_BUCKETS, bin_patches: int = 0) -> dict[str, np.ndarray]:

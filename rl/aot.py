@@ -20,7 +20,7 @@ import ml_collections
 from flax import nnx
 
 from policy import aot
-from policy.image_processor import DEFAULT_PATCH_BUCKETS
+from policy.image_processor import DEFAULT_PATCH_BUCKETS, binned_buckets
 from policy.model import abstract_model
 from policy.processor import DEFAULT_SEQ_BUCKETS
 from policy.sampler import SamplingParams
@@ -28,7 +28,7 @@ from policy.train_state import abstract_train_state
 from rl.grpo import GRPOConfig
 from rl.optimizers import grpo_optimizers
 from rl.policy_update import make_grpo_steps
-from visual_erm.judge import GREEDY_SETTINGS, PUBLISHED_SETTINGS
+from visual_erm.judge import GREEDY_SETTINGS, PUBLISHED_SETTINGS, judge_vision_bin
 
 JUDGE_TEXT_TOKENS = 512  # chat template + judge instruction (~200 tokens today), beside the two images
 JUDGE_KIND = "chart"  # the published chart/svg settings (presence penalty: one [rows, vocab] carry)
@@ -76,6 +76,8 @@ def resident_state(config, state, mesh) -> dict[str, int]:
 def grpo_programs(config, mesh, hosts: int) -> list:
     """[Program | Failed] for the policy sampler, the judge sampler, the log-prob forwards and the update."""
     model_config = aot.run_model_config(config.model)
+    patches = aot.run_image_processor(config.model, model_config, config.max_side).max_image_patches()
+    model_config = dataclasses.replace(model_config, vision_bin=patches)  # as TrainingRun.load sets it
     model = abstract_model(model_config)
     tx, warm_tx = grpo_optimizers(config)
     parts, state = abstract_train_state(model, tx, mesh)
@@ -85,7 +87,6 @@ def grpo_programs(config, mesh, hosts: int) -> list:
         return {name: size for name, size in resident.items() if name not in held}
 
     text_params, vision_params = aot.matmul_params(model)
-    patches = aot.run_image_processor(config.model, model_config, config.max_side).max_image_patches()
     prompt_len = max(config.seq_buckets)
     prompts, group, new = config.prompts_per_step, config.group_size, config.max_new_tokens
     per_call = prompts // config.micro_batches
@@ -112,6 +113,8 @@ def grpo_programs(config, mesh, hosts: int) -> list:
     if config.reward == "visual_erm":
         judge_block = _judge_block(config)
         judge_config = aot.run_model_config(judge_block)
+        judge_config = dataclasses.replace(judge_config, vision_bin=judge_vision_bin(  # as VisualERM.from_pretrained
+            aot.run_image_processor(judge_block, judge_config, None)))
         judge_batch = int(config.judge.batch_size)
         settings = (GREEDY_SETTINGS if config.judge.greedy else PUBLISHED_SETTINGS)[JUDGE_KIND]
         judge_patches = aot.run_image_processor(judge_block, judge_config, settings.max_side).max_image_patches()
@@ -121,7 +124,8 @@ def grpo_programs(config, mesh, hosts: int) -> list:
         add("judge sampler", lambda: aot.sampler_programs(
             "judge", abstract_model(judge_config), mesh, batch=judge_batch * hosts,
             prompt_len=aot.bucket(tokens, DEFAULT_SEQ_BUCKETS, "judge prompt"),
-            num_patches=hosts * aot.bucket(judge_batch * 2 * judge_patches, DEFAULT_PATCH_BUCKETS,
+            num_patches=hosts * aot.bucket(judge_batch * 2 * judge_patches,
+                                           binned_buckets(DEFAULT_PATCH_BUCKETS, judge_config.vision_bin),
                                            "judge prefill patches"),
             num_samples=1, max_new=int(config.judge.max_new_tokens), params=judge_params,
             stop_ids=_stop_ids(judge_config), pad_id=judge_config.pad_token_id or 0,

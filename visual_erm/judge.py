@@ -24,6 +24,7 @@ from PIL import Image
 
 from policy.hf_io import load_pretrained
 from policy.host_batch import agreed_max
+from policy.image_processor import DEFAULT_PATCH_BUCKETS, ImageProcessor, binned_buckets
 from policy.processor import Processor
 from policy.sampler import Sampler, SamplingParams
 from visual_erm.prompts import judge_messages
@@ -48,6 +49,13 @@ GREEDY_SETTINGS = {kind: dataclasses.replace(s, params=SamplingParams(temperatur
                    for kind, s in PUBLISHED_SETTINGS.items()}
 
 
+def judge_vision_bin(image_processor: ImageProcessor, settings: dict | None = None) -> int:
+    """The judge's vision attention bin (`Qwen3VLConfig.vision_bin`): the largest image any kind's
+    `max_side` lets the processor emit (`settings` update the published ones, as `VisualERM` does)."""
+    every = dict(PUBLISHED_SETTINGS, **(settings or {}))
+    return max(dataclasses.replace(image_processor, max_side=s.max_side).max_image_patches() for s in every.values())
+
+
 class VisualERM:
     """A Qwen3-VL reward model: `critique(kinds, references, candidates) -> list[Critique]`."""
 
@@ -70,15 +78,19 @@ class VisualERM:
         }
         tokenizer = processor.tokenizer
         stops = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
-        self.sampler = Sampler(model, pad_id=processor.pad_token_id, stop_ids=stops, mesh=mesh)
+        self.sampler = Sampler(model, pad_id=processor.pad_token_id, stop_ids=stops, mesh=mesh,
+                               patch_buckets=binned_buckets(DEFAULT_PATCH_BUCKETS, model.config.vision_bin))
 
     @classmethod
     def from_pretrained(cls, path: str, *, dtype=None, mesh=None, **kwargs) -> VisualERM:
-        """From a Hugging Face directory (e.g. one `launch.export_hf` wrote)."""
+        """From a Hugging Face directory (e.g. one `launch.export_hf` wrote), attending in vision bins of the
+        largest image its settings allow (`judge_vision_bin`)."""
         import jax.numpy as jnp
 
-        _, model = load_pretrained(path, dtype=dtype or jnp.float32, mesh=mesh)
-        return cls(model, Processor.from_pretrained(path), mesh=mesh, **kwargs)
+        processor = Processor.from_pretrained(path)
+        _, model = load_pretrained(path, dtype=dtype or jnp.float32, mesh=mesh,
+                                   vision_bin=judge_vision_bin(processor.image_processor, kwargs.get("settings")))
+        return cls(model, processor, mesh=mesh, **kwargs)
 
     def _generate(self, kind: str, pairs: Sequence[tuple]) -> list[str]:
         setting, processor = self.settings[kind], self._processors[kind]
