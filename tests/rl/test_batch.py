@@ -49,7 +49,7 @@ def test_each_prompt_image_is_encoded_once_and_logits_match_per_row_encoding(vis
                                                            "pixel_values")),
                    VisionInputs(*(jnp.asarray(x) for x in batch["vision"])),
                    patch_start=jnp.asarray(batch["patch_start"]))
-    per_row = forward(init_model(config), jnp.asarray(ids), jnp.asarray(positions), jnp.asarray(mask), jnp.asarray(repeated),
-                      VisionInputs(*(jnp.asarray(x) for x in meta)))
+    per_row = forward(init_model(config), jnp.asarray(ids), jnp.asarray(positions), jnp.asarray(mask),
+                      jnp.asarray(repeated), VisionInputs(*(jnp.asarray(x) for x in meta)))
     keep = mask.astype(bool)
     np.testing.assert_allclose(np.asarray(once)[keep], np.asarray(per_row)[keep], atol=1e-5, rtol=0)
