@@ -161,10 +161,9 @@ def replicated_spec(shape, dtype, mesh: Mesh) -> jax.ShapeDtypeStruct:
 
 def image_specs(config: Qwen3VLConfig, num_patches: int, mesh: Mesh) -> tuple:
     """(pixel_values, VisionInputs) specs for `num_patches` padded patches, as the batches carry them
-    (`host_batch.put_patches`: split over the patch axes in whole vision bins)."""
+    (`host_batch.put_patches`: split over the patch axes)."""
     def spec(shape, dtype):
-        return jax.ShapeDtypeStruct(shape, dtype, sharding=patch_sharding(num_patches, len(shape), mesh,
-                                                                          config.vision_bin))
+        return jax.ShapeDtypeStruct(shape, dtype, sharding=patch_sharding(num_patches, len(shape), mesh))
 
     meta = VisionInputs(spec((num_patches, 4), jnp.int32), spec((num_patches, 4), jnp.float32),
                         spec((num_patches, 2), jnp.int32), spec((num_patches,), jnp.int32))
@@ -200,6 +199,13 @@ def run_image_processor(model_block, config: Qwen3VLConfig, max_side: int | None
     return ImageProcessor(patch_size=v.patch_size, temporal_patch_size=v.temporal_patch_size,
                           merge_size=v.spatial_merge_size, min_pixels=min(factor * factor * 4, QWEN3_VL_MIN_PIXELS),
                           max_side=max_side, **kwargs)
+
+
+def binned_model_config(config: Qwen3VLConfig, model_block, max_side: int | None) -> Qwen3VLConfig:
+    """`config` attending in the vision bins a run gives it (`TrainingRun.load`): the patches of the
+    largest image the run's processor emits."""
+    largest = run_image_processor(model_block, config, max_side).max_image_patches()
+    return dataclasses.replace(config, vision_bin=largest)
 
 
 def run_model_config(model_block, **runtime) -> Qwen3VLConfig:

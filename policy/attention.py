@@ -18,8 +18,9 @@ overrides the choice:
 
 Kernels that cannot be partitioned by XLA (splash) run under `shard_map` over the ambient mesh
 (`jax.set_mesh`): batch and heads split as the logical rules say; vision bins (whole images, see
-`policy.vision`) split over the patch axis, each chip attending within the bins it holds (no keys
-gathered), or every chip computing every bin where the bins do not divide the chips.
+`policy.vision`) split over the patch axes, each chip attending within the bins it holds (no keys
+gathered); patch axes the bins do not divide split the queries of every bin instead, with that bin's
+keys all-gathered.
 """
 from __future__ import annotations
 
@@ -198,9 +199,10 @@ def segment_attention(q, k, v, segment_ids, *, scale: float, impl: str = "auto")
     """
     impl = resolve(impl)
     segment_ids = segment_ids.astype(jnp.int32)
-    if impl == "splash":
-        names = ("patches", None, "act_vision_heads", None)
-        return _sharded(_splash_bins, (q, k, v, segment_ids), (names, names, names, ("patches", None)), scale=scale)
+    if impl == "splash":  # bins over the patch axes; axes left over (bins not dividing them) split each bin
+        names = ("patches", "patches", "act_vision_heads", None)
+        return _sharded(_splash_bins, (q, k, v, segment_ids), (names, names, names, ("patches", "patches")),
+                        scale=scale, gather_axis=1)
     return jax.vmap(functools.partial(_blockwise_segments, scale=scale))(q, k, v, segment_ids)
 
 
@@ -222,31 +224,37 @@ def _blockwise_segments(q, k, v, segment_ids, scale, block: int = _VISION_QUERY_
     return jax.lax.map(one, (qs, seg_q)).reshape(Np, H, D)[:N]
 
 
-def _splash_bins(q, k, v, segment_ids, *, scale):
-    """Splash on one shard's bins [g,L,H,D], one kernel call per bin (vmapped: the bins become the grid)."""
-    return jax.vmap(functools.partial(_splash_segments, scale=scale))(q, k, v, segment_ids)
+def _splash_bins(q, k, v, segment_ids, *, scale, key_segment_ids=None):
+    """Splash on one shard's bins: queries [g,Lq,H,D] against their bins' (possibly gathered) keys
+    [g,L,H,D], one kernel call per bin (vmapped: the bins become the kernel's grid)."""
+    kv_seg = segment_ids if key_segment_ids is None else key_segment_ids
+    return jax.vmap(functools.partial(_splash_segments, scale=scale))(q, k, v, segment_ids, kv_seg)
 
 
-def _splash_segments(q, k, v, segment_ids, *, scale):
-    """Splash on one bin: its queries against its keys, one segment per image."""
+def _splash_segments(q, k, v, segment_ids, key_segment_ids, *, scale):
+    """Splash on one bin: queries [Lq,H,D] against the bin's keys [L,H,D], one segment per image."""
     N, H, D = q.shape
-    Np = _round_up(N, _LANES)
+    S = k.shape[0]
+    Np, Sp = _round_up(N, _LANES), _round_up(S, _LANES)
     pad_id = -2  # alignment padding: its own segment, so every padded query has keys to attend to
     q = _pad_axis(q * jnp.asarray(scale, q.dtype), 0, Np).transpose(1, 0, 2)
-    k, v = (_pad_axis(x.astype(q.dtype), 0, Np).transpose(1, 0, 2) for x in (k, v))
-    seg = _pad_axis(segment_ids, 0, Np, fill=pad_id)
-    kernel = _splash_kernel(Np, Np, H, False, False, target_platform() != "tpu")
-    return kernel(q, k, v, segment_ids=splash.SegmentIds(q=seg, kv=seg)).transpose(1, 0, 2)[:N]
+    k, v = (_pad_axis(x.astype(q.dtype), 0, Sp).transpose(1, 0, 2) for x in (k, v))
+    segs = splash.SegmentIds(q=_pad_axis(segment_ids, 0, Np, fill=pad_id),
+                             kv=_pad_axis(key_segment_ids, 0, Sp, fill=pad_id))
+    kernel = _splash_kernel(Np, Sp, H, False, False, target_platform() != "tpu")
+    return kernel(q, k, v, segment_ids=segs).transpose(1, 0, 2)[:N]
 
 
 # ---------------------------------------------------------------------------------------------
 # shard_map over the ambient mesh
 # ---------------------------------------------------------------------------------------------
-def _sharded(fn, args, in_names, **kw):
+def _sharded(fn, args, in_names, *, gather_axis: int | None = None, **kw):
     """Run `fn(*args, **kw)` per shard of the ambient mesh (directly when there is none).
 
     Dimensions split as `policy.sharding` maps their logical names (dropped where they do not divide);
-    query and key/value heads keep one split so each shard holds whole GQA groups.
+    query and key/value heads keep one split so each shard holds whole GQA groups. Where `gather_axis`
+    (vision: the patches inside a bin) is split, keys, values and their segment ids are all-gathered
+    along it inside, so each shard's queries see their whole bin.
     """
     mesh = _ambient_mesh()
     if mesh is None or mesh.size == 1:
@@ -257,5 +265,12 @@ def _sharded(fn, args, in_names, **kw):
             s[2] = None
     out_spec = jax.sharding.PartitionSpec(*specs[0])
     specs = [jax.sharding.PartitionSpec(*s) for s in specs]
-    return jax.shard_map(functools.partial(fn, **kw), mesh=mesh, in_specs=tuple(specs), out_specs=out_spec,
-                         check_vma=False)(*args)
+    body = functools.partial(fn, **kw)
+    axes = None if gather_axis is None else specs[0][gather_axis]
+    if axes is not None:
+        axes = (axes,) if isinstance(axes, str) else tuple(axes)
+
+        def body(q, k, v, seg):
+            k, v, kv_seg = (jax.lax.all_gather(x, axes, axis=gather_axis, tiled=True) for x in (k, v, seg))
+            return fn(q, k, v, seg, key_segment_ids=kv_seg, **kw)
+    return jax.shard_map(body, mesh=mesh, in_specs=tuple(specs), out_specs=out_spec, check_vma=False)(*args)

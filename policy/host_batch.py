@@ -4,9 +4,9 @@ Rows (token ids, masks, M-RoPE positions, per-row values) are sharded over the
 mesh's batch axes; each process contributes its own rows, and the global batch
 is the processes' rows in process order. Image patches come packed in the
 model's vision bins (`policy.vision.pack_pixels`) and are split over the mesh's
-patch axes in whole bins (`put_patches`; replicated where the bins do not divide
-the chips). Every process holds every process's patches: they are all-gathered
-and concatenated in process order (whole bins; frame ids made unique), so the
+patch axes (`put_patches`: whole bins per chip when the bins divide the chips).
+Every process holds every process's patches: they are all-gathered and
+concatenated in process order (whole bins; frame ids made unique), so the
 real patches keep the global row order that image tokens follow (the tower moves
 the merged rows of real patches to the front). Every process calls this in step
 with the others, and either every process's batch carries images or none does
@@ -25,9 +25,8 @@ from policy.vision import VisionInputs
 _ZERO_PADDED = ("input_ids", "attention_mask", "target_mask")  # the rest (positions) repeat their last value
 
 
-def device_batch(batch: dict, mesh, bin_patches: int = 0) -> dict:
-    """Place a host batch (this process's rows) on the mesh, patches in vision bins of `bin_patches`
-    (the model config's `vision_bin`); see the module docstring."""
+def device_batch(batch: dict, mesh) -> dict:
+    """Place a host batch (this process's rows) on the mesh; see the module docstring."""
     batch = dict(batch)
     images = {k: batch.pop(k) for k in ("pixel_values", "vision") if batch.get(k) is not None}
     absent = {k: None for k, v in batch.items() if v is None}
@@ -41,7 +40,7 @@ def device_batch(batch: dict, mesh, bin_patches: int = 0) -> dict:
             images = dict(zip(("pixel_values", "vision"),
                               gather_patches(np.asarray(images["pixel_values"], np.float32), images["vision"])))
     out = {k: put_rows(v, mesh, _batch_axis(k)) for k, v in rows.items()}
-    out.update(jax.tree.map(lambda x: put_patches(np.asarray(x), mesh, bin_patches), images))
+    out.update(jax.tree.map(lambda x: put_patches(np.asarray(x), mesh), images))
     out.update(absent)
     return out
 
@@ -51,21 +50,19 @@ def put_everywhere(x: np.ndarray, mesh) -> jax.Array:
     return jax.make_array_from_callback(x.shape, NamedSharding(mesh, PartitionSpec()), lambda index: x[index])
 
 
-def patch_sharding(num_patches: int, ndim: int, mesh, bin_patches: int = 0) -> NamedSharding:
-    """Patches (leading axis) split over the mesh's patch axes in whole vision bins of `bin_patches`
-    (0: one bin), replicated where the bins do not divide the chips."""
-    bins = num_patches // bin_patches if bin_patches else 1
-    spec = logical_to_spec(("patches",), (bins,), mesh)
+def patch_sharding(num_patches: int, ndim: int, mesh) -> NamedSharding:
+    """Patches (leading axis) split over the mesh's patch axes as the vision tower splits them: in whole
+    vision bins when the bins divide the chips (patches are packed in bins, `policy.vision.pack_pixels`)."""
+    spec = logical_to_spec(("patches",), (num_patches,), mesh)
     return NamedSharding(mesh, PartitionSpec(*spec, *(None,) * (ndim - 1)))
 
 
-def put_patches(x: np.ndarray, mesh, bin_patches: int = 0) -> jax.Array:
+def put_patches(x: np.ndarray, mesh) -> jax.Array:
     """A per-patch array every process holds in full, split as `patch_sharding` says (no mesh: one device)."""
     x = np.asarray(x)
     if mesh is None:
         return jax.numpy.asarray(x)
-    return jax.make_array_from_callback(x.shape, patch_sharding(x.shape[0], x.ndim, mesh, bin_patches),
-                                        lambda index: x[index])
+    return jax.make_array_from_callback(x.shape, patch_sharding(x.shape[0], x.ndim, mesh), lambda index: x[index])
 
 
 def _batch_axis(key: str) -> int:

@@ -285,10 +285,12 @@ def patch_layout(sizes: Sequence[int], bin_patches: int = 0, *, num_patches: int
 
 def pack_patches(pixel_values: np.ndarray, sizes: Sequence[int], bin_patches: int = 0, *,
                  num_patches: int | None = None, patch_buckets: Sequence[int] | None = None) -> np.ndarray:
-    """pixel_values [sum sizes, D] placed as `patch_layout` lays them out; zeros elsewhere."""
+    """pixel_values [sum sizes, D] placed as `patch_layout` lays them out; zeros elsewhere. Rows after the
+    frames' patches (a batch already padded at the end, as `pad_images` without bins pads) are dropped."""
     pixel_values = np.asarray(pixel_values, np.float32)
-    if int(sum(sizes)) != pixel_values.shape[0]:
+    if int(sum(sizes)) > pixel_values.shape[0]:
         raise ValueError(f"frames cover {int(sum(sizes))} patches but pixel_values has {pixel_values.shape[0]}")
+    pixel_values = pixel_values[: int(sum(sizes))]
     dest, total = patch_layout(sizes, bin_patches, num_patches=num_patches, patch_buckets=patch_buckets)
     out = np.zeros((total, pixel_values.shape[1]), np.float32)
     out[dest] = pixel_values

@@ -18,7 +18,7 @@ from flax import nnx
 from policy.config import Qwen3VLConfig
 from policy.rope_index import get_rope_index
 from policy.text import DecodeCache, Dense, KVCache, TextModel
-from policy.vision import VisionInputs, VisionModel, vision_metadata
+from policy.vision import VisionInputs, VisionModel, pack_pixels, vision_metadata
 
 
 def place_features(mask: jax.Array, features: jax.Array, row_start: jax.Array | None = None) -> jax.Array:
@@ -171,11 +171,10 @@ def forward_logits(model: Qwen3VL, input_ids, attention_mask=None, pixel_values=
     pv = vision = None
     if pixel_values is not None:
         pv = np.asarray(pixel_values, np.float32)
-        want = (inputs.vision.segment_ids.shape[0], cfg.vision.patch_dim)
-        if pv.shape != want:
-            raise ValueError(f"pixel_values shape {pv.shape}, expected {want}")
+        if pv.ndim != 2 or pv.shape[1] != cfg.vision.patch_dim:
+            raise ValueError(f"pixel_values shape {pv.shape}, expected [patches, {cfg.vision.patch_dim}]")
+        pv = jnp.asarray(pack_pixels(pv, image_grid_thw, cfg, num_patches=inputs.vision.segment_ids.shape[0]))
         vision = VisionInputs(*(jnp.asarray(x) for x in inputs.vision))
-        pv = jnp.asarray(pv)
     logits = _forward(model, jnp.asarray(inputs.input_ids), jnp.asarray(inputs.positions),
                       jnp.asarray(inputs.attention_mask), pv, vision)
     return np.asarray(logits)

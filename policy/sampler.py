@@ -301,8 +301,7 @@ class Sampler:
             if pv is not None and jax.process_count() > 1:  # every process's patches, in global order
                 pv, meta_np = gather_patches(pv, meta_np)
             if pv is not None:  # split over the mesh with their vision bins
-                pv, meta = (put_patches(pv, self.mesh, cfg.vision_bin),
-                                VisionInputs(*(put_patches(x, self.mesh, cfg.vision_bin) for x in meta_np)))
+                pv, meta = put_patches(pv, self.mesh), VisionInputs(*(put_patches(x, self.mesh) for x in meta_np))
             return _prefill(graphdef, state, self._put(inputs.input_ids), self._put(inputs.positions, 1),
                             self._put(inputs.attention_mask), self._put(inputs.rope_deltas.astype(np.int32)), pv, meta,
                             self._put(active), self._put(number), num_prompts=B)

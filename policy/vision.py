@@ -263,4 +263,4 @@ class VisionModel(nnx.Module):
         if n % size:
             raise ValueError(f"{n} padded patches are not whole vision bins of {size} patches (lay them out with "
                              "policy.vision.pack_pixels / vision_metadata)")
-        return constrain(segment_ids.reshape(n // size, size), ("patches", None))
+        return constrain(segment_ids.reshape(n // size, size), ("patches", "patches"))

@@ -75,9 +75,8 @@ def resident_state(config, state, mesh) -> dict[str, int]:
 
 def grpo_programs(config, mesh, hosts: int) -> list:
     """[Program | Failed] for the policy sampler, the judge sampler, the log-prob forwards and the update."""
-    model_config = aot.run_model_config(config.model)
-    patches = aot.run_image_processor(config.model, model_config, config.max_side).max_image_patches()
-    model_config = dataclasses.replace(model_config, vision_bin=patches)  # as TrainingRun.load sets it
+    model_config = aot.binned_model_config(aot.run_model_config(config.model), config.model, config.max_side)
+    patches = model_config.vision_bin  # the largest image
     model = abstract_model(model_config)
     tx, warm_tx = grpo_optimizers(config)
     parts, state = abstract_train_state(model, tx, mesh)

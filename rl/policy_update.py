@@ -158,8 +158,7 @@ class PolicyUpdate:
             out["behaviour"].append(sub.pop("behaviour_logprobs"))
             out["target_mask"].append(sub["target_mask"])
             # On several hosts rows are padded to an agreed width (device_batch): cut back to this host's.
-            width = sub["target_mask"].shape[1]
-            batch = device_batch(sub, self.run.mesh, self.run.model_config.vision_bin)
+            width, batch = sub["target_mask"].shape[1], device_batch(sub, self.run.mesh)
             out["old"].append(process_rows(self.steps.logprobs(self.run.state.params, batch), len(part))[:, :width])
             if self.ref_params is not None:
                 ref = self.steps.tempered_logprobs(self.ref_params, batch)
@@ -175,8 +174,7 @@ class PolicyUpdate:
         for _ in range(self.loop.epochs):
             rows = order.permutation(n) if self.loop.shuffle and parts > 1 else np.arange(n)
             for part in np.split(rows, parts):
-                batch = device_batch(self._part_batch(rollout, per_row, part), self.run.mesh,
-                                     self.run.model_config.vision_bin)
+                batch = device_batch(self._part_batch(rollout, per_row, part), self.run.mesh)
                 self.run.state, metrics = self.steps.update(self.run.state, batch)
                 out.append(metrics)
         return [{k: float(v) for k, v in m.items()} for m in out]
@@ -201,7 +199,7 @@ class PolicyUpdate:
             for row, seq in enumerate(ids):
                 tokens[row, :min(len(seq), width)] = seq[:width]
             lengths = np.array([min(len(seq), width) for seq in ids], np.int32)
-            batch = device_batch(self.batch(prompt, tokens, lengths, 1), run.mesh, run.model_config.vision_bin)
+            batch = device_batch(self.batch(prompt, tokens, lengths, 1), run.mesh)
             run.state, metrics = self.steps.warm_start(run.state, batch)
             losses.append(metrics["loss"])
         run.state = run.state.replace(step=jnp.zeros_like(run.state.step), opt_state=rl_opt_state)

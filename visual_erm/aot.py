@@ -3,8 +3,6 @@ functions, at the largest shapes its config allows: the global batch at the long
 two of the largest images per pair, each host's patches padded to a bucket and gathered."""
 from __future__ import annotations
 
-import dataclasses
-
 from policy import aot
 from policy.model import abstract_model
 from policy.optimizer import make_optimizer
@@ -14,9 +12,8 @@ from visual_erm.train import make_sft_steps
 
 def sft_programs(config, mesh, hosts: int) -> list:
     """[Program | Failed]: the train step and the held-out loss step."""
-    model_config = aot.run_model_config(config.model)
-    patches = aot.run_image_processor(config.model, model_config, config.max_side).max_image_patches()
-    model_config = dataclasses.replace(model_config, vision_bin=patches)  # as TrainingRun.load sets it
+    model_config = aot.binned_model_config(aot.run_model_config(config.model), config.model, config.max_side)
+    patches = model_config.vision_bin  # the largest image
     tx = make_optimizer(config.optimizer)
     model = abstract_model(model_config)
     parts, state = abstract_train_state(model, tx, mesh)

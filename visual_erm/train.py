@@ -48,8 +48,8 @@ def per_process_batch(config) -> int:
     return config.batch_size // hosts
 
 
-def evaluate_loss(eval_step, state, batches, mesh, bin_patches: int = 0) -> float:
-    losses = [float(eval_step(state.params, device_batch(b, mesh, bin_patches))) for b in batches]
+def evaluate_loss(eval_step, state, batches, mesh) -> float:
+    losses = [float(eval_step(state.params, device_batch(b, mesh))) for b in batches]
     return float(np.mean(losses)) if losses else float("nan")
 
 
@@ -105,14 +105,13 @@ def train(config, workdir: str) -> dict:
 
     def step(step: int) -> dict:
         began = time.perf_counter()
-        run.state, metrics = step_fn(run.state, device_batch(next(train_iter), run.mesh, run.model_config.vision_bin))
+        run.state, metrics = step_fn(run.state, device_batch(next(train_iter), run.mesh))
         metrics = {k: float(v) for k, v in metrics.items()}
         metrics["time/step_s"] = time.perf_counter() - began
         if step % config.eval.every == 0 or step == config.total_steps:
             log.info("evaluation at step %d: held-out loss over %d batches", step, len(eval_batches))
             began = time.perf_counter()
-            metrics["eval_loss"] = evaluate_loss(eval_step, run.state, eval_batches, run.mesh,
-                                                  run.model_config.vision_bin)
+            metrics["eval_loss"] = evaluate_loss(eval_step, run.state, eval_batches, run.mesh)
             if config.eval.critiques:
                 log.info("evaluation at step %d: critiquing %d held-out pairs", step, config.eval.critiques)
                 metrics.update(evaluate_judge(merge_model(run.parts, run.state.params), run.processor, eval_dir,

@@ -113,8 +113,8 @@ def test_blockwise_segments_spans_query_blocks():
 
 @pytest.mark.parametrize("bins", [2, 3])
 def test_splash_under_a_mesh_equals_unsharded(bins):
-    """shard_map path: text batch and vision bins split over 8 devices: 8 bins (whole bins per device, no
-    keys gathered) or 6 bins (not dividing the devices: every device computes every bin)."""
+    """shard_map path: text batch and vision bins split over 8 devices (2 x 4): 8 bins (whole bins per
+    device, no keys gathered) or 6 bins (bins over the 2, each bin's queries over the 4, keys gathered)."""
     mesh = make_mesh((2, 4, 1))
     q, k, v, mask = _text_case(seed=4, B=8, T=12)
     qv, kv, vv, seg = (np.concatenate([x] * bins * 2) for x in _vision_case(seed=5))

@@ -270,8 +270,7 @@ def test_updates_cover_every_row_once_per_epoch_and_average_metrics():
         seen.append(np.asarray(batch["advantages"]))
         return state + 1, {"loss": jnp.asarray(float(len(seen)))}
 
-    run = types.SimpleNamespace(mesh=make_mesh((1, 1, 1), devices=jax.devices()[:1]), state=0,
-                                model_config=types.SimpleNamespace(vision_bin=0))
+    run = types.SimpleNamespace(mesh=make_mesh((1, 1, 1), devices=jax.devices()[:1]), state=0)
     update = PolicyUpdate(run, GRPOSteps(step_fn, None, None, None), GRPOLoop(epochs=2, mini_batches=2,
                           grad_accumulation=2), None, None, seed=0, group_size=2, max_new_tokens=4, patch_buckets=())
 
