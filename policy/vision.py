@@ -11,8 +11,8 @@ Why bins: patches are packed into bins of `config.vision_bin` patches holding wh
 (`policy.image_processor.patch_layout`), and attention runs per bin, batched over bins, with segment
 ids inside a bin (`policy.attention.segment_attention`): FLOPs grow with the number of images, not its
 square, and bins split over the patch mesh axes, so a chip attends only within its own bins (no key
-all-gather when the bins divide the chips). The merged rows of real patches are moved to the front in
-order, so the k-th image token still takes the k-th real merged row whatever padding the bins hold.
+all-gather when the bins divide the chips). `real_merged_rows` lists the merged rows of real patches in
+order, so the k-th image token takes the k-th real merged row whatever padding the bins hold.
 """
 from __future__ import annotations
 
@@ -105,6 +105,12 @@ def pack_pixels(pixel_values, grid_thw, config: Qwen3VLConfig, *, num_patches: i
     metadata (the config's bins), padded to `num_patches`, or the smallest of `patch_buckets` that holds them."""
     return pack_patches(pixel_values, frame_sizes(grid_thw), config.vision_bin, num_patches=num_patches,
                         patch_buckets=patch_buckets)
+
+
+def real_merged_rows(segment_ids, merge_unit: int):
+    """[N/m^2] merged-row indices, the rows of real patches first in order (then padding rows): row k of
+    the k-th image token, whatever padding the vision bins hold between images. Traceable (jit)."""
+    return jnp.argsort(segment_ids[::merge_unit] < 0, stable=True)
 
 
 class LayerNorm(nnx.Module):
@@ -232,8 +238,8 @@ class VisionModel(nnx.Module):
         return jnp.cos(f), jnp.sin(f)
 
     def __call__(self, pixel_values, meta: VisionInputs):
-        """pixel_values [N, C*T*P*P] -> (merged [N/m^2, out], deepstack [n_ds, N/m^2, out]), the merged rows
-        of real patches first, in order (padding rows after them)."""
+        """pixel_values [N, C*T*P*P] -> (merged [N/m^2, out], deepstack [n_ds, N/m^2, out]), one row per m^2
+        patches in the patches' layout (padding rows between images; `real_merged_rows` finds the real ones)."""
         cfg = self.config
         dtype = cfg.compute_dtype
         x = self.patch_embed(pixel_values.astype(dtype))
@@ -253,8 +259,7 @@ class VisionModel(nnx.Module):
                 feats.append(self.deepstack_mergers[j](x))
         merged = self.merger(x)
         ds = jnp.stack(feats) if feats else jnp.zeros((0,) + merged.shape, merged.dtype)
-        real_first = jnp.argsort(meta.segment_ids[:: cfg.vision.spatial_merge_size**2] < 0, stable=True)
-        return jnp.take(merged, real_first, axis=0), jnp.take(ds, real_first, axis=1)
+        return merged, ds
 
     def bins(self, segment_ids):
         """segment_ids [N] -> [N/L, L]: the attention bins of `config.vision_bin` patches (one bin if 0)."""

@@ -110,10 +110,7 @@ class VisionEmbedder:
                             patch_buckets=self.patch_buckets, image_buckets=self.image_buckets,
                             bin_patches=self.config.vision_bin)
         meta = vision_metadata(batch["image_grid_thw"], self.config, padded["pixel_values"].shape[0])
-        segments = padded["patch_segment_ids"]
-        owner = np.full(len(segments) // unit, -1)  # merged row -> image (-1 for padding): real rows come first
-        real = segments[segments >= 0][::unit]
-        owner[: len(real)] = real
+        owner = padded["patch_segment_ids"][::unit]  # merged row -> image (-1 for padding)
         assign = (owner[None, :] == np.arange(padded["image_mask"].shape[0])[:, None]).astype(np.float32)
         assign /= np.maximum(assign.sum(1, keepdims=True), 1.0)
         pooled = _pooled_features(self.tower, jnp.asarray(padded["pixel_values"]),

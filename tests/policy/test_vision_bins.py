@@ -14,7 +14,7 @@ from policy.config import Qwen3VLConfig
 from policy.image_processor import ImageTooLargeForBin, frame_sizes, pad_images, patch_layout
 from policy.model import init_model
 from policy.sharding import make_mesh
-from policy.vision import VisionInputs, pack_pixels, vision_metadata
+from policy.vision import VisionInputs, pack_pixels, real_merged_rows, vision_metadata
 
 needs_libtpu = pytest.mark.skipif(importlib.util.find_spec("libtpu") is None, reason="libtpu is not installed")
 
@@ -25,11 +25,13 @@ BIN, PATCHES = 64, 256
 
 
 def _encode(model, grid, pv, num_patches=None):
+    """The merged and DeepStack rows of the real patches, in order."""
     meta = vision_metadata(grid, model.config, num_patches)
     packed = pack_pixels(pv, grid, model.config, num_patches=len(meta.segment_ids))
     merged, ds = jax.jit(lambda m, p, v: m.visual(p, v))(model, jnp.asarray(packed),
                                                          VisionInputs(*map(jnp.asarray, meta)))
-    return np.asarray(merged), np.asarray(ds)
+    real = meta.segment_ids[:: model.config.vision.spatial_merge_size**2] >= 0
+    return np.asarray(merged)[real], np.asarray(ds)[:, real]
 
 
 @pytest.mark.parametrize("impl", ["reference", "splash"])
@@ -39,9 +41,8 @@ def test_binned_tower_equals_the_unbinned_one(impl):
     pv = np.random.default_rng(0).standard_normal((n, config.vision.patch_dim)).astype(np.float32)
     want, want_ds = _encode(init_model(config), GRID, pv)
     got, got_ds = _encode(init_model(dataclasses.replace(config, vision_bin=BIN)), GRID, pv, PATCHES)
-    rows = n // config.vision.spatial_merge_size**2  # the real merged rows come first, in order
-    np.testing.assert_allclose(got[:rows], want, atol=1e-7, rtol=0)
-    np.testing.assert_allclose(got_ds[:, :rows], want_ds, atol=1e-7, rtol=0)
+    np.testing.assert_allclose(got, want, atol=1e-7, rtol=0)
+    np.testing.assert_allclose(got_ds, want_ds, atol=1e-7, rtol=0)
 
 
 def test_binned_tower_under_a_mesh_equals_one_device():
@@ -55,6 +56,11 @@ def test_binned_tower_under_a_mesh_equals_one_device():
     with jax.set_mesh(make_mesh((2, 4, 1))):
         got, _ = _encode(model, grid, pv, 2 * PATCHES)
     np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+
+
+def test_real_merged_rows_list_the_real_rows_in_order():
+    segments = np.repeat([0, -1, 1, 2, -1], [8, 4, 4, 8, 8])
+    assert real_merged_rows(jnp.asarray(segments), 4).tolist() == [0, 1, 3, 4, 5, 2, 6, 7]
 
 
 def test_next_fit_keeps_the_order_and_starts_a_bin_when_an_image_does_not_fit():
