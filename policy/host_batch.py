@@ -45,11 +45,6 @@ def device_batch(batch: dict, mesh) -> dict:
     return out
 
 
-def put_everywhere(x: np.ndarray, mesh) -> jax.Array:
-    """A value every process holds in full, replicated on the mesh (whose devices may be other processes')."""
-    return jax.make_array_from_callback(x.shape, NamedSharding(mesh, PartitionSpec()), lambda index: x[index])
-
-
 def patch_sharding(num_patches: int, ndim: int, mesh) -> NamedSharding:
     """Patches (leading axis) split over the mesh's patch axes as the vision tower splits them: in whole
     vision bins when the bins divide the chips (patches are packed in bins, `policy.vision.pack_pixels`)."""
