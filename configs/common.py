@@ -25,7 +25,8 @@ Keys of both trainers (`_run`):
 | render_workers | render-pool processes per host (SFT: data generation; GRPO: rollouts, held-out tasks) |
 | max_side | images are resized to at most this many pixels on the longer side; None: the processor's max_pixels |
 | seq_buckets | padded sequence lengths (prompts for GRPO, whole examples for SFT); each is one compilation |
-| patch_buckets | padded image-patch counts of a batch (per host); each is one compilation |
+| patch_buckets | padded image-patch counts of a batch (per host); each is one compilation; multiples of the |
+|  | vision bin, the largest image's patch count (policy.image_processor.patch_layout) |
 | model.* | the trained model, see `model()` |
 | optimizer.* | AdamW with warmup + cosine, see `optimizer()` |
 """
@@ -111,7 +112,7 @@ def sft() -> ConfigDict:
     c.batch_size = 8
     # Few buckets: every (sequence, patch) shape is one XLA compilation.
     c.seq_buckets = (512, 768, 1024)
-    c.patch_buckets = (2560,)  # 8 pairs x 2 images x <= 144 patches (48x48 px, patch 4)
+    c.patch_buckets = (2304,)  # 8 pairs x 2 images, each in its own vision bin of 144 patches (48x48 px, patch 4)
     c.data = ConfigDict({"train_dir": "", "eval_dir": "", "generator": "tasks", "kinds": ("chart", "table", "svg"),
                          "generate_train": 600, "generate_eval": 48, "shard_size": 200})
     c.eval = ConfigDict({"every": 50, "batches": 6, "critiques": 24, "max_new_tokens": 256, "greedy": True})
@@ -153,7 +154,8 @@ def grpo() -> ConfigDict:
     c.judge = ConfigDict({"checkpoint": "", "preset": "", "greedy": True, "max_new_tokens": 48, "batch_size": 8,
                           "reasks": 1})
     c.seq_buckets = (64, 128, 256)
-    c.patch_buckets = (512, 1024, 4096)  # 64 rows x 64 patches (32x32 px, patch 4) in updates
+    # Vision bins of 144 patches (48x48 px, patch 4) or 64 (32x32 px): 64 images of 64 patches take 32 or 64 bins.
+    c.patch_buckets = (576, 1152, 4608)
     c.prompts_per_step = 8
     c.group_size = 8
     c.micro_batches = 2

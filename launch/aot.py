@@ -64,7 +64,8 @@ def main(argv) -> int:
     todo = programs(config, mesh, topo.hosts)
     if _ONLY.value:
         todo = [p for p in todo if any(part in p.name for part in _ONLY.value)]
-    todo += [aot.vision_program(aot.run_model_config(config.model), mesh, int(n)) for n in _VISION.value]
+    vision_config = aot.binned_model_config(aot.run_model_config(config.model), config.model, config.max_side)
+    todo += [aot.vision_program(vision_config, mesh, int(n)) for n in _VISION.value]
     print("\n".join(aot.report_header(topo, _HEADROOM.value)), flush=True)
     reports = []
     for program in todo:

@@ -29,6 +29,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from policy import hlo_cost
 from policy.config import Qwen3VLConfig, runtime_options
+from policy.host_batch import patch_sharding
 from policy.image_processor import QWEN3_VL_MIN_PIXELS, ImageProcessor, pick_bucket
 from policy.model import abstract_model
 from policy.sampler import DEFAULT_DECODE_BUCKETS, SamplingParams, _decode, _phases, _prefill, sampling_reshard
@@ -155,16 +156,19 @@ def rows_spec(shape, dtype, mesh: Mesh, batch_axis: int = 0) -> jax.ShapeDtypeSt
 
 
 def replicated_spec(shape, dtype, mesh: Mesh) -> jax.ShapeDtypeStruct:
-    """An array every chip holds in full (`host_batch.put_everywhere`)."""
+    """An array every chip holds in full."""
     return jax.ShapeDtypeStruct(tuple(shape), dtype, sharding=NamedSharding(mesh, PartitionSpec()))
 
 
 def image_specs(config: Qwen3VLConfig, num_patches: int, mesh: Mesh) -> tuple:
-    """(pixel_values, VisionInputs) specs for `num_patches` padded patches, as the batches carry them."""
-    rep = functools.partial(replicated_spec, mesh=mesh)
-    meta = VisionInputs(rep((num_patches, 4), jnp.int32), rep((num_patches, 4), jnp.float32),
-                        rep((num_patches, 2), jnp.int32), rep((num_patches,), jnp.int32))
-    return rep((num_patches, config.vision.patch_dim), jnp.float32), meta
+    """(pixel_values, VisionInputs) specs for `num_patches` padded patches, as the batches carry them
+    (`host_batch.put_patches`: split over the patch axes)."""
+    def spec(shape, dtype):
+        return jax.ShapeDtypeStruct(shape, dtype, sharding=patch_sharding(num_patches, len(shape), mesh))
+
+    meta = VisionInputs(spec((num_patches, 4), jnp.int32), spec((num_patches, 4), jnp.float32),
+                        spec((num_patches, 2), jnp.int32), spec((num_patches,), jnp.int32))
+    return spec((num_patches, config.vision.patch_dim), jnp.float32), meta
 
 
 def sequence_batch_spec(config: Qwen3VLConfig, rows: int, length: int, num_patches: int | None, mesh: Mesh,
@@ -183,14 +187,6 @@ def sequence_batch_spec(config: Qwen3VLConfig, rows: int, length: int, num_patch
     return batch
 
 
-def largest_image_patches(image_processor: ImageProcessor) -> int:
-    """Patches of the largest image the processor emits: a `max_side` square, else a max_pixels one."""
-    ip = image_processor
-    side = ip.max_side or math.isqrt(ip.max_pixels)
-    h, w = ip.target_size(side, side)
-    return (h // ip.patch_size) * (w // ip.patch_size)
-
-
 def run_image_processor(model_block, config: Qwen3VLConfig, max_side: int | None) -> ImageProcessor:
     """The image processor a run uses: its checkpoint's, the released one's for a preset, else the tiny
     build's (max_pixels from the config)."""
@@ -204,6 +200,13 @@ def run_image_processor(model_block, config: Qwen3VLConfig, max_side: int | None
     return ImageProcessor(patch_size=v.patch_size, temporal_patch_size=v.temporal_patch_size,
                           merge_size=v.spatial_merge_size, min_pixels=min(factor * factor * 4, QWEN3_VL_MIN_PIXELS),
                           max_side=max_side, **kwargs)
+
+
+def binned_model_config(config: Qwen3VLConfig, model_block, max_side: int | None) -> Qwen3VLConfig:
+    """`config` attending in the vision bins a run gives it (`TrainingRun.load`): the patches of the
+    largest image the run's processor emits."""
+    largest = run_image_processor(model_block, config, max_side).max_image_patches()
+    return dataclasses.replace(config, vision_bin=largest)
 
 
 def run_model_config(model_block, **runtime) -> Qwen3VLConfig:

@@ -17,8 +17,10 @@ overrides the choice:
   ahead-of-time compile for a TPU topology on a CPU host picks splash), else JAX's default backend.
 
 Kernels that cannot be partitioned by XLA (splash) run under `shard_map` over the ambient mesh
-(`jax.set_mesh`): batch and heads split as the logical rules say; vision queries split over the
-patch axis with every image's keys all-gathered, so each chip attends for its share of patches.
+(`jax.set_mesh`): batch and heads split as the logical rules say; vision bins (whole images, see
+`policy.vision`) split over the patch axes, each chip attending within the bins it holds (no keys
+gathered); patch axes the bins do not divide split the queries of every bin instead, with that bin's
+keys all-gathered.
 """
 from __future__ import annotations
 
@@ -138,7 +140,7 @@ def splash_kernel_flops(kernel_name: str, q_shape, k_shape) -> float:
     [..., Tq, D] with every leading dimension an independent (row, head) instance, k_shape [..., Tkv, D].
     Splash skips only the blocks its static mask rules out: in this module the mqa kernel is the causal
     text attention (blocks on and below the diagonal) and the mha kernel the vision attention
-    (`FullMask`: every block, whatever the segment ids).
+    (`FullMask`: every block of a vision bin, whatever the segment ids).
     """
     parts = kernel_name.split("_")
     if len(parts) < 3 or parts[0] != "splash" or parts[1] not in ("mha", "mqa") or parts[2] not in _SPLASH_MATMULS:
@@ -189,22 +191,23 @@ def _splash_causal(q, k, v, segments, *, scale):
 # Vision: bidirectional attention restricted to each image
 # ---------------------------------------------------------------------------------------------
 def segment_attention(q, k, v, segment_ids, *, scale: float, impl: str = "auto"):
-    """Each patch attends to the patches of its own image: q, k, v [N,H,D], segment_ids [N] int.
+    """Each patch attends to the patches of its own image inside its bin: q, k, v [G,L,H,D] (G bins of
+    L patches), segment_ids [G,L] int (-1: padding).
 
-    No [N, N] mask or score matrix over the whole call: splash with segment ids, or query blocks
-    against all keys (memory linear in N). Returns [N,H,D] in q.dtype.
+    Work per bin, batched over bins (FLOPs G * L^2, linear in the bins): splash with segment ids, or
+    query blocks against the bin's keys. Returns [G,L,H,D] in q.dtype.
     """
     impl = resolve(impl)
     segment_ids = segment_ids.astype(jnp.int32)
-    if impl == "splash":
-        names = ("patches", "act_vision_heads", None)
-        return _sharded(_splash_segments, (q, k, v, segment_ids), (names, names, names, ("patches",)),
-                        scale=scale, gather_keys=True)
-    return _blockwise_segments(q, k, v, segment_ids, scale)
+    if impl == "splash":  # bins over the patch axes; axes left over (bins not dividing them) split each bin
+        names = ("patches", "patches", "act_vision_heads", None)
+        return _sharded(_splash_bins, (q, k, v, segment_ids), (names, names, names, ("patches", "patches")),
+                        scale=scale, gather_axis=1)
+    return jax.vmap(functools.partial(_blockwise_segments, scale=scale))(q, k, v, segment_ids)
 
 
 def _blockwise_segments(q, k, v, segment_ids, scale, block: int = _VISION_QUERY_BLOCK):
-    """Query blocks in a loop, each against every key with its segment mask: memory O(block * N)."""
+    """One bin: query blocks in a loop, each against every key with its segment mask: memory O(block * L)."""
     N, H, D = q.shape
     block = min(block, N)
     Np = _round_up(N, block)
@@ -221,16 +224,23 @@ def _blockwise_segments(q, k, v, segment_ids, scale, block: int = _VISION_QUERY_
     return jax.lax.map(one, (qs, seg_q)).reshape(Np, H, D)[:N]
 
 
-def _splash_segments(q, k, v, segment_ids, *, scale, key_segment_ids=None):
-    """Splash on one shard: local queries against (possibly gathered) keys, one segment per image."""
+def _splash_bins(q, k, v, segment_ids, *, scale, key_segment_ids=None):
+    """Splash on one shard's bins: queries [g,Lq,H,D] against their bins' (possibly gathered) keys
+    [g,L,H,D], one kernel call per bin (vmapped: the bins become the kernel's grid)."""
     kv_seg = segment_ids if key_segment_ids is None else key_segment_ids
+    return jax.vmap(functools.partial(_splash_segments, scale=scale))(q, k, v, segment_ids, kv_seg)
+
+
+def _splash_segments(q, k, v, segment_ids, key_segment_ids, *, scale):
+    """Splash on one bin: queries [Lq,H,D] against the bin's keys [L,H,D], one segment per image."""
     N, H, D = q.shape
     S = k.shape[0]
     Np, Sp = _round_up(N, _LANES), _round_up(S, _LANES)
     pad_id = -2  # alignment padding: its own segment, so every padded query has keys to attend to
     q = _pad_axis(q * jnp.asarray(scale, q.dtype), 0, Np).transpose(1, 0, 2)
     k, v = (_pad_axis(x.astype(q.dtype), 0, Sp).transpose(1, 0, 2) for x in (k, v))
-    segs = splash.SegmentIds(q=_pad_axis(segment_ids, 0, Np, fill=pad_id), kv=_pad_axis(kv_seg, 0, Sp, fill=pad_id))
+    segs = splash.SegmentIds(q=_pad_axis(segment_ids, 0, Np, fill=pad_id),
+                             kv=_pad_axis(key_segment_ids, 0, Sp, fill=pad_id))
     kernel = _splash_kernel(Np, Sp, H, False, False, target_platform() != "tpu")
     return kernel(q, k, v, segment_ids=segs).transpose(1, 0, 2)[:N]
 
@@ -238,32 +248,29 @@ def _splash_segments(q, k, v, segment_ids, *, scale, key_segment_ids=None):
 # ---------------------------------------------------------------------------------------------
 # shard_map over the ambient mesh
 # ---------------------------------------------------------------------------------------------
-def _sharded(fn, args, in_names, *, gather_keys: bool = False, **kw):
+def _sharded(fn, args, in_names, *, gather_axis: int | None = None, **kw):
     """Run `fn(*args, **kw)` per shard of the ambient mesh (directly when there is none).
 
     Dimensions split as `policy.sharding` maps their logical names (dropped where they do not divide);
-    query and key/value heads keep one split so each shard holds whole GQA groups. With `gather_keys`
-    (vision) the first dimension of keys, values and their segment ids is all-gathered inside.
+    query and key/value heads keep one split so each shard holds whole GQA groups. Where `gather_axis`
+    (vision: the patches inside a bin) is split, keys, values and their segment ids are all-gathered
+    along it inside, so each shard's queries see their whole bin.
     """
     mesh = _ambient_mesh()
     if mesh is None or mesh.size == 1:
         return fn(*args, **kw)
     specs = [list(logical_to_spec(n, a.shape, mesh)) for n, a in zip(in_names, args)]
-    if args[0].ndim == 4 and specs[0][2] != specs[1][2]:  # text [B,T,H,D]: heads split alike or not at all
+    if specs[0][2] != specs[1][2]:  # [B,T,H,D] / [G,L,H,D]: heads split alike or not at all
         for s in specs[:3]:
             s[2] = None
     out_spec = jax.sharding.PartitionSpec(*specs[0])
     specs = [jax.sharding.PartitionSpec(*s) for s in specs]
     body = functools.partial(fn, **kw)
-    if gather_keys:
-        axes = specs[0][0]
-        axes = () if axes is None else (axes,) if isinstance(axes, str) else tuple(axes)
+    axes = None if gather_axis is None else specs[0][gather_axis]
+    if axes is not None:
+        axes = (axes,) if isinstance(axes, str) else tuple(axes)
 
         def body(q, k, v, seg):
-            if axes:
-                k, v, kv_seg = (jax.lax.all_gather(x, axes, axis=0, tiled=True) for x in (k, v, seg))
-            else:
-                kv_seg = seg
+            k, v, kv_seg = (jax.lax.all_gather(x, axes, axis=gather_axis, tiled=True) for x in (k, v, seg))
             return fn(q, k, v, seg, key_segment_ids=kv_seg, **kw)
     return jax.shard_map(body, mesh=mesh, in_specs=tuple(specs), out_specs=out_spec, check_vma=False)(*args)
-

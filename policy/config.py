@@ -93,6 +93,9 @@ class Qwen3VLConfig:
     scan_layers: bool = False  # one compiled decoder-layer body via lax.scan over stacked weights
     remat: str = "none"  # one of REMAT_POLICIES
     attention_impl: str = "auto"  # policy.attention.IMPLEMENTATIONS: auto = splash on TPU, cudnn on GPU, else reference
+    # Vision attention bins: patches per bin, each bin attended alone (policy.image_processor.patch_layout);
+    # 0: one bin per call. Runs set it to their largest image's patch count (TrainingRun.load).
+    vision_bin: int = 0
 
     def __post_init__(self):
         t, v = self.text, self.vision
@@ -112,6 +115,8 @@ class Qwen3VLConfig:
             raise ValueError("deepstack_visual_indexes must lie in [0, vision.depth)")
         if len(v.deepstack_visual_indexes) > t.num_hidden_layers:
             raise ValueError("more DeepStack levels than decoder layers")
+        if self.vision_bin < 0 or self.vision_bin % v.spatial_merge_size**2:
+            raise ValueError(f"vision_bin={self.vision_bin} must be a non-negative multiple of spatial_merge_size**2")
         side = int(v.num_position_embeddings**0.5)
         if side * side != v.num_position_embeddings:
             raise ValueError("num_position_embeddings must be a perfect square")

@@ -113,19 +113,21 @@ def _dtype_name(dtype) -> str:
 
 def load_pretrained(path: str | os.PathLike, *, dtype=jnp.float32, mesh: Mesh | None = None,
                     scan_layers: bool = False, remat: str = "none", param_dtype=None,
-                    cache_bytes: int = 2**30, attention_impl: str = "auto") -> tuple[Qwen3VLConfig, Qwen3VL]:
+                    cache_bytes: int = 2**30, attention_impl: str = "auto",
+                    vision_bin: int = 0) -> tuple[Qwen3VLConfig, Qwen3VL]:
     """Read a HF Qwen3-VL directory into a (config, model) pair.
 
     `dtype` is the compute dtype and (unless `param_dtype` is given) the storage dtype. With `mesh`,
     every parameter is created directly in its NamedSharding (from `policy.sharding.RULES`), each
     device shard read from the memory-mapped file; without, everything lands on the first device.
     Host memory peaks at about one parameter: per parameter, transformed HF tensors are memoised up
-    to `cache_bytes` so the shards of one parameter do not re-transpose the same tensor.
+    to `cache_bytes` so the shards of one parameter do not re-transpose the same tensor. `vision_bin`:
+    patches per vision attention bin (`Qwen3VLConfig.vision_bin`; 0: one bin per call).
     """
     path = os.fspath(path)
     config = Qwen3VLConfig.from_hf(path, dtype=_dtype_name(dtype),
                                    param_dtype=_dtype_name(param_dtype or dtype), scan_layers=scan_layers, remat=remat,
-                                   attention_impl=attention_impl)
+                                   attention_impl=attention_impl, vision_bin=vision_bin)
     reader = CheckpointReader(path)
     abstract = abstract_model(config)
     graphdef, abs_state = nnx.split(abstract)

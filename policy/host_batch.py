@@ -2,12 +2,13 @@
 
 Rows (token ids, masks, M-RoPE positions, per-row values) are sharded over the
 mesh's batch axes; each process contributes its own rows, and the global batch
-is the processes' rows in process order. Image patches are placed replicated
-(the model splits the vision work over the batch axes itself), so every process
-needs every process's patches: they are all-gathered and re-packed as one process would have
-packed the global batch (every process's real patches in process order, then
-padding; frame ids made unique), which keeps image features aligned with image
-tokens, whose order is the global row order. Every process calls this in step
+is the processes' rows in process order. Image patches come packed in the
+model's vision bins (`policy.vision.pack_pixels`) and are split over the mesh's
+patch axes (`put_patches`: whole bins per chip when the bins divide the chips).
+Every process holds every process's patches: they are all-gathered and
+concatenated in process order (whole bins; frame ids made unique), so the
+real patches keep the global row order that image tokens follow (the tower moves
+the merged rows of real patches to the front). Every process calls this in step
 with the others, and either every process's batch carries images or none does
 (the gathers are collectives).
 """
@@ -18,7 +19,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
-from policy.sharding import data_sharding
+from policy.sharding import data_sharding, logical_to_spec
 from policy.vision import VisionInputs
 
 _ZERO_PADDED = ("input_ids", "attention_mask", "target_mask")  # the rest (positions) repeat their last value
@@ -39,14 +40,24 @@ def device_batch(batch: dict, mesh) -> dict:
             images = dict(zip(("pixel_values", "vision"),
                               gather_patches(np.asarray(images["pixel_values"], np.float32), images["vision"])))
     out = {k: put_rows(v, mesh, _batch_axis(k)) for k, v in rows.items()}
-    out.update(jax.tree.map(lambda x: put_everywhere(np.asarray(x), mesh), images))
+    out.update(jax.tree.map(lambda x: put_patches(np.asarray(x), mesh), images))
     out.update(absent)
     return out
 
 
-def put_everywhere(x: np.ndarray, mesh) -> jax.Array:
-    """A value every process holds in full, replicated on the mesh (whose devices may be other processes')."""
-    return jax.make_array_from_callback(x.shape, NamedSharding(mesh, PartitionSpec()), lambda index: x[index])
+def patch_sharding(num_patches: int, ndim: int, mesh) -> NamedSharding:
+    """Patches (leading axis) split over the mesh's patch axes as the vision tower splits them: in whole
+    vision bins when the bins divide the chips (patches are packed in bins, `policy.vision.pack_pixels`)."""
+    spec = logical_to_spec(("patches",), (num_patches,), mesh)
+    return NamedSharding(mesh, PartitionSpec(*spec, *(None,) * (ndim - 1)))
+
+
+def put_patches(x: np.ndarray, mesh) -> jax.Array:
+    """A per-patch array every process holds in full, split as `patch_sharding` says (no mesh: one device)."""
+    x = np.asarray(x)
+    if mesh is None:
+        return jax.numpy.asarray(x)
+    return jax.make_array_from_callback(x.shape, patch_sharding(x.shape[0], x.ndim, mesh), lambda index: x[index])
 
 
 def _batch_axis(key: str) -> int:
@@ -103,7 +114,8 @@ def _pad_sequences(rows: dict) -> dict:
 
 
 def gather_patches(pixel_values: np.ndarray, vision: VisionInputs) -> tuple[np.ndarray, VisionInputs]:
-    """Every process's patches and per-patch metadata, packed as one process packs the global batch."""
+    """Every process's patches and per-patch metadata, concatenated in process order (each process's
+    padded layout kept whole, so its vision bins stay whole); frame ids made unique."""
     fields = [pixel_values] + [np.asarray(x) for x in vision]
     (count,) = agreed_max(len(pixel_values))
     pad_fill = (0.0, 0, 0.0, 0, -1)  # vision_metadata's padding row
@@ -114,10 +126,6 @@ def gather_patches(pixel_values: np.ndarray, vision: VisionInputs) -> tuple[np.n
     real = segments >= 0
     frames = np.where(real, segments + 1, 0).max(axis=1)
     offsets = np.concatenate([[0], np.cumsum(frames)[:-1]])
-    segments = np.where(real, segments + offsets[:, None], -1)
-    total = count * len(segments)
-    packed = []
-    for x, fill in zip(every[:-1] + [segments], pad_fill):
-        values = x[real]
-        packed.append(np.concatenate([values, np.full((total - len(values),) + values.shape[1:], fill, x.dtype)]))
+    every[-1] = np.where(real, segments + offsets[:, None], -1).astype(segments.dtype)
+    packed = [x.reshape((-1,) + x.shape[2:]) for x in every]
     return packed[0], VisionInputs(*packed[1:])

@@ -6,11 +6,14 @@ bit: same RGB conversion, same PIL bicubic resample, same float64 rescale then f
 same merge-block patch order. The vision tower therefore sees exactly what the PyTorch model saw
 during pre-training.
 
-Padded patches (from `pad_images`) are zeros. The vision tower must (1) keep them out of every
-real image's attention (use `patch_segment_ids`, -1 = padding, as a block-diagonal mask), and
-(2) drop their merged outputs: the text side holds exactly `num_patches // merge_size**2`
-`<|image_pad|>` tokens, so only the first `sum(image_valid grids)` merged rows are scattered into
-the sequence; padded `image_grid_thw` rows are (0, 0, 0) and contribute no tokens and no RoPE.
+Padded patches are zeros, laid out by `patch_layout`, the one packing every batch builder uses: with
+a bin size L (the vision tower attends within bins of L patches, `Qwen3VLConfig.vision_bin`), images
+are placed next-fit in order into bins of whole images, the rest of a bin padding; without bins, real
+patches first, then padding. The vision tower must (1) keep padding out of every real image's
+attention (`patch_segment_ids`, -1 = padding), and (2) drop their merged outputs: the text side holds
+exactly `num_patches // merge_size**2` `<|image_pad|>` tokens, so the tower moves the merged rows of
+real patches to the front in order; padded `image_grid_thw` rows are (0, 0, 0) and contribute no
+tokens and no RoPE.
 """
 from __future__ import annotations
 
@@ -196,6 +199,12 @@ class ImageProcessor:
             h, w = min(h, cap), min(w, cap)
         return h, w
 
+    def max_image_patches(self) -> int:
+        """Patches of the largest image this processor emits: a `max_side` square, else a max_pixels one."""
+        side = self.max_side or math.isqrt(self.max_pixels)
+        h, w = self.target_size(side, side)
+        return (h // self.patch_size) * (w // self.patch_size)
+
     def num_image_tokens(self, height: int, width: int) -> int:
         """`<|image_pad|>` tokens one input image of this size expands to."""
         h, w = self.target_size(height, width)
@@ -232,14 +241,84 @@ def pick_bucket(n: int, buckets: Sequence[int]) -> int:
                      "(e.g. a smaller max_side)")
 
 
+class ImageTooLargeForBin(ValueError):
+    """An image has more patches than an attention bin holds (`Qwen3VLConfig.vision_bin`)."""
+
+
+def patch_layout(sizes: Sequence[int], bin_patches: int = 0, *, num_patches: int | None = None,
+                 patch_buckets: Sequence[int] | None = None) -> tuple[np.ndarray, int]:
+    """(row of each real patch in the padded batch, padded patch count) for frames of `sizes` patches.
+
+    Without bins (`bin_patches` 0) the real patches come first. With bins of `bin_patches` patches, frames
+    are placed next-fit in order: a frame that does not fit the current bin's rest starts the next bin,
+    so the real patches keep their order and no frame spans two bins. The padded count is `num_patches`
+    if given, else the smallest of `patch_buckets` holding the bins used, else exactly those bins; with
+    bins it must be a multiple of `bin_patches` (config key `patch_buckets`).
+    """
+    sizes = [int(s) for s in sizes]
+    if bin_patches:
+        rows, used = [], 0
+        for size in sizes:
+            if size > bin_patches:
+                raise ImageTooLargeForBin(
+                    f"an image of {size} patches does not fit a vision attention bin of {bin_patches} patches; "
+                    "lower `max_side` (the run's largest image sets the bin) or raise the model's vision_bin")
+            if used % bin_patches + size > bin_patches:
+                used = -(-used // bin_patches) * bin_patches
+            rows.append(np.arange(used, used + size))
+            used += size
+        needed = -(-used // bin_patches) * bin_patches
+    else:
+        rows, needed = [np.arange(sum(sizes))], sum(sizes)
+    dest = np.concatenate(rows).astype(np.int64) if rows else np.zeros((0,), np.int64)
+    total = needed if num_patches is None and not patch_buckets else (
+        int(num_patches) if num_patches is not None else pick_bucket(needed, patch_buckets))
+    if bin_patches:
+        bad = [b for b in (patch_buckets or ()) if b % bin_patches]
+        if bad or total % bin_patches:
+            raise ValueError(f"`patch_buckets` must be multiples of the vision attention bin ({bin_patches} patches, "
+                             f"the largest image `max_side` allows): {tuple(bad) or total}")
+    if total < needed:
+        raise ValueError(f"{needed} padded patches needed (bins of {bin_patches or 'all'}) but num_patches={total}")
+    return dest, total
+
+
+def pack_patches(pixel_values: np.ndarray, sizes: Sequence[int], bin_patches: int = 0, *,
+                 num_patches: int | None = None, patch_buckets: Sequence[int] | None = None) -> np.ndarray:
+    """pixel_values [sum sizes, D] placed as `patch_layout` lays them out; zeros elsewhere. Rows after the
+    frames' patches (a batch already padded at the end, as `pad_images` without bins pads) are dropped."""
+    pixel_values = np.asarray(pixel_values, np.float32)
+    if int(sum(sizes)) > pixel_values.shape[0]:
+        raise ValueError(f"frames cover {int(sum(sizes))} patches but pixel_values has {pixel_values.shape[0]}")
+    pixel_values = pixel_values[: int(sum(sizes))]
+    dest, total = patch_layout(sizes, bin_patches, num_patches=num_patches, patch_buckets=patch_buckets)
+    out = np.zeros((total, pixel_values.shape[1]), np.float32)
+    out[dest] = pixel_values
+    return out
+
+
+def frame_sizes(image_grid_thw) -> np.ndarray:
+    """Patches of every frame, in order (an image of t frames gives t entries of h*w)."""
+    grid = np.asarray(image_grid_thw, np.int64).reshape(-1, 3)
+    return np.repeat(grid[:, 1] * grid[:, 2], grid[:, 0])
+
+
+def binned_buckets(patch_buckets: Sequence[int], bin_patches: int) -> tuple[int, ...]:
+    """Default patch buckets rounded up to whole vision bins of `bin_patches` (0: unchanged), for callers
+    whose buckets are not a run's config (the judge's sampler, the embedding reward)."""
+    if not bin_patches:
+        return tuple(patch_buckets)
+    return tuple(sorted({-(-int(b) // bin_patches) * bin_patches for b in patch_buckets}))
+
+
 def pad_images(pixel_values: np.ndarray, image_grid_thw: np.ndarray, *, merge_size: int = 2,
                patch_buckets: Sequence[int] = DEFAULT_PATCH_BUCKETS,
-               image_buckets: Sequence[int] = DEFAULT_IMAGE_BUCKETS) -> dict[str, np.ndarray]:
+               image_buckets: Sequence[int] = DEFAULT_IMAGE_BUCKETS, bin_patches: int = 0) -> dict[str, np.ndarray]:
     """Pads patches and images up to fixed buckets so the jitted vision tower sees few shapes.
 
-    Returns pixel_values [P, D] (zero rows appended), image_grid_thw [N, 3] ((0,0,0) rows
-    appended), patch_mask bool [P], image_mask bool [N], patch_segment_ids int32 [P] (index of
-    the owning image, -1 for padding) and the valid counts num_patches / num_images (int32
+    Returns pixel_values [P, D] (laid out by `patch_layout` with `bin_patches`), image_grid_thw [N, 3]
+    ((0,0,0) rows appended), patch_mask bool [P], image_mask bool [N], patch_segment_ids int32 [P]
+    (index of the owning image, -1 for padding) and the valid counts num_patches / num_images (int32
     scalars). See the module docstring for how padding must be ignored.
     """
     if any(b % merge_size**2 for b in patch_buckets):
@@ -249,13 +328,14 @@ def pad_images(pixel_values: np.ndarray, image_grid_thw: np.ndarray, *, merge_si
     sizes = np.prod(grids, axis=1)
     if int(sizes.sum()) != n_patch:
         raise ValueError(f"image_grid_thw covers {int(sizes.sum())} patches but pixel_values has {n_patch}")
-    p_bucket, i_bucket = pick_bucket(n_patch, patch_buckets), pick_bucket(n_img, image_buckets)
-    values = np.zeros((p_bucket, pixel_values.shape[1]), np.float32)
-    values[:n_patch] = pixel_values
+    frames = frame_sizes(grids)
+    dest, p_bucket = patch_layout(frames, bin_patches, patch_buckets=patch_buckets)
+    values = pack_patches(pixel_values, frames, bin_patches, num_patches=p_bucket)
+    i_bucket = pick_bucket(n_img, image_buckets)
     padded_grids = np.zeros((i_bucket, 3), np.int32)
     padded_grids[:n_img] = grids
     segments = np.full((p_bucket,), -1, np.int32)
-    segments[:n_patch] = np.repeat(np.arange(n_img, dtype=np.int32), sizes)
+    segments[dest] = np.repeat(np.arange(n_img, dtype=np.int32), sizes)
     return {
         "pixel_values": values,
         "image_grid_thw": padded_grids,

@@ -2,9 +2,9 @@
 
 Why a gather instead of `masked_scatter`: image features are placed into image-token positions with
 a cumulative-sum gather that has static shapes, so one compiled program serves any arrangement of
-image tokens in the batch (the k-th image token in row-major order receives the k-th merged patch
-feature, exactly transformers' `masked_scatter` order). DeepStack features are placed the same way
-and added after the first decoder layers.
+image tokens in the batch (the k-th image token in row-major order receives the k-th real merged patch
+feature, exactly transformers' `masked_scatter` order, whatever padding the vision bins hold).
+DeepStack features are placed the same way and added after the first decoder layers.
 """
 from __future__ import annotations
 
@@ -18,14 +18,16 @@ from flax import nnx
 from policy.config import Qwen3VLConfig
 from policy.rope_index import get_rope_index
 from policy.text import DecodeCache, Dense, KVCache, TextModel
-from policy.vision import VisionInputs, VisionModel, vision_metadata
+from policy.vision import VisionInputs, VisionModel, pack_pixels, real_merged_rows, vision_metadata
 
 
-def place_features(mask: jax.Array, features: jax.Array, row_start: jax.Array | None = None) -> jax.Array:
+def place_features(mask: jax.Array, features: jax.Array, row_start: jax.Array | None = None,
+                   rows: jax.Array | None = None) -> jax.Array:
     """Dense [..., B, T, E] with features at the True entries of mask [B, T], zeros elsewhere.
 
-    Without `row_start` the k-th True in row-major order takes features[..., k, :]; with row_start [B],
-    the j-th True of row b takes features[..., row_start[b] + j, :] (rows may share features).
+    Without `row_start` the k-th True in row-major order takes feature k; with row_start [B], the j-th
+    True of row b takes feature row_start[b] + j (rows may share features). Feature k is
+    features[..., k, :], or features[..., rows[k], :] with `rows` (the real rows among padding).
     """
     if row_start is None:
         idx = jnp.cumsum(mask.reshape(-1)) - 1
@@ -33,6 +35,8 @@ def place_features(mask: jax.Array, features: jax.Array, row_start: jax.Array | 
         idx = (row_start[:, None] + jnp.cumsum(mask, axis=1) - 1).reshape(-1)
     flat = mask.reshape(-1)
     idx = jnp.clip(idx, 0, max(features.shape[-2] - 1, 0))
+    if rows is not None:
+        idx = jnp.take(rows, idx)
     gathered = jnp.take(features, idx, axis=-2)  # [..., B*T, E]
     gathered = jnp.where(flat[:, None], gathered, jnp.zeros((), gathered.dtype))
     return gathered.reshape(features.shape[:-2] + mask.shape + features.shape[-1:])
@@ -55,19 +59,20 @@ class Qwen3VL(nnx.Module):
         """(merged [N/m^2, E], deepstack [n_ds, N/m^2, E]) for padded patches (see `vision_metadata`)."""
         return self.visual(pixel_values, meta)
 
-    def embed(self, input_ids, image_features=None, deepstack=None, patch_start=None):
+    def embed(self, input_ids, image_features=None, deepstack=None, patch_start=None, feature_rows=None):
         """Token embeddings with image features placed at image tokens; dense DeepStack or None.
 
-        patch_start [B] (optional): index in the encoded pixel_values of the first patch of row b's
+        patch_start [B] (optional): index among the real encoded patches of the first patch of row b's
         images, so rows that repeat a prompt (GRPO's G completions) share one encoding of its images.
+        feature_rows (optional): the real rows of the features in order (`real_merged_rows`).
         """
         h = self.text.embed_tokens(input_ids)
         if image_features is None:
             return h, None
         mask = input_ids == self.config.image_token_id
         start = None if patch_start is None else patch_start // self.config.vision.spatial_merge_size**2
-        h = jnp.where(mask[..., None], place_features(mask, image_features.astype(h.dtype), start), h)
-        ds = (place_features(mask, deepstack.astype(h.dtype), start)
+        h = jnp.where(mask[..., None], place_features(mask, image_features.astype(h.dtype), start, feature_rows), h)
+        ds = (place_features(mask, deepstack.astype(h.dtype), start, feature_rows)
               if deepstack is not None and deepstack.shape[0] else None)
         return h, ds
 
@@ -90,10 +95,11 @@ class Qwen3VL(nnx.Module):
         """
         if attention_mask is None:
             attention_mask = jnp.ones(input_ids.shape, jnp.int32)
-        feats = ds = None
+        feats = ds = rows = None
         if pixel_values is not None:
             feats, ds = self.encode_images(pixel_values, vision_inputs)
-        h, ds_dense = self.embed(input_ids, feats, ds, patch_start)
+            rows = real_merged_rows(vision_inputs.segment_ids, self.config.vision.spatial_merge_size**2)
+        h, ds_dense = self.embed(input_ids, feats, ds, patch_start, rows)
         h, cache = self.text(h, positions, attention_mask, ds_dense, cache, cache_index)
         return (h if return_hidden else self.logits(h)), cache
 
@@ -171,11 +177,10 @@ def forward_logits(model: Qwen3VL, input_ids, attention_mask=None, pixel_values=
     pv = vision = None
     if pixel_values is not None:
         pv = np.asarray(pixel_values, np.float32)
-        want = (inputs.vision.segment_ids.shape[0], cfg.vision.patch_dim)
-        if pv.shape != want:
-            raise ValueError(f"pixel_values shape {pv.shape}, expected {want}")
+        if pv.ndim != 2 or pv.shape[1] != cfg.vision.patch_dim:
+            raise ValueError(f"pixel_values shape {pv.shape}, expected [patches, {cfg.vision.patch_dim}]")
+        pv = jnp.asarray(pack_pixels(pv, image_grid_thw, cfg, num_patches=inputs.vision.segment_ids.shape[0]))
         vision = VisionInputs(*(jnp.asarray(x) for x in inputs.vision))
-        pv = jnp.asarray(pv)
     logits = _forward(model, jnp.asarray(inputs.input_ids), jnp.asarray(inputs.positions),
                       jnp.asarray(inputs.attention_mask), pv, vision)
     return np.asarray(logits)

@@ -44,14 +44,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from policy.host_batch import agreed_max, gather_patches, gather_rows, process_rows, put_everywhere, put_rows
+from policy.host_batch import agreed_max, gather_patches, gather_rows, process_rows, put_patches, put_rows
 from policy.image_processor import DEFAULT_PATCH_BUCKETS, pick_bucket
 from policy.model import prepare_inputs
 from policy.processor import DEFAULT_SEQ_BUCKETS
 from policy.sampling import SamplingParams, sample_tokens
 from policy.sharding import SAMPLING_RULES, batch_shards, constrain, data_sharding, sampling_mesh, state_shardings
 from policy.text import DecodeCache, KVCache, kv_zeros
-from policy.vision import VisionInputs
+from policy.vision import VisionInputs, pack_pixels
 
 __all__ = ["DEFAULT_DECODE_BUCKETS", "Prefill", "SampleOutput", "Sampler", "SamplingParams"]
 
@@ -307,9 +307,8 @@ class Sampler:
         pv = meta = None
         num_patches = None
         if pixel_values is not None:
-            pv = np.asarray(pixel_values, np.float32)
-            num_patches = pick_bucket(pv.shape[0], self.patch_buckets) if self.patch_buckets else pv.shape[0]
-            pv = np.concatenate([pv, np.zeros((num_patches - pv.shape[0], pv.shape[1]), np.float32)])
+            pv = pack_pixels(pixel_values, image_grid_thw, cfg, patch_buckets=self.patch_buckets)
+            num_patches = len(pv)
         inputs = prepare_inputs(cfg, ids, mask, image_grid_thw, num_patches)
         meta_np = inputs.vision
         graphdef, state = sampling_state or self.sampling_state()
@@ -319,11 +318,9 @@ class Sampler:
         with self._ctx():
             if pv is not None and jax.process_count() > 1:  # every process's patches, in global order
                 pv, meta_np = gather_patches(pv, meta_np)
-                pv, meta = put_everywhere(pv, self.sampling_mesh), VisionInputs(*(put_everywhere(x, self.sampling_mesh)
-                                                                         for x in meta_np))
-            elif pv is not None:
-                meta = VisionInputs(*(jnp.asarray(x) for x in meta_np))
-                pv = jnp.asarray(pv)
+            if pv is not None:  # split over the sampling mesh with their vision bins
+                pv, meta = (put_patches(pv, self.sampling_mesh),
+                            VisionInputs(*(put_patches(x, self.sampling_mesh) for x in meta_np)))
             return _prefill(graphdef, state, self._put(inputs.input_ids), self._put(inputs.positions, 1),
                             self._put(inputs.attention_mask), self._put(inputs.rope_deltas.astype(np.int32)), pv, meta,
                             self._put(active), self._put(number), num_prompts=B)

@@ -35,11 +35,13 @@ class TrainingRun:
 
     def load(self, model_dir: str, tx: optax.GradientTransformation, *, keep_steps: tuple[int, ...] = (),
              **processor_options) -> nnx.Module:
-        """The model of `model_dir` (every parameter created in its sharding), its processor, the
+        """The model of `model_dir` (every parameter created in its sharding, attending in vision bins of
+        the largest image its processor emits: `Qwen3VLConfig.vision_bin`), its processor, the
         train state of `tx` and the checkpointer (keeping the newest `keep_checkpoints` and
         `keep_steps`). Returns the model: its variables are now the state's."""
-        self.model_config, model = load_pretrained(model_dir, mesh=self.mesh, **runtime_options(self.config.model))
         self.processor = Processor.from_pretrained(model_dir, **processor_options)
+        self.model_config, model = load_pretrained(model_dir, mesh=self.mesh, **runtime_options(self.config.model),
+                                                   vision_bin=self.processor.image_processor.max_image_patches())
         self.parts, self.state = init_train_state(model, tx, seed=self.config.seed, mesh=self.mesh)
         self.checkpointer = checkpointing.Checkpointer(paths.join(self.workdir, "checkpoints"),
                                                        max_to_keep=self.config.keep_checkpoints, keep_steps=keep_steps)

@@ -2,12 +2,17 @@
 patch merger and DeepStack mergers.
 
 Why host metadata: everything that depends on the *values* of `grid_thw` (bilinear taps into the
-position table, per-patch (h, w) rope coordinates, which image each patch belongs to) is computed
-on the host with numpy by `vision_metadata`. The jitted tower then only needs the static total patch
-count, so images of any sizes (bucketed to one padded patch count) reuse one compiled program.
-Attention is restricted to each image frame with segment ids (`policy.attention.segment_attention`:
-no [N, N] mask or score matrix over the call), and patches are split over the batch mesh axes, so
-each chip encodes its share of the images.
+position table, per-patch (h, w) rope coordinates, which image each patch belongs to, where each
+patch sits in the padded batch) is computed on the host with numpy by `vision_metadata`. The jitted
+tower then only needs the static total patch count, so images of any sizes (bucketed to one padded
+patch count) reuse one compiled program.
+
+Why bins: patches are packed into bins of `config.vision_bin` patches holding whole images
+(`policy.image_processor.patch_layout`), and attention runs per bin, batched over bins, with segment
+ids inside a bin (`policy.attention.segment_attention`): FLOPs grow with the number of images, not its
+square, and bins split over the patch mesh axes, so a chip attends only within its own bins (no key
+all-gather when the bins divide the chips). `real_merged_rows` lists the merged rows of real patches in
+order, so the k-th image token takes the k-th real merged row whatever padding the bins hold.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from flax import nnx
 
 from policy.attention import segment_attention
 from policy.config import Qwen3VLConfig
+from policy.image_processor import frame_sizes, pack_patches, patch_layout
 from policy.sharding import constrain
 from policy.text import Dense, maybe_remat, rotate_half
 
@@ -36,7 +42,7 @@ class VisionInputs(NamedTuple):
     pos_idx: np.ndarray  # [N, 4] int32 taps into the flattened learned position table
     pos_w: np.ndarray  # [N, 4] float32 bilinear weights (0 for padding)
     rope_hw: np.ndarray  # [N, 2] int32 (row, col) of each patch inside its image
-    segment_ids: np.ndarray  # [N] int32 frame id per patch; -1 for padding
+    segment_ids: np.ndarray  # [N] int32 frame id per patch; -1 for padding (patches laid out in bins)
 
 
 def _axis_taps(index: np.ndarray, size: np.ndarray, side: int):
@@ -50,7 +56,8 @@ def _axis_taps(index: np.ndarray, size: np.ndarray, side: int):
 
 
 def vision_metadata(grid_thw, config: Qwen3VLConfig, num_patches: int | None = None) -> VisionInputs:
-    """Per-patch metadata for images/frames `grid_thw` [n, 3], padded to `num_patches` if given.
+    """Per-patch metadata for images/frames `grid_thw` [n, 3], laid out by `patch_layout` with the
+    config's `vision_bin`, padded to `num_patches` if given (else to the bins used).
 
     Patch order is the processor's: per image, per frame, spatial-merge blocks row-major, and inside a
     block its m x m patches row-major (transformers `get_vision_position_ids`).
@@ -78,18 +85,32 @@ def vision_metadata(grid_thw, config: Qwen3VLConfig, num_patches: int | None = N
             hw.append(np.stack([row, col], -1))
             seg.append(np.full(h * w, frame))
             frame += 1
-    n = sum(len(s) for s in seg)
-    total = n if num_patches is None else int(num_patches)
-    if total < n:
-        raise ValueError(f"num_patches={total} < actual patch count {n}")
+    dest, total = patch_layout(frame_sizes(grid), config.vision_bin, num_patches=num_patches)
     if total % (m * m):
         raise ValueError(f"num_patches={total} must be a multiple of spatial_merge_size**2={m * m}")
-    pad = total - n
-    def cat(xs, shape, dt, fill):
-        return np.concatenate([np.asarray(x, dt) for x in xs] + [np.full((pad,) + shape, fill, dt)], axis=0)
 
-    return VisionInputs(cat(idx, (4,), np.int32, 0), cat(wts, (4,), np.float32, 0.0),
-                        cat(hw, (2,), np.int32, 0), cat(seg, (), np.int32, -1))
+    def place(xs, shape, dt, fill):
+        out = np.full((total,) + shape, fill, dt)
+        if xs:
+            out[dest] = np.concatenate([np.asarray(x, dt) for x in xs], axis=0)
+        return out
+
+    return VisionInputs(place(idx, (4,), np.int32, 0), place(wts, (4,), np.float32, 0.0),
+                        place(hw, (2,), np.int32, 0), place(seg, (), np.int32, -1))
+
+
+def pack_pixels(pixel_values, grid_thw, config: Qwen3VLConfig, *, num_patches: int | None = None,
+                patch_buckets=None) -> np.ndarray:
+    """pixel_values [sum patches, D] of images `grid_thw` laid out as `vision_metadata` lays out their
+    metadata (the config's bins), padded to `num_patches`, or the smallest of `patch_buckets` that holds them."""
+    return pack_patches(pixel_values, frame_sizes(grid_thw), config.vision_bin, num_patches=num_patches,
+                        patch_buckets=patch_buckets)
+
+
+def real_merged_rows(segment_ids, merge_unit: int):
+    """[N/m^2] merged-row indices, the rows of real patches first in order (then padding rows): row k of
+    the k-th image token, whatever padding the vision bins hold between images. Traceable (jit)."""
+    return jnp.argsort(segment_ids[::merge_unit] < 0, stable=True)
 
 
 class LayerNorm(nnx.Module):
@@ -125,13 +146,17 @@ class VisionAttention(nnx.Module):
         self.impl = config.attention_impl
 
     def __call__(self, x, cos, sin, segment_ids):
+        """x [N, E]; segment_ids [N/L, L] (bins of L patches): attention within each bin's segments."""
         qkv = self.qkv(x)  # [N, 3, H, D]
         q, k, v = qkv[:, 0], qkv[:, 1], qkv[:, 2]
         c, s = cos[:, None, :], sin[:, None, :]
         q32, k32 = q.astype(jnp.float32), k.astype(jnp.float32)
         q = (q32 * c + rotate_half(q32) * s).astype(q.dtype)
         k = (k32 * c + rotate_half(k32) * s).astype(k.dtype)
-        return self.proj(segment_attention(q, k, v, segment_ids, scale=self.scale, impl=self.impl))
+        bins = segment_ids.shape
+        q, k, v = (t.reshape(bins + t.shape[1:]) for t in (q, k, v))
+        out = segment_attention(q, k, v, segment_ids, scale=self.scale, impl=self.impl)
+        return self.proj(out.reshape(x.shape[:1] + out.shape[2:]))
 
 
 class VisionMLP(nnx.Module):
@@ -213,7 +238,8 @@ class VisionModel(nnx.Module):
         return jnp.cos(f), jnp.sin(f)
 
     def __call__(self, pixel_values, meta: VisionInputs):
-        """pixel_values [N, C*T*P*P] -> (merged [N/m^2, out], deepstack [n_ds, N/m^2, out])."""
+        """pixel_values [N, C*T*P*P] -> (merged [N/m^2, out], deepstack [n_ds, N/m^2, out]), one row per m^2
+        patches in the patches' layout (padding rows between images; `real_merged_rows` finds the real ones)."""
         cfg = self.config
         dtype = cfg.compute_dtype
         x = self.patch_embed(pixel_values.astype(dtype))
@@ -222,7 +248,7 @@ class VisionModel(nnx.Module):
         x = x + pos.astype(dtype)
         x = constrain(x, ("patches", None))
         cos, sin = self.rope_tables(meta.rope_hw)
-        seg = meta.segment_ids
+        seg = self.bins(meta.segment_ids)
         feats = []
         for i, blk in enumerate(self.blocks):
             graphdef, st = nnx.split(blk)
@@ -234,3 +260,12 @@ class VisionModel(nnx.Module):
         merged = self.merger(x)
         ds = jnp.stack(feats) if feats else jnp.zeros((0,) + merged.shape, merged.dtype)
         return merged, ds
+
+    def bins(self, segment_ids):
+        """segment_ids [N] -> [N/L, L]: the attention bins of `config.vision_bin` patches (one bin if 0)."""
+        (n,) = segment_ids.shape
+        size = self.config.vision_bin or max(n, 1)
+        if n % size:
+            raise ValueError(f"{n} padded patches are not whole vision bins of {size} patches (lay them out with "
+                             "policy.vision.pack_pixels / vision_metadata)")
+        return constrain(segment_ids.reshape(n // size, size), ("patches", "patches"))

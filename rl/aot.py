@@ -27,7 +27,7 @@ from policy.train_state import abstract_train_state
 from rl.grpo import GRPOConfig
 from rl.optimizers import grpo_optimizers
 from rl.policy_update import make_grpo_steps
-from visual_erm.judge import GREEDY_SETTINGS, PUBLISHED_SETTINGS, judge_patch_buckets
+from visual_erm.judge import GREEDY_SETTINGS, PUBLISHED_SETTINGS, judge_patch_buckets, judge_vision_bin
 
 JUDGE_TEXT_TOKENS = 512  # chat template + judge instruction (~200 tokens today), beside the two images
 JUDGE_KIND = "chart"  # the published chart/svg settings (presence penalty: one [rows, vocab] carry)
@@ -74,7 +74,8 @@ def resident_state(config, state, mesh) -> dict[str, int]:
 
 def grpo_programs(config, mesh, hosts: int) -> list:
     """[Program | Failed] for the policy sampler, the judge sampler, the log-prob forwards and the update."""
-    model_config = aot.run_model_config(config.model)
+    model_config = aot.binned_model_config(aot.run_model_config(config.model), config.model, config.max_side)
+    patches = model_config.vision_bin  # the largest image
     model = abstract_model(model_config)
     tx, warm_tx = grpo_optimizers(config)
     parts, state = abstract_train_state(model, tx, mesh)
@@ -84,7 +85,6 @@ def grpo_programs(config, mesh, hosts: int) -> list:
         return {name: size for name, size in resident.items() if name not in held}
 
     text_params, vision_params = aot.matmul_params(model)
-    patches = aot.largest_image_patches(aot.run_image_processor(config.model, model_config, config.max_side))
     prompt_len = max(config.seq_buckets)
     prompts, group, new = config.prompts_per_step, config.group_size, config.max_new_tokens
     per_call = prompts // config.micro_batches
@@ -111,17 +111,19 @@ def grpo_programs(config, mesh, hosts: int) -> list:
     if config.reward == "visual_erm":
         judge_block = _judge_block(config)
         judge_config = aot.run_model_config(judge_block)
+        judge_config = dataclasses.replace(judge_config, vision_bin=judge_vision_bin(  # as VisualERM.from_pretrained
+            aot.run_image_processor(judge_block, judge_config, None)))
         judge_batch = int(config.judge.batch_size)
         settings = (GREEDY_SETTINGS if config.judge.greedy else PUBLISHED_SETTINGS)[JUDGE_KIND]
-        judge_patches = aot.largest_image_patches(aot.run_image_processor(judge_block, judge_config,
-                                                                          settings.max_side))
+        judge_patches = aot.run_image_processor(judge_block, judge_config, settings.max_side).max_image_patches()
         tokens = 2 * judge_patches // judge_config.vision.spatial_merge_size ** 2 + JUDGE_TEXT_TOKENS
         judge_params = dataclasses.replace(settings.params, suppress_ids=(judge_config.image_token_id,
                                                                           judge_config.vision_start_token_id))
         add("judge sampler", lambda: aot.sampler_programs(
             "judge", abstract_model(judge_config), mesh, batch=judge_batch * hosts,
             prompt_len=aot.bucket(tokens, DEFAULT_SEQ_BUCKETS, "judge prompt"),
-            num_patches=hosts * aot.bucket(judge_batch * 2 * judge_patches, judge_patch_buckets(judge_batch),
+            num_patches=hosts * aot.bucket(judge_batch * 2 * judge_patches,
+                                           judge_patch_buckets(judge_batch, judge_config.vision_bin),
                                            "judge prefill patches"),
             num_samples=1, max_new=int(config.judge.max_new_tokens), params=judge_params,
             stop_ids=_stop_ids(judge_config), pad_id=judge_config.pad_token_id or 0,

@@ -4,15 +4,17 @@ Rows are prompt-major: row i holds a completion of prompt i // G. Each row is
 the left-padded prompt followed by its right-padded completion, so M-RoPE
 positions from `get_rope_index` continue exactly where the sampler's did, and
 teacher-forced log-probs equal the sampler's. Each prompt's patches appear once
-(the vision tower encodes every image once, not once per completion); the
-per-row `patch_start` points each row at its prompt's patches.
+(the vision tower encodes every image once, not once per completion), packed in
+the model's vision bins; the per-row `patch_start` points each row at its
+prompt's patches in real-patch order (the tower's merged rows of real patches
+come first, in order, whatever padding the bins hold).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from policy.image_processor import pick_bucket
 from policy.model import prepare_inputs
+from policy.vision import pack_pixels
 
 
 def build_batch(model_config, prompt: dict, completions: np.ndarray, lengths: np.ndarray, group_size: int,
@@ -58,9 +60,7 @@ def build_batch(model_config, prompt: dict, completions: np.ndarray, lengths: np
         patches = np.asarray(prompt["pixel_values"], np.float32)[: starts[-1]]
         patch_start = starts[first_image[rows]].astype(np.int32)
         row_grids = np.concatenate([grids[first_image[p]:first_image[p + 1]] for p in rows])
-        num_patches = pick_bucket(len(patches), patch_buckets) if patch_buckets else len(patches)
-        pixel_values = np.zeros((num_patches, patches.shape[1]), np.float32)
-        pixel_values[: len(patches)] = patches
+        pixel_values = pack_pixels(patches, grids, model_config, patch_buckets=patch_buckets)
     inputs = prepare_inputs(model_config, input_ids, attention_mask, row_grids if len(grids) else None,
                             pixel_values.shape[0] if pixel_values is not None else None,
                             grids if len(grids) else None)

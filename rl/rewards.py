@@ -35,7 +35,13 @@ import numpy as np
 from flax import nnx
 from PIL import Image
 
-from policy.image_processor import DEFAULT_IMAGE_BUCKETS, DEFAULT_PATCH_BUCKETS, ImageProcessor, pad_images
+from policy.image_processor import (
+    DEFAULT_IMAGE_BUCKETS,
+    DEFAULT_PATCH_BUCKETS,
+    ImageProcessor,
+    binned_buckets,
+    pad_images,
+)
 from policy.vision import VisionInputs, vision_metadata
 from render import RenderResult
 from rl.extract import extract_code
@@ -67,8 +73,7 @@ class VisionEmbedder:
     tower so no second model is needed. The tower is copied at construction: a frozen embedding
     (as DINO/CLIP are) whose buffers a train step that donates the policy's cannot delete.
     Images are patched on the host, padded to patch/image
-    buckets (few jit shapes) and encoded ``max_images`` at a time: the tower's attention mask is
-    [patches, patches] over the whole call.
+    buckets (few jit shapes, in the tower's vision bins) and encoded ``max_images`` at a time.
     """
 
     def __init__(self, model, image_processor=None, *, max_images: int = 8,
@@ -88,7 +93,7 @@ class VisionEmbedder:
         self.config = model.config
         self.image_processor = image_processor
         self.max_images = max_images
-        self.patch_buckets = tuple(patch_buckets or DEFAULT_PATCH_BUCKETS)
+        self.patch_buckets = tuple(patch_buckets or binned_buckets(DEFAULT_PATCH_BUCKETS, model.config.vision_bin))
         self.image_buckets = tuple(image_buckets or DEFAULT_IMAGE_BUCKETS)
 
     def __call__(self, images: Sequence[Image.Image]) -> np.ndarray:
@@ -102,7 +107,8 @@ class VisionEmbedder:
         unit = self.image_processor.merge_size**2
         batch = self.image_processor(images)
         padded = pad_images(batch["pixel_values"], batch["image_grid_thw"], merge_size=self.image_processor.merge_size,
-                            patch_buckets=self.patch_buckets, image_buckets=self.image_buckets)
+                            patch_buckets=self.patch_buckets, image_buckets=self.image_buckets,
+                            bin_patches=self.config.vision_bin)
         meta = vision_metadata(batch["image_grid_thw"], self.config, padded["pixel_values"].shape[0])
         owner = padded["patch_segment_ids"][::unit]  # merged row -> image (-1 for padding)
         assign = (owner[None, :] == np.arange(padded["image_mask"].shape[0])[:, None]).astype(np.float32)

@@ -12,12 +12,12 @@ from visual_erm.train import make_sft_steps
 
 def sft_programs(config, mesh, hosts: int) -> list:
     """[Program | Failed]: the train step and the held-out loss step."""
-    model_config = aot.run_model_config(config.model)
+    model_config = aot.binned_model_config(aot.run_model_config(config.model), config.model, config.max_side)
+    patches = model_config.vision_bin  # the largest image
     tx = make_optimizer(config.optimizer)
     model = abstract_model(model_config)
     parts, state = abstract_train_state(model, tx, mesh)
     step_fn, eval_step = make_sft_steps(config, parts, tx, state)
-    patches = aot.largest_image_patches(aot.run_image_processor(config.model, model_config, config.max_side))
     rows, length = config.batch_size, max(config.seq_buckets)
     note = f"{rows} pairs x {length} tokens"
     try:

@@ -17,6 +17,7 @@ import numpy as np
 
 from policy.image_processor import pick_bucket
 from policy.model import prepare_inputs
+from policy.vision import pack_pixels
 from visual_erm import records
 from visual_erm.prompts import judge_messages
 
@@ -73,10 +74,8 @@ class Collator:
             input_ids[row, :n], attention_mask[row, :n], target_mask[row, :n - 1] = f["input_ids"], 1, f["target_mask"]
         patches = np.concatenate([f["pixel_values"] for f in features])
         grids = np.concatenate([f["image_grid_thw"] for f in features])
-        num_patches = pick_bucket(len(patches), self.patch_buckets)
-        pixel_values = np.zeros((num_patches, patches.shape[1]), np.float32)
-        pixel_values[: len(patches)] = patches
-        inputs = prepare_inputs(self.model_config, input_ids, attention_mask, grids, num_patches)
+        pixel_values = pack_pixels(patches, grids, self.model_config, patch_buckets=self.patch_buckets)
+        inputs = prepare_inputs(self.model_config, input_ids, attention_mask, grids, len(pixel_values))
         return {"input_ids": inputs.input_ids, "attention_mask": inputs.attention_mask, "target_mask": target_mask,
                 "positions": inputs.positions, "pixel_values": pixel_values, "vision": inputs.vision}
 

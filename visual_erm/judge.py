@@ -24,7 +24,7 @@ from PIL import Image
 
 from policy.hf_io import load_pretrained
 from policy.host_batch import agreed_max
-from policy.image_processor import DEFAULT_PATCH_BUCKETS
+from policy.image_processor import DEFAULT_PATCH_BUCKETS, ImageProcessor, binned_buckets
 from policy.processor import Processor
 from policy.sampler import Sampler, SamplingParams
 from visual_erm.prompts import judge_messages
@@ -49,15 +49,23 @@ GREEDY_SETTINGS = {kind: dataclasses.replace(s, params=SamplingParams(temperatur
                    for kind, s in PUBLISHED_SETTINGS.items()}
 
 
-def judge_patch_buckets(batch_size: int) -> tuple[int, ...]:
-    """Patch buckets of a judge call of `batch_size` pairs (per host). The default buckets end at 8 pairs of
-    two 1,024-px images (65,536 patches); a larger call gets the same ladder doubled on up to `batch_size`
-    such pairs, so that sizing the call for decode (judge.batch_size) does not outgrow its prefill."""
+def judge_patch_buckets(batch_size: int, vision_bin: int = 0) -> tuple[int, ...]:
+    """Patch buckets of a judge call of `batch_size` pairs (per host), in whole vision bins of `vision_bin`
+    patches (`binned_buckets`). The default buckets end at 8 pairs of two 1,024-px images (65,536 patches);
+    a larger call gets the same ladder doubled on up to `batch_size` such pairs, so that sizing the call for
+    decode (judge.batch_size) does not outgrow its prefill."""
     buckets = list(DEFAULT_PATCH_BUCKETS)
     need = -(-batch_size // 8) * DEFAULT_PATCH_BUCKETS[-1]
     while buckets[-1] < need:
         buckets.append(2 * buckets[-1])
-    return tuple(buckets)
+    return binned_buckets(buckets, vision_bin)
+
+
+def judge_vision_bin(image_processor: ImageProcessor, settings: dict | None = None) -> int:
+    """The judge's vision attention bin (`Qwen3VLConfig.vision_bin`): the largest image any kind's
+    `max_side` lets the processor emit (`settings` update the published ones, as `VisualERM` does)."""
+    every = dict(PUBLISHED_SETTINGS, **(settings or {}))
+    return max(dataclasses.replace(image_processor, max_side=s.max_side).max_image_patches() for s in every.values())
 
 
 class VisualERM:
@@ -83,15 +91,18 @@ class VisualERM:
         tokenizer = processor.tokenizer
         stops = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
         self.sampler = Sampler(model, pad_id=processor.pad_token_id, stop_ids=stops, mesh=mesh,
-                               patch_buckets=judge_patch_buckets(batch_size))
+                               patch_buckets=judge_patch_buckets(batch_size, model.config.vision_bin))
 
     @classmethod
     def from_pretrained(cls, path: str, *, dtype=None, mesh=None, **kwargs) -> VisualERM:
-        """From a Hugging Face directory (e.g. one `launch.export_hf` wrote)."""
+        """From a Hugging Face directory (e.g. one `launch.export_hf` wrote), attending in vision bins of the
+        largest image its settings allow (`judge_vision_bin`)."""
         import jax.numpy as jnp
 
-        _, model = load_pretrained(path, dtype=dtype or jnp.float32, mesh=mesh)
-        return cls(model, Processor.from_pretrained(path), mesh=mesh, **kwargs)
+        processor = Processor.from_pretrained(path)
+        _, model = load_pretrained(path, dtype=dtype or jnp.float32, mesh=mesh,
+                                   vision_bin=judge_vision_bin(processor.image_processor, kwargs.get("settings")))
+        return cls(model, processor, mesh=mesh, **kwargs)
 
     def _generate(self, kind: str, pairs: Sequence[tuple]) -> list[str]:
         setting, processor = self.settings[kind], self._processors[kind]

@@ -71,7 +71,7 @@ def sft_flags(train, evaluation, *extra):
 def small_model(*extra):
     """The hand-made pairs' sizes (as tests/visual_erm/test_train.py runs them)."""
     return ["--config.model.vocab_size=300", "--config.seq_buckets=(512,1024)",
-            "--config.patch_buckets=(512,)", *extra]
+            "--config.patch_buckets=(1152,)", *extra]
 
 
 def test_paths_round_trip_through_the_bucket(gcs_bucket, tmp_path):

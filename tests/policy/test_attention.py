@@ -1,6 +1,6 @@
 """policy.attention: splash (Pallas interpret mode), the cuDNN call shape (XLA stand-in) and the reference
 einsums agree with a numpy oracle in float32, for text (causal, GQA, left/right padding) and vision
-(one segment per image, images of different sizes, bucket padding); sharded runs equal unsharded
+(bins of whole images, one segment per image, images of different sizes, bucket padding); sharded runs equal unsharded
 ones; the vision program's temporary memory grows linearly with the number of images.
 """
 import functools
@@ -81,18 +81,18 @@ def test_causal_attention_gradients_match_reference(impl):
 
 
 def _vision_case(seed=0, H=2, D=8):
-    """Three images of different sizes plus bucket padding (segment -1), as vision_metadata lays them out."""
-    sizes = (16, 24, 36)
-    seg = np.concatenate([np.full(n, i) for i, n in enumerate(sizes)] + [np.full(4, -1)]).astype(np.int32)
+    """Two bins of 40 patches as `vision_metadata` lays them out: images of 16 and 24 patches share the
+    first, one of 36 plus bucket padding (segment -1) fills the second."""
+    seg = np.stack([np.repeat([0, 1], [16, 24]), np.repeat([2, -1], [36, 4])]).astype(np.int32)
     rng = np.random.default_rng(seed)
-    q, k, v = (rng.standard_normal((len(seg), H, D)).astype(np.float32) for _ in range(3))
+    q, k, v = (rng.standard_normal(seg.shape + (H, D)).astype(np.float32) for _ in range(3))
     return q, k, v, seg
 
 
 def _vision_oracle(q, k, v, seg, scale):
-    real = seg >= 0
-    out = _softmax_attend(*(x.astype(np.float64) for x in (q, k, v)), seg[:, None] == seg[None, :], scale)
-    return out, real
+    out = np.stack([_softmax_attend(*(x[b].astype(np.float64) for x in (q, k, v)), seg[b][:, None] == seg[b][None, :],
+                                    scale) for b in range(len(seg))])
+    return out, seg >= 0
 
 
 @pytest.mark.parametrize("impl", VISION_IMPLS)
@@ -104,18 +104,20 @@ def test_segment_attention_matches_oracle_for_images_of_different_sizes(impl):
 
 
 def test_blockwise_segments_spans_query_blocks():
-    """Query blocks smaller than an image and not dividing N give the same answer."""
+    """Query blocks smaller than an image and not dividing the bin give the same answer."""
     q, k, v, seg = _vision_case(seed=3)
     want, real = _vision_oracle(q, k, v, seg, 0.35)
-    got = jax.jit(lambda *a: attention._blockwise_segments(*a, 0.35, block=32))(q, k, v, seg)
-    np.testing.assert_allclose(np.asarray(got)[real], want[real], atol=TOL, rtol=0)
+    got = jax.jit(lambda *a: attention._blockwise_segments(*a, 0.35, block=32))(q[0], k[0], v[0], seg[0])
+    np.testing.assert_allclose(np.asarray(got)[real[0]], want[0][real[0]], atol=TOL, rtol=0)
 
 
-def test_splash_under_a_mesh_equals_unsharded():
-    """shard_map path: text batch and vision patches split over 8 devices (keys gathered per image)."""
+@pytest.mark.parametrize("bins", [2, 3])
+def test_splash_under_a_mesh_equals_unsharded(bins):
+    """shard_map path: text batch and vision bins split over 8 devices (2 x 4): 8 bins (whole bins per
+    device, no keys gathered) or 6 bins (bins over the 2, each bin's queries over the 4, keys gathered)."""
     mesh = make_mesh((2, 4, 1))
     q, k, v, mask = _text_case(seed=4, B=8, T=12)
-    qv, kv, vv, seg = _vision_case(seed=5)  # 80 patches: 10 per device, images straddle devices
+    qv, kv, vv, seg = (np.concatenate([x] * bins * 2) for x in _vision_case(seed=5))
     text = functools.partial(attention.causal_attention, scale=0.3, impl="splash")
     vision = functools.partial(attention.segment_attention, scale=0.3, impl="splash")
     want_text, want_vision = jax.jit(text)(q, k, v, mask), jax.jit(vision)(qv, kv, vv, seg)

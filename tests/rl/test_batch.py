@@ -1,7 +1,9 @@
 """rl.batch.build_batch encodes each prompt's images once for its G completions, and the model gives
-the same logits as encoding them once per row."""
+the same logits as encoding them once per row (unbinned), with or without vision bins (patch_start
+then counts real patches while the bins hold padding between images)."""
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
 from policy.config import Qwen3VLConfig
@@ -21,16 +23,17 @@ def _prompts():
     return {"input_ids": ids, "attention_mask": mask, "pixel_values": pv, "image_grid_thw": grid}
 
 
-def test_each_prompt_image_is_encoded_once_and_logits_match_per_row_encoding():
+@pytest.mark.parametrize("vision_bin, bucket", [(0, 128), (48, 144)])  # 48: images of 16 + 24 share a bin
+def test_each_prompt_image_is_encoded_once_and_logits_match_per_row_encoding(vision_bin, bucket):
     config = Qwen3VLConfig.tiny()
-    model = init_model(config)
+    model = init_model(Qwen3VLConfig.tiny(vision_bin=vision_bin))
     prompt, G = _prompts(), 3
     rng = np.random.default_rng(1)
     completions = rng.integers(1, 100, size=(9, 5))
     lengths = rng.integers(1, 6, size=9)
-    batch = build_batch(config, prompt, completions, lengths, G, patch_buckets=(128,))
+    batch = build_batch(model.config, prompt, completions, lengths, G, patch_buckets=(bucket,))
     real = (batch["vision"].segment_ids >= 0).sum()
-    assert real == len(prompt["pixel_values"]) and batch["pixel_values"].shape[0] == 128
+    assert real == len(prompt["pixel_values"]) and batch["pixel_values"].shape[0] == bucket
 
     # The same rows with every row's images repeated (one encoding per completion).
     grids, rows = prompt["image_grid_thw"], np.arange(9) // G
@@ -46,7 +49,7 @@ def test_each_prompt_image_is_encoded_once_and_logits_match_per_row_encoding():
                                                            "pixel_values")),
                    VisionInputs(*(jnp.asarray(x) for x in batch["vision"])),
                    patch_start=jnp.asarray(batch["patch_start"]))
-    per_row = forward(model, jnp.asarray(ids), jnp.asarray(positions), jnp.asarray(mask), jnp.asarray(repeated),
-                      VisionInputs(*(jnp.asarray(x) for x in meta)))
+    per_row = forward(init_model(config), jnp.asarray(ids), jnp.asarray(positions), jnp.asarray(mask),
+                      jnp.asarray(repeated), VisionInputs(*(jnp.asarray(x) for x in meta)))
     keep = mask.astype(bool)
     np.testing.assert_allclose(np.asarray(once)[keep], np.asarray(per_row)[keep], atol=1e-5, rtol=0)
