@@ -1,8 +1,11 @@
 """Test-wide setup: 8 host CPU devices for mesh tests, no network, quiet absl."""
 import os
 
-# 8 CPU devices share 2 cores: a collective's device threads may wait past XLA:CPU's 40 s before all 8 are
-# scheduled (a 2x4-mesh SFT step aborted so after other tests had run in the process); wait longer.
+# XLA:CPU runs every device's program on one shared pool of max(cores, devices) threads, and a device may
+# start independent collectives in any order: on 2 cores with 8 devices, 8 threads blocked in collectives
+# whose partners wait in the pool's queue deadlock (a 2x4-mesh SFT step hung so, in CI and here, at the
+# default pool; at 32 threads it passes). PJRT_NPROC sizes the pool; subprocesses inherit it.
+os.environ.setdefault("PJRT_NPROC", "32")
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8 "
                       "--xla_cpu_collective_call_terminate_timeout_seconds=900")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
