@@ -17,6 +17,7 @@ from flax import nnx
 
 from policy.config import Qwen3VLConfig
 from policy.rope_index import get_rope_index
+from policy.sharding import gather_weight
 from policy.text import DecodeCache, Dense, KVCache, TextModel
 from policy.vision import VisionInputs, VisionModel, pack_pixels, real_merged_rows, vision_metadata
 
@@ -79,7 +80,7 @@ class Qwen3VL(nnx.Module):
     def logits(self, hidden):
         """float32 logits from final-normed hidden states."""
         if self.lm_head is None:
-            table = self.text.embed[...].astype(self.config.compute_dtype)
+            table = gather_weight(self.text.embed[...].astype(self.config.compute_dtype), ("vocab", "embed"))
             return jnp.einsum("...e,ve->...v", hidden, table, preferred_element_type=jnp.float32)
         return self.lm_head(hidden, out_dtype=jnp.float32)
 

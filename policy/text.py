@@ -18,7 +18,7 @@ from flax import nnx
 
 from policy.attention import MASKED_SCORE, causal_attention, masked_attention
 from policy.config import Qwen3VLConfig
-from policy.sharding import constrain
+from policy.sharding import constrain, gather_weight
 
 
 # ---------------------------------------------------------------------------------------------
@@ -37,12 +37,13 @@ class Dense(nnx.Module):
         self.n_in = len(in_shape)
         self.dtype = dtype
         shape = tuple(in_shape) + tuple(out_shape)
-        self.kernel = nnx.Param(_normal(rngs, shape, std, param_dtype), logical_axes=tuple(in_names) + tuple(out_names))
+        self.names = tuple(in_names) + tuple(out_names)
+        self.kernel = nnx.Param(_normal(rngs, shape, std, param_dtype), logical_axes=self.names)
         self.bias = (nnx.Param(jnp.zeros(tuple(out_shape), param_dtype), logical_axes=tuple(out_names))
                      if use_bias else None)
 
     def __call__(self, x, out_dtype=None):
-        k = self.kernel[...].astype(self.dtype)
+        k = gather_weight(self.kernel[...].astype(self.dtype), self.names)
         dims = ((tuple(range(x.ndim - self.n_in, x.ndim)), tuple(range(self.n_in))), ((), ()))
         y = jax.lax.dot_general(x.astype(self.dtype), k, dims,
                                 preferred_element_type=out_dtype or self.dtype)
