@@ -44,10 +44,11 @@ def get_config(kind: str = "chart") -> ml_collections.ConfigDict:
     c.model.remat = "full"
     c.judge.greedy = False  # published judge sampling settings (visual_erm.judge.PUBLISHED_SETTINGS)
     c.judge.max_new_tokens = 4096
-    # judge.batch_size stays common's 8 pairs a host a call. On the sampling mesh 32 is better for decode
-    # (launch.aot, v5p-64: judge decode 128 s a step at 32, 195 s at 8; prefill of 32 pairs 76.1 GiB + 5.6
-    # resident), but several processes sample on the training mesh for now (policy.sampler.Sampler), where
-    # 32 pairs were never compiled.
+    # Pairs per host per judge call, sized for decode: 32 x 8 hosts = 256 pairs a call, 8 calls for a step's 2,048
+    # samples; each chip of the sampling mesh (1, 4, 8) decodes 64 rows against its eighth of the weights
+    # (launch.aot, v5p-64: judge decode 128 s a step at 32, 195 s at 8; the prefill of 32 pairs peaks at 76.1 GiB
+    # + 5.6 resident, within the 85.5 GiB limit; at 8 pairs a call the weights are re-read for 16 rows a chip).
+    c.judge.batch_size = 32
 
     c.max_side = 1024
     c.seq_buckets = (1024, 2048, 4096)

@@ -248,11 +248,7 @@ class Sampler:
         self.patch_buckets = patch_buckets
         self.batch_buckets = batch_buckets
         self.mesh = mesh
-        # Several processes sample on the training mesh for now: regrouped, the two-process Visual-ERM GRPO
-        # test deadlocks (one process waits inside the judge's reshard compile while the other has moved on
-        # to the next collective); single-process hosts get the sampling mesh.
-        self.sampling_mesh = (None if mesh is None else mesh if jax.process_count() > 1
-                              else sampling_mesh(mesh, model.config.text.num_key_value_heads))
+        self.sampling_mesh = None if mesh is None else sampling_mesh(mesh, model.config.text.num_key_value_heads)
         self.decode_buckets = tuple(int(b) for b in decode_buckets)
 
     def sampling_state(self) -> tuple[nnx.GraphDef, nnx.State]:

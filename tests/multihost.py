@@ -4,6 +4,8 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -21,14 +23,21 @@ def run_one_process(module: str, *args, timeout: float = 600) -> None:
 
 
 def run_two_processes(module: str, *args, timeout: float = 600) -> None:
+    """Both processes write stderr to files: with pipes read one after the other, the second process
+    blocked once XLA's warnings filled its 64 KiB pipe (inside a compile), and the first waited for it
+    in the next collective for good."""
     port = str(_free_port())
+    logs = [tempfile.TemporaryFile(mode="w+") for _ in (0, 1)]
     workers = [subprocess.Popen([sys.executable, "-m", module, *map(str, args), str(p), port], cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for p in (0, 1)]
+                                stdout=subprocess.DEVNULL, stderr=logs[p], text=True) for p in (0, 1)]
     try:
-        for worker in workers:
-            _, err = worker.communicate(timeout=timeout)
-            assert worker.returncode == 0, err[-3000:]
+        deadline = time.monotonic() + timeout
+        for worker, log in zip(workers, logs):
+            worker.wait(timeout=max(deadline - time.monotonic(), 1))
+            log.seek(0)
+            assert worker.returncode == 0, log.read()[-3000:]
     finally:
-        for worker in workers:
+        for worker, log in zip(workers, logs):
             if worker.poll() is None:
                 worker.kill()
+            log.close()
