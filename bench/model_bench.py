@@ -56,7 +56,7 @@ from policy import cli
 from policy.config import Qwen3VLConfig, TextConfig, VisionConfig
 from policy.hf_io import load_pretrained
 from policy.model import abstract_model
-from policy.sampler import Sampler, SamplingParams
+from policy.sampler import DEFAULT_DECODE_BUCKETS, Sampler, SamplingParams, _phases
 from policy.sharding import MESH_AXES, SAMPLING_RULES, logical_to_spec, sampling_mesh, state_shardings
 from policy.text import DecodeCache, KVCache, kv_zeros
 
@@ -174,8 +174,10 @@ def decode_weight_elements(cfg: Qwen3VLConfig) -> int:
 
 
 def decode_step_cost(cfg: Qwen3VLConfig, prompts: int, samples: int, prompt_len: int, gen_len: int,
-                     mesh: Mesh | None = None, tensor: int = 1) -> dict:
-    """Bytes accessed per device by the compiled decode step at its last generated slot, and the ideal."""
+                     mesh: Mesh | None = None, tensor: int = 1, step: int | None = None) -> dict:
+    """Bytes accessed per device by the compiled decode step writing generated slot `step` (default: the
+    cache's last, gen_len - 1) of a `gen_len`-slot cache, and the ideal (slots 0..step live)."""
+    step = gen_len - 1 if step is None else step
     model = abstract_model(cfg)
     graphdef, state = nnx.split(model)
     dtype = cfg.compute_dtype
@@ -196,10 +198,10 @@ def decode_step_cost(cfg: Qwen3VLConfig, prompts: int, samples: int, prompt_len:
         shardings = (state_shardings(state, mesh, SAMPLING_RULES), cache_sh, spec(args[2], ("batch", None)),
                      spec(args[3], (None, "batch", None)))
 
-    def step(state, cache, ids, positions):
-        return nnx.merge(graphdef, state).decode(ids, positions, cache, gen_len - 1)
+    def decode(state, cache, ids, positions):
+        return nnx.merge(graphdef, state).decode(ids, positions, cache, step)
 
-    jitted = jax.jit(step, donate_argnums=(1,), in_shardings=shardings)
+    jitted = jax.jit(decode, donate_argnums=(1,), in_shardings=shardings)
     with jax.set_mesh(mesh) if mesh is not None else _null():
         compiled = jitted.lower(*args).compile()
     costs = compiled.cost_analysis()
@@ -209,7 +211,7 @@ def decode_step_cost(cfg: Qwen3VLConfig, prompts: int, samples: int, prompt_len:
     kv_per_slot = 2 * t.num_hidden_layers * t.num_key_value_heads * t.head_dim * width
     batch_split = 1 if mesh is None else mesh.size // tensor
     ideal = (decode_weight_elements(cfg) * width / tensor
-             + kv_per_slot * (prompts * prompt_len + rows * gen_len) / (batch_split * tensor))
+             + kv_per_slot * (prompts * prompt_len + rows * (step + 1)) / (batch_split * tensor))
     return {"bytes": float(costs["bytes accessed"]), "ideal": ideal, "ratio": float(costs["bytes accessed"]) / ideal,
             "temp": compiled.memory_analysis().temp_size_in_bytes}
 
@@ -225,10 +227,11 @@ def print_cost(label: str, c: dict) -> None:
           f"(weights + live KV once): x{c['ratio']:.2f}; temporaries {c['temp'] / 1e6:.1f} MB")
 
 
-def tpu_8b_decode_cost(prompts: int = 32, samples: int = 8, prompt_len: int = 4096, gen_len: int = 4095,
+def tpu_8b_decode_cost(prompts: int = 32, samples: int = 8, prompt_len: int = 4096, max_new: int = 4096,
                        topology: str = "v5p-64", regroup: bool = True) -> dict | None:
     """The 8B decode step at the GRPO run's shapes (configs/qwen3vl_8b_grpo.py: 32 prompts x 8 samples,
-    4,096 prompt + 4,095 generated slots, its last slot) on a deviceless `topology`, laid out as the sampler
+    4,096 prompt slots, the generated cache of the sampler's last phase (`max_new` - 1 slots rounded up to
+    whole kernel blocks: 4,096), its last step (4,095 slots live)) on a deviceless `topology`, laid out as the sampler
     lays it out from the run's all-fsdp training mesh: on `sampling_mesh` (regroup=False: on the training
     mesh itself, the layout before the sampling mesh). None without libtpu."""
     try:
@@ -245,7 +248,9 @@ def tpu_8b_decode_cost(prompts: int = 32, samples: int = 8, prompt_len: int = 40
     mesh = aot.topology_mesh(aot.topology(topology), ())
     if regroup:
         mesh = sampling_mesh(mesh, cfg.text.num_key_value_heads)
-    cost = decode_step_cost(cfg, prompts, samples, prompt_len, gen_len, mesh=mesh, tensor=mesh.shape["tensor"])
+    gen_len = _phases(max_new, DEFAULT_DECODE_BUCKETS)[-1]
+    cost = decode_step_cost(cfg, prompts, samples, prompt_len, gen_len, mesh=mesh, tensor=mesh.shape["tensor"],
+                            step=max_new - 2)
     return dict(cost, mesh="x".join(str(n) for n in mesh.devices.shape))
 
 

@@ -32,7 +32,15 @@ from policy.config import Qwen3VLConfig, runtime_options
 from policy.host_batch import patch_sharding
 from policy.image_processor import QWEN3_VL_MIN_PIXELS, ImageProcessor, pick_bucket
 from policy.model import abstract_model
-from policy.sampler import DEFAULT_DECODE_BUCKETS, SamplingParams, _decode, _phases, _prefill, sampling_reshard
+from policy.sampler import (
+    DEFAULT_DECODE_BUCKETS,
+    SamplingParams,
+    _decode,
+    _phase_steps,
+    _phases,
+    _prefill,
+    sampling_reshard,
+)
 from policy.sharding import (
     MESH_AXES,
     SAMPLING_RULES,
@@ -364,7 +372,7 @@ def sampler_programs(prefix: str, model, mesh: Mesh, *, batch: int, prompt_len: 
         dict(num_samples=num_samples, max_new=max_new, params=params, stop_ids=tuple(stop_ids), pad_id=pad_id,
              phases=phases),
         note=f"{batch} prompts x {num_samples} samples, cache {prompt_len}+{max_new}, mesh {layout}",
-        loop_trips=tuple(b - a for a, b in zip((0,) + phases, phases)),
+        loop_trips=_phase_steps(max_new, phases),
         ideal=decode_work(text_params * jnp.dtype(config.compute_dtype).itemsize, kv_bytes_per_token(config),
                           batch, prompt_len, batch * num_samples, max_new, text_params, chips),
         **common)

@@ -7,7 +7,8 @@ where it knows one, else the next of the caller's `loop_trips` (the worst-case i
 data-dependent loops, in the order the program runs them: the decode phases).
 
 FLOPs are the matrix products (dot, convolution, splash kernels via
-`policy.attention.splash_kernel_flops`); elementwise work is memory-bound and shows in the bytes.
+`policy.attention.splash_kernel_flops`, other Pallas kernels by the cost estimate they were built with);
+elementwise work is memory-bound and shows in the bytes.
 Bytes are what each top-level instruction (a fusion, a collective, a copy, a custom call) reads and
 writes in HBM: its operands and results, except that an operand a fusion only slices counts its slices,
 and an in-place dynamic-update-slice counts its update (scanned weights are read a layer at a time, a
@@ -190,10 +191,18 @@ class _Module:
         return _convolution_flops(inst, array_dims(self.operand_shape(inst.operands[0])),
                                   array_dims(self.operand_shape(inst.operands[1])))
 
+    def pallas_cost(self, inst: Instruction) -> Cost:
+        """A Pallas kernel's work: splash by `splash_kernel_flops` and its operands; any other kernel by the
+        cost estimate it was built with (`pl.CostEstimate`, carried in the custom call's backend config)."""
+        if inst.name.startswith("splash_"):
+            return Cost(self.pallas_flops(inst), self.io_bytes(inst))
+        m = re.search(r'"cost_estimate":\{"flops":"(\d+)","transcendentals":"\d+","bytes_accessed":"(\d+)"', inst.attrs)
+        if not m:
+            raise NotImplementedError(f"no cost for the Pallas kernel {inst.name!r}: give its pallas_call a "
+                                      "cost_estimate (or add a count beside policy.attention.splash_kernel_flops)")
+        return Cost(float(m.group(1)), float(m.group(2)))
+
     def pallas_flops(self, inst: Instruction) -> float:
-        if not inst.name.startswith("splash_"):
-            raise NotImplementedError(f"no FLOP count for the Pallas kernel {inst.name!r}: add one beside "
-                                      "policy.attention.splash_kernel_flops")
         m = re.search(r"operand_layout_constraints=\{(.*?)\}, \w+=", inst.attrs)
         floats = [d for t, d in array_dims(m.group(1) if m else "") if t.startswith(("f", "bf"))]
         if len(floats) < 2:
@@ -381,7 +390,7 @@ class _Module:
             elif op == "fusion":
                 total += Cost(sum(self.fused_flops(c) for c in inst.called("calls")), self.fusion_bytes(inst))
             elif op == "custom-call" and 'custom_call_target="tpu_custom_call"' in inst.attrs:
-                total += Cost(self.pallas_flops(inst), self.io_bytes(inst))
+                total += self.pallas_cost(inst)
             elif op in ("dot", "convolution"):
                 total += Cost(self.dot_flops(inst), self.io_bytes(inst))
             elif op not in _FREE and not op.endswith("-done"):

@@ -44,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from policy.decode_attention import KV_BLOCK
 from policy.host_batch import agreed_max, gather_patches, gather_rows, process_rows, put_patches, put_rows
 from policy.image_processor import DEFAULT_PATCH_BUCKETS, pick_bucket
 from policy.model import prepare_inputs
@@ -125,11 +126,18 @@ def _prefill(graphdef, state, ids, positions, mask, deltas, pixel_values, meta, 
 
 
 def _phases(max_new: int, buckets: Sequence[int]) -> tuple[int, ...]:
-    """Generated-cache sizes of the decode phases: the buckets below max_new - 1, then max_new - 1."""
+    """Generated-cache sizes of the decode phases: the buckets below max_new - 1, then max_new - 1 rounded
+    up to whole blocks of the TPU decode kernel (`policy.decode_attention`; the extra slots stay masked)."""
     need = max_new - 1  # the last sampled token is never fed back
     if need <= 0:
         return ()
-    return tuple(b for b in sorted(buckets) if b < need) + (need,)
+    return tuple(b for b in sorted(buckets) if b < need) + (-(-need // KV_BLOCK) * KV_BLOCK,)
+
+
+def _phase_steps(max_new: int, phases: Sequence[int]) -> tuple[int, ...]:
+    """Decode steps each phase's loop runs when no row stops early (the last phase stops at max_new - 1)."""
+    need = max_new - 1
+    return tuple(min(b, need) - min(a, need) for a, b in zip((0,) + tuple(phases), phases))
 
 
 def _grow(kv, size: int):

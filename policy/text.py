@@ -16,8 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from policy.attention import MASKED_SCORE, causal_attention, masked_attention
+from policy.attention import MASKED_SCORE, causal_attention, masked_attention, resolve
 from policy.config import Qwen3VLConfig
+from policy.decode_attention import Part, attend_part, join
 from policy.sharding import constrain, gather_weight
 
 
@@ -219,13 +220,16 @@ class Attention(nnx.Module):
         """One new token per row against a shared prompt cache and the rows' own generated cache.
 
         x [N,1,E] with N = B*G; prompt_kv (k, v) [B,K,Tp,D], read once for the G samples of each prompt;
-        gen_kv (k, v) [N,K,S,D], or stacked [L,N,K,S,D] with `layer` the index to use. This token's
-        keys/values go to generated slot `step` in place; keys are the valid prompt slots
-        (prompt_mask [B,Tp]) and generated slots 0..step. Returns (y [N,1,E], updated gen_kv).
+        gen_kv (k, v) [N,K,S,D]; or both stacked ([L,B,K,Tp,D], [L,N,K,S,D]) with `layer` the index to
+        use. This token's keys/values go to generated slot `step` in place; keys are the valid prompt
+        slots (prompt_mask [B,Tp]) and generated slots 0..step. Returns (y [N,1,E], updated gen_kv).
+        On TPU (attention "splash"/"auto") each cache part goes through `policy.decode_attention`.
         """
         q, k, v = self.project(x, cos, sin)
         gk, gv = gen_kv
         k, v = k.swapaxes(1, 2).astype(gk.dtype), v.swapaxes(1, 2).astype(gv.dtype)  # [N,K,1,D], the cache's layout
+        if resolve(self.impl) == "splash":
+            return self._decode_kernel(q, k, v, prompt_kv, gen_kv, prompt_mask, step, layer)
         # A layer's own cache is written first and read after (slots <= step): XLA updates it in place.
         # A stacked cache is read BEFORE this token is written (slots < step) and the token's own
         # key/value join as a third part: reading a layer of it after the in-place write made XLA copy
@@ -238,7 +242,7 @@ class Attention(nnx.Module):
             gk = jax.lax.dynamic_update_slice(gk, k, (0, 0, step, 0))
             gv = jax.lax.dynamic_update_slice(gv, v, (0, 0, step, 0))
             k_gen, v_gen = gk, gv
-        pk, pv = prompt_kv
+        pk, pv = prompt_kv if layer is None else (prompt_kv[0][layer], prompt_kv[1][layer])
         B, K, Tp, D = pk.shape
         N, _, S, _ = k_gen.shape
         G, g = N // B, self.groups
@@ -272,6 +276,35 @@ class Attention(nnx.Module):
             gk = jax.lax.dynamic_update_slice(gk, k[None], (layer, 0, 0, step, 0))
             gv = jax.lax.dynamic_update_slice(gv, v[None], (layer, 0, 0, step, 0))
         out = (out / total[..., None]).astype(q.dtype)
+        return self.o(out.reshape(N, 1, K * g, D)), (gk, gv)
+
+    def _decode_kernel(self, q, k, v, prompt_kv, gen_kv, prompt_mask, step, layer):
+        """`decode` with the flash-decoding kernel: the prompt part (a prompt's G x g queries at once),
+        the generated part and, for a stacked cache (read before this token is written), the new token,
+        joined by their maxima and sums."""
+        gk, gv = gen_kv
+        pk, pv = prompt_kv
+        B, K, D = pk.shape[-4], pk.shape[-3], pk.shape[-1]
+        N, g = q.shape[0], self.groups
+        G = N // B
+        qn = q.reshape(N, K, g, D)
+        per_prompt = qn.reshape(B, G, K, g, D).swapaxes(1, 2).reshape(B, K, G * g, D)
+        prompt = attend_part(per_prompt, pk, pv, scale=self.scale, keep=prompt_mask, layer=layer)
+        parts = [Part(*(x.reshape(B, K, G, g, *x.shape[3:]).swapaxes(1, 2).reshape(N, K, g, *x.shape[3:])
+                        for x in prompt))]
+        if layer is None:
+            gk = jax.lax.dynamic_update_slice(gk, k, (0, 0, step, 0))
+            gv = jax.lax.dynamic_update_slice(gv, v, (0, 0, step, 0))
+            parts.append(attend_part(qn, gk, gv, scale=self.scale, limit=step + 1))
+        else:
+            parts.append(attend_part(qn, gk, gv, scale=self.scale, limit=step, layer=layer))
+            s_new = jnp.einsum("nkgd,nkd->nkg", qn, k[:, :, 0].astype(q.dtype),
+                               preferred_element_type=jnp.float32) * self.scale
+            new_value = jnp.broadcast_to(v.astype(jnp.float32), (N, K, g, D))
+            parts.append(Part(new_value, s_new, jnp.ones_like(s_new)))
+            gk = jax.lax.dynamic_update_slice(gk, k[None], (layer, 0, 0, step, 0))
+            gv = jax.lax.dynamic_update_slice(gv, v[None], (layer, 0, 0, step, 0))
+        out = join(parts).astype(q.dtype)
         return self.o(out.reshape(N, 1, K * g, D)), (gk, gv)
 
 
@@ -411,14 +444,14 @@ class TextModel(nnx.Module):
         if cfg.scan_layers:
             graphdef, stacked = nnx.split(self.layers)
 
-            def body(carry, xs):
+            def body(carry, xs):  # the stacked caches are indexed by layer inside, not sliced by the scan
                 h, gk, gv = carry
-                st, pk, pv, i = xs
-                h, (gk, gv) = nnx.merge(graphdef, st).decode(h, cos, sin, (pk, pv), (gk, gv), prompt.valid, step,
-                                                             layer=i)
+                st, i = xs
+                h, (gk, gv) = nnx.merge(graphdef, st).decode(h, cos, sin, (prompt.k, prompt.v), (gk, gv),
+                                                             prompt.valid, step, layer=i)
                 return (h, gk, gv), None
 
-            xs = (stacked, prompt.k, prompt.v, jnp.arange(cfg.text.num_hidden_layers))
+            xs = (stacked, jnp.arange(cfg.text.num_hidden_layers))
             (h, gen_k, gen_v), _ = jax.lax.scan(body, (h, cache.gen_k, cache.gen_v), xs)
         else:
             gen_k, gen_v = list(cache.gen_k), list(cache.gen_v)

@@ -15,7 +15,7 @@ from policy import tiny_checkpoint
 from policy.config import Qwen3VLConfig
 from policy.hf_io import load_pretrained
 from policy.model import forward_logits, init_model
-from policy.sampler import Sampler
+from policy.sampler import DEFAULT_DECODE_BUCKETS, Sampler, _phase_steps, _phases
 from policy.sampling import (
     SamplingParams,
     apply_penalties,
@@ -47,6 +47,11 @@ def setup(tmp_path_factory):
     hf = F.save_hf_model("gqa_untied", path)
     _, model = load_pretrained(path)
     model.scanned = load_pretrained(path, scan_layers=True)[1]
+    return hf, model, sampler_batch()
+
+
+def sampler_batch() -> dict:
+    """Three left-padded prompts: one image, text only, two images of different sizes."""
     rng = np.random.default_rng(11)
     grids = [[1, 4, 4], [1, 4, 6], [1, 4, 4]]
     pv, grid = F.pixel_inputs(grids, seed=11)
@@ -59,8 +64,7 @@ def setup(tmp_path_factory):
             + F.text_tokens(rng, 2)]
     ids, mask = F.left_pad(rows, PAD)
     assert (mask == 0).any(axis=1).sum() == 2
-    batch = dict(ids=ids, mask=mask, pv=pv, grid=grid, patches=patches, row_images=row_images)
-    return hf, model, batch
+    return dict(ids=ids, mask=mask, pv=pv, grid=grid, patches=patches, row_images=row_images)
 
 
 def _hf_generate(hf, b, eos=None):  # eos: None, an id or a list of ids
@@ -342,3 +346,12 @@ def test_two_jax_distributed_processes_sample_what_one_process_samples(tmp_path)
     parts = [json.loads((tmp_path / f"multi.json.{p}").read_text()) for p in (0, 1)]
     assert parts[0]["tokens"] + parts[1]["tokens"] == one["tokens"]
     np.testing.assert_allclose(parts[0]["logprobs"] + parts[1]["logprobs"], one["logprobs"], rtol=1e-5, atol=1e-6)
+
+
+def test_decode_phases_are_whole_kernel_blocks_and_count_every_step():
+    """4,096 new tokens feed 4,095 back: the last phase's cache is rounded up to whole 128-slot blocks of
+    the TPU decode kernel, and the phases' steps (the AOT report's loop trips) add up to 4,095."""
+    phases = _phases(4096, DEFAULT_DECODE_BUCKETS)
+    assert phases == (256, 512, 1024, 1536, 2048, 3072, 4096)
+    assert _phase_steps(4096, phases) == (256, 256, 512, 512, 512, 1024, 1023)
+    assert _phases(33, (8, 16)) == (8, 16, 128) and sum(_phase_steps(33, (8, 16, 128))) == 32

@@ -120,3 +120,25 @@ def test_hlo_cost_reads_a_sliced_operand_by_its_slice_and_a_passed_through_one_w
     # layer_matmul reads one [1024, 256] layer of the stacked weights (through a nested fusion and a
     # slice); whole_matmul's weight leaves its nested fusion whole, so all of it is read
     assert cost.bytes == (weight + acts + index + out) + (weight + acts + out)
+
+
+_PALLAS_CALL = """HloModule m, is_scheduled=true
+
+ENTRY %main (q: bf16[2,1,4,128], k: bf16[3,2,1,512,128]) -> f32[2,1,4,128] {
+  %q = bf16[2,1,4,128]{3,2,1,0} parameter(0)
+  %k = bf16[3,2,1,512,128]{4,3,2,1,0} parameter(1)
+  ROOT %KERNEL = f32[2,1,4,128]{3,2,1,0} custom-call(%q, %k), custom_call_target="tpu_custom_call", \
+backend_config={"flag_configs":[],"custom_call_config":{"body":"TUzv",COST"needs_layout_passes":true}}
+}
+"""
+
+
+def test_hlo_cost_takes_a_pallas_kernels_work_from_its_cost_estimate():
+    """A kernel reading one layer of a stacked operand counts the bytes its `pl.CostEstimate` gives (here a
+    512-slot layer slice, not the 3-layer stack); a kernel without one is refused, not counted as 0."""
+    estimate = '"cost_estimate":{"flops":"1048576","transcendentals":"4096","bytes_accessed":"532480",' \
+               '"remote_bytes_transferred":"0"},'
+    cost = hlo_cost.program_cost(_PALLAS_CALL.replace("KERNEL", "flash_decode.3").replace("COST", estimate))
+    assert (cost.flops, cost.bytes) == (1048576, 532480)
+    with pytest.raises(NotImplementedError, match="cost_estimate"):
+        hlo_cost.program_cost(_PALLAS_CALL.replace("KERNEL", "flash_decode.3").replace("COST", ""))
