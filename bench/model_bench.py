@@ -17,12 +17,14 @@ sampler's loop runs), over the ideal = the weights a step must read (decoder lay
 table) + the live KV cache, each read once. On the CPU bench config: 64 rows, a 2,048-slot cache
 (1,024 prompt + 1,024 generated slots, every slot live). Where libtpu is installed, the same for the
 8B model in bf16 at the 8B GRPO run's mesh and shapes: a deviceless v5p-64 (32 chips), 32 prompts x 8
-samples, 4,096 prompt + 4,095 generated slots (the last decode step), per chip, on the mesh the sampler
-derives from the run's all-fsdp training mesh (`policy.sharding.sampling_mesh`: tensor over the 8 KV
-heads, rows over 4) beside the training mesh itself (no tensor axis: every chip reads the whole model),
-compiled with memory-space assignment off so that the count is HBM traffic (with it on, XLA also counts
-the VMEM side of every weight prefetch). Layers are unscanned there: the cost analysis counts a
-while-loop body once, so a scanned model would undercount them.
+samples, 4,096 prompt slots and the sampler's last 4,096-slot generated cache at the last decode step
+(4,095 slots live), per chip, on the mesh the sampler derives from the run's all-fsdp training mesh
+(`policy.sharding.sampling_mesh`: tensor over the 8 KV heads, rows over 4) beside the training mesh
+itself (no tensor axis: every chip reads the whole model), compiled with memory-space assignment off
+so that the count is HBM traffic (with it on, XLA also counts the VMEM side of every weight prefetch).
+Layers are unscanned there: the cost analysis counts a while-loop body once, so a scanned model would
+undercount them. On TPU decode attention is the flash-decoding kernel (`policy.decode_attention`),
+counted by its cost estimate: every slot of the cache it is given (it fetches only live blocks).
 The host's last-level cache size is printed; where the whole model fits in it, the DRAM weights-read
 limit is no limit and is not reported.
 
@@ -317,7 +319,7 @@ def decode_traffic(figures: dict) -> None:
         print("  8B on v5p-64: libtpu not installed, skipped")
         return
     before = tpu_8b_decode_cost(regroup=False)
-    run = "8B bf16, v5p-64 (32 chips), 32 prompts x 8 samples, 4,096 prompt + 4,095 generated slots (last slot)"
+    run = "8B bf16, v5p-64 (32 chips), 32 prompts x 8 samples, 4,096 prompt + 4,095 generated slots (last step)"
     print_cost(f"{run}, training mesh {before['mesh']} (no tensor axis), per chip", before)
     print_cost(f"{run}, sampling mesh {tpu['mesh']}, per chip", tpu)
     print(f"  sampling mesh over training mesh: x{tpu['bytes'] / before['bytes']:.3f} bytes per chip per token")

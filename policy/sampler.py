@@ -16,7 +16,9 @@ Why this shape:
     per layer; the stacked cache of scanned layers is carried through the scan). Attention spans the
     prompt bucket plus the generated slots of the current decode bucket only: the loop runs in
     phases of growing generated-cache size (`decode_buckets`), each a `jax.lax.while_loop`, and the
-    cache is padded once between phases. Every loop exits as soon as every row has stopped.
+    cache is padded once between phases. Every loop exits as soon as every row has stopped. On TPU the
+    attention is a flash-decoding kernel (`policy.decode_attention`): scores stay on chip and blocks
+    past the last generated slot are not read.
   * Each row's M-RoPE position is `n_real + rope_delta + s` (n_real = real prompt tokens, see
     `policy.rope_index`), so left- or right-padded prompts need no shared end index. A stopped row
     keeps feeding pad tokens whose outputs are discarded.

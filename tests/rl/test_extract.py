@@ -1,5 +1,4 @@
 """Code extraction from completions: which block wins, fallbacks, SVG repair, hostile input."""
-import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -175,12 +174,11 @@ HOSTILE = [
 ]
 
 
+@pytest.mark.timeout(300)  # a hang guard, not a speed claim: backtracking on MBs of input never finishes
 @pytest.mark.parametrize("index", range(len(HOSTILE)))
-def test_hostile_inputs_finish_fast_and_never_raise(index):
+def test_hostile_inputs_finish_and_never_raise(index):
     text = HOSTILE[index]
-    start = time.perf_counter()
     for kind in ("chart", "table", "svg"):
         got = extract_code(kind, text)
         assert (got.code is None) == (got.problem is not None)
         assert got.problem is None or not got.problem.startswith("internal error")
-    assert time.perf_counter() - start < 15  # linear scans: ~1 s per MB per kind on a busy 2-core box
