@@ -104,11 +104,14 @@ def _part_on_shard(q, k, v, keep, layer, limit, *, scale: float, interpret: bool
     """One shard: q [X,K,m,D]; k, v [L,X,K,S,D] (S a multiple of 128); keep [X,S] or None; layer, limit
     int32 scalars."""
     X, K, m, D = q.shape
-    L, _, _, S, _ = k.shape
+    S = k.shape[3]
     block = next(b for b in _BLOCKS if S % b == 0)
 
+    def live_block(s, limit_ref):  # blocks past the last kept slot map to it: the pipeline fetches nothing new
+        return jnp.minimum(s, jnp.maximum(limit_ref[0] - 1, 0) // block)
+
     def kv_index(x, h, s, layer_ref, limit_ref):
-        return layer_ref[0], x, h, jnp.minimum(s, jnp.maximum(limit_ref[0] - 1, 0) // block), 0
+        return layer_ref[0], x, h, live_block(s, limit_ref), 0
 
     sq = pl.Squeezed()
     in_specs = [pl.BlockSpec((sq, sq, m, D), lambda x, h, s, *_: (x, h, 0, 0)),
@@ -117,7 +120,7 @@ def _part_on_shard(q, k, v, keep, layer, limit, *, scale: float, interpret: bool
     args = [q, k, v]
     if keep is not None:
         in_specs.append(pl.BlockSpec((sq, 1, block), lambda x, h, s, layer_ref, limit_ref: (
-            x, 0, jnp.minimum(s, jnp.maximum(limit_ref[0] - 1, 0) // block))))
+            x, 0, live_block(s, limit_ref))))
         args.append(keep.astype(jnp.int32)[:, None, :])
     stat = pl.BlockSpec((sq, sq, m, _LANES), lambda x, h, s, *_: (x, h, 0, 0))
     width = jnp.dtype(k.dtype).itemsize
