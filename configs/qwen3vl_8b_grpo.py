@@ -46,8 +46,9 @@ def get_config(kind: str = "chart") -> ml_collections.ConfigDict:
     c.judge.max_new_tokens = 4096
     # Pairs per host per judge call, sized for decode: 32 x 8 hosts = 256 pairs a call, 8 calls for a step's 2,048
     # samples; each chip of the sampling mesh (1, 4, 8) decodes 64 rows against its eighth of the weights
-    # (launch.aot, v5p-64: judge decode 128 s a step at 32, 195 s at 8; the prefill of 32 pairs peaks at 76.1 GiB
-    # + 5.6 resident, within the 85.5 GiB limit; at 8 pairs a call the weights are re-read for 16 rows a chip).
+    # (launch.aot, v5p-64: judge decode 120 s a step at 32 with the decode kernel, 195 s at 8 before it; the prefill
+    # of 32 pairs peaks at 76.1 GiB + 5.6 resident, within the 85.5 GiB limit; at 8 pairs a call the weights are
+    # re-read for 16 rows a chip).
     c.judge.batch_size = 32
 
     c.max_side = 1024
