@@ -165,6 +165,14 @@ class DecodeCache:
         return k.shape[-2]
 
 
+def _write_token(gen_kv, k, v, step, layer=None):
+    """This token's keys/values k, v [N,K,1,D] into generated slot `step` of gen_kv (k, v) [N,K,S,D], or of
+    layer `layer` of the stacked [L,N,K,S,D] caches, in place."""
+    if layer is None:
+        return tuple(jax.lax.dynamic_update_slice(c, x, (0, 0, step, 0)) for c, x in zip(gen_kv, (k, v)))
+    return tuple(jax.lax.dynamic_update_slice(c, x[None], (layer, 0, 0, step, 0)) for c, x in zip(gen_kv, (k, v)))
+
+
 def _write_rows(buf, chunk, index, axis: int = 1):
     """Per-row dynamic_update_slice along `axis` (of buf): buf[b, ..., index[b]:index[b]+C, ...] = chunk[b]."""
     if chunk.shape[axis] == buf.shape[axis]:  # a chunk as long as the buffer can only start at 0
@@ -239,8 +247,7 @@ class Attention(nnx.Module):
         if stacked:
             k_gen, v_gen = gk[layer], gv[layer]
         else:
-            gk = jax.lax.dynamic_update_slice(gk, k, (0, 0, step, 0))
-            gv = jax.lax.dynamic_update_slice(gv, v, (0, 0, step, 0))
+            gk, gv = _write_token((gk, gv), k, v, step, layer)
             k_gen, v_gen = gk, gv
         pk, pv = prompt_kv if layer is None else (prompt_kv[0][layer], prompt_kv[1][layer])
         B, K, Tp, D = pk.shape
@@ -273,8 +280,7 @@ class Attention(nnx.Module):
             e_new = jnp.exp(s_new - top)
             total = total + e_new
             out = out + e_new.astype(q.dtype)[..., None].astype(f32) * v[:, :, 0].astype(q.dtype)[:, :, None, :]
-            gk = jax.lax.dynamic_update_slice(gk, k[None], (layer, 0, 0, step, 0))
-            gv = jax.lax.dynamic_update_slice(gv, v[None], (layer, 0, 0, step, 0))
+            gk, gv = _write_token((gk, gv), k, v, step, layer)
         out = (out / total[..., None]).astype(q.dtype)
         return self.o(out.reshape(N, 1, K * g, D)), (gk, gv)
 
@@ -293,8 +299,7 @@ class Attention(nnx.Module):
         parts = [Part(*(x.reshape(B, K, G, g, *x.shape[3:]).swapaxes(1, 2).reshape(N, K, g, *x.shape[3:])
                         for x in prompt))]
         if layer is None:
-            gk = jax.lax.dynamic_update_slice(gk, k, (0, 0, step, 0))
-            gv = jax.lax.dynamic_update_slice(gv, v, (0, 0, step, 0))
+            gk, gv = _write_token((gk, gv), k, v, step, layer)
             parts.append(attend_part(qn, gk, gv, scale=self.scale, limit=step + 1))
         else:
             parts.append(attend_part(qn, gk, gv, scale=self.scale, limit=step, layer=layer))
@@ -302,8 +307,7 @@ class Attention(nnx.Module):
                                preferred_element_type=jnp.float32) * self.scale
             new_value = jnp.broadcast_to(v.astype(jnp.float32), (N, K, g, D))
             parts.append(Part(new_value, s_new, jnp.ones_like(s_new)))
-            gk = jax.lax.dynamic_update_slice(gk, k[None], (layer, 0, 0, step, 0))
-            gv = jax.lax.dynamic_update_slice(gv, v[None], (layer, 0, 0, step, 0))
+            gk, gv = _write_token((gk, gv), k, v, step, layer)
         out = join(parts).astype(q.dtype)
         return self.o(out.reshape(N, 1, K * g, D)), (gk, gv)
 
